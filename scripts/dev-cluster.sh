@@ -7,5 +7,5 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 PATCHWAVE_CONTROLPLANE_BIN=$("$root/tests/controlplane/build.sh")
 export PATCHWAVE_CONTROLPLANE_BIN
-cd "$root"
-exec cargo run --quiet --bin patchwave-devcluster -- "$@"
+# --manifest-path rather than cd: relative paths in the arguments stay relative to the caller.
+exec cargo run --quiet --manifest-path "$root/Cargo.toml" --bin patchwave-devcluster -- "$@"

@@ -1,5 +1,7 @@
 //! The CRD YAML under crds/ is generated from the Rust types; this fails when it is stale.
 
+#![allow(clippy::unwrap_used)] // test helpers fail loudly by design
+
 use std::path::Path;
 
 #[test]
@@ -28,7 +30,10 @@ fn checked_in_crds_equal_what_the_types_generate() {
     on_disk.sort();
     let mut generated: Vec<String> = expected.iter().map(|(f, _)| f.to_string()).collect();
     generated.sort();
-    assert_eq!(on_disk, generated, "crds/ holds files the types do not generate");
+    assert_eq!(
+        on_disk, generated,
+        "crds/ holds files the types do not generate"
+    );
 }
 
 #[test]
@@ -38,13 +43,27 @@ fn every_kind_is_namespaced_in_the_patchwave_category_with_status() {
         assert_eq!(crd.spec.scope, "Namespaced", "{file}");
         let categories = crd.spec.names.categories.clone().unwrap_or_default();
         assert!(categories.contains(&"patchwave".to_owned()), "{file}");
-        assert!(!crd.spec.names.short_names.clone().unwrap_or_default().is_empty(), "{file}");
+        assert!(
+            !crd.spec
+                .names
+                .short_names
+                .clone()
+                .unwrap_or_default()
+                .is_empty(),
+            "{file}"
+        );
         let version = &crd.spec.versions[0];
         assert_eq!(version.name, "v1alpha1");
         let subresources = version.subresources.as_ref().expect("subresources");
-        assert!(subresources.status.is_some(), "{file} has a status subresource");
         assert!(
-            version.additional_printer_columns.as_ref().is_some_and(|c| c.len() >= 4),
+            subresources.status.is_some(),
+            "{file} has a status subresource"
+        );
+        assert!(
+            version
+                .additional_printer_columns
+                .as_ref()
+                .is_some_and(|c| c.len() >= 4),
             "{file} has printer columns"
         );
     }

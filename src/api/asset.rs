@@ -31,15 +31,46 @@ pub const MAX_ROLLOUT_RECORDS: usize = 32;
     shortname = "ast",
     category = "patchwave",
     printcolumn(name = "OS", type_ = "string", json_path = ".spec.osFamily"),
-    printcolumn(name = "Criticality", type_ = "string", json_path = ".spec.criticality"),
-    printcolumn(name = "Role", type_ = "string", json_path = ".spec.role", priority = 1),
+    printcolumn(
+        name = "Criticality",
+        type_ = "string",
+        json_path = ".spec.criticality"
+    ),
+    printcolumn(
+        name = "Role",
+        type_ = "string",
+        json_path = ".spec.role",
+        priority = 1
+    ),
     printcolumn(name = "Hold", type_ = "boolean", json_path = ".spec.hold"),
-    printcolumn(name = "Missing", type_ = "integer", json_path = ".status.missingUpdates", description = "Updates the agent reports as available and not yet installed"),
+    printcolumn(
+        name = "Missing",
+        type_ = "integer",
+        json_path = ".status.missingUpdates",
+        description = "Updates the agent reports as available and not yet installed"
+    ),
     printcolumn(name = "State", type_ = "string", json_path = ".status.state"),
-    printcolumn(name = "Reachable", type_ = "string", json_path = ".status.conditions[?(@.type==\"Reachable\")].status"),
-    printcolumn(name = "Heartbeat", type_ = "date", json_path = ".status.reported.lastHeartbeat"),
-    printcolumn(name = "Owner", type_ = "string", json_path = ".spec.owner", priority = 1),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Reachable",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Reachable\")].status"
+    ),
+    printcolumn(
+        name = "Heartbeat",
+        type_ = "date",
+        json_path = ".status.reported.lastHeartbeat"
+    ),
+    printcolumn(
+        name = "Owner",
+        type_ = "string",
+        json_path = ".spec.owner",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct AssetSpec {
@@ -320,7 +351,9 @@ pub struct Operation {
 }
 
 /// An update at an exact version.
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateRef {
     /// Update identifier.

@@ -22,7 +22,20 @@ pub const DURATION_PATTERN: &str = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"
 
 /// How much harm an asset's outage does to the business. Orders patching within a ring
 /// (Critical first) and selects which assets need a per-asset approval.
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[derive(
+    Serialize,
+    Deserialize,
+    JsonSchema,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Default,
+)]
 pub enum Criticality {
     /// Business stops without it: domain controllers, ERP. Manually approved by default.
     Critical,
@@ -37,7 +50,20 @@ pub enum Criticality {
 
 /// Severity of an update, as the vendor rates it (MSRC and Red Hat use these four words;
 /// Debian and macOS updates without a rating are `Unspecified`).
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[derive(
+    Serialize,
+    Deserialize,
+    JsonSchema,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Default,
+)]
 pub enum Severity {
     /// Exploitable without user interaction; patch within days.
     Critical,
@@ -54,7 +80,20 @@ pub enum Severity {
 
 /// What kind of change an update is. Backends map their own vocabulary onto these
 /// (apt security pocket -> Security, dnf updateinfo types, Windows Update classifications).
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[derive(
+    Serialize,
+    Deserialize,
+    JsonSchema,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Default,
+)]
 pub enum Classification {
     /// Fixes a vulnerability (usually has CVE ids).
     Security,
@@ -208,8 +247,11 @@ impl JsonSchema for IntOrPercent {
     }
 
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        // maxLength bounds the estimated cost of the CEL rules that check the percent form
+        // ("100%" is the longest valid string); without it the API server refuses the CRD.
         json_schema!({
             "x-kubernetes-int-or-string": true,
+            "maxLength": 4,
         })
     }
 }
@@ -257,7 +299,10 @@ mod tests {
                 IntOrPercent::Int(7)
             ]
         );
-        assert_eq!(serde_json::to_string(&values).unwrap(), r#"[3,"25%","0%",7]"#);
+        assert_eq!(
+            serde_json::to_string(&values).unwrap(),
+            r#"[3,"25%","0%",7]"#
+        );
         let err = serde_yaml::from_str::<IntOrPercent>("'150%'").unwrap_err();
         assert!(err.to_string().contains("between 0% and 100%"), "{err}");
     }

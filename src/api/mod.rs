@@ -4,6 +4,10 @@
 //! YAML. Everything the schema and CEL can check is checked by the API server; what they cannot
 //! (cron expressions, time zone names, references between objects) is checked by the engine.
 
+// Several `printcolumn(type_ = "string", ...)` in one `#[kube]` derive look like duplicated
+// attributes to clippy; they are separate columns.
+#![allow(clippy::duplicated_attributes)]
+
 pub mod asset;
 pub mod common;
 pub mod crds;

@@ -5,7 +5,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    Classification, Condition, Criticality, IntOrPercent, LabelSelector, RebootPolicy, Severity, Time,
+    Classification, Condition, Criticality, IntOrPercent, LabelSelector, RebootPolicy, Severity,
+    Time,
 };
 
 /// What to install on which assets, in which waves (Rings), with which deadlines.
@@ -26,12 +27,38 @@ use super::common::{
     printcolumn(name = "Priority", type_ = "integer", json_path = ".spec.priority"),
     printcolumn(name = "Rings", type_ = "string", json_path = ".spec.rings"),
     printcolumn(name = "Suspended", type_ = "boolean", json_path = ".spec.suspend"),
-    printcolumn(name = "Assets", type_ = "integer", json_path = ".status.matchedAssets"),
-    printcolumn(name = "Pending", type_ = "integer", json_path = ".status.pendingUpdates", description = "Approved updates missing on matched assets"),
-    printcolumn(name = "Overdue", type_ = "integer", json_path = ".status.overdueUpdates", description = "Missing updates past their deadline"),
-    printcolumn(name = "Rollout", type_ = "string", json_path = ".status.activeRollout"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Assets",
+        type_ = "integer",
+        json_path = ".status.matchedAssets"
+    ),
+    printcolumn(
+        name = "Pending",
+        type_ = "integer",
+        json_path = ".status.pendingUpdates",
+        description = "Approved updates missing on matched assets"
+    ),
+    printcolumn(
+        name = "Overdue",
+        type_ = "integer",
+        json_path = ".status.overdueUpdates",
+        description = "Missing updates past their deadline"
+    ),
+    printcolumn(
+        name = "Rollout",
+        type_ = "string",
+        json_path = ".status.activeRollout"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct PatchPolicySpec {

@@ -18,13 +18,34 @@ use super::common::{Condition, IntOrPercent, LabelSelector};
     status = "RingStatus",
     shortname = "rg",
     category = "patchwave",
-    printcolumn(name = "Size", type_ = "integer", json_path = ".status.size", description = "Assets selected by this ring"),
-    printcolumn(name = "Max-Concurrent", type_ = "string", json_path = ".spec.maxConcurrent"),
-    printcolumn(name = "Failure-Threshold", type_ = "string", json_path = ".spec.failureThreshold"),
+    printcolumn(
+        name = "Size",
+        type_ = "integer",
+        json_path = ".status.size",
+        description = "Assets selected by this ring"
+    ),
+    printcolumn(
+        name = "Max-Concurrent",
+        type_ = "string",
+        json_path = ".spec.maxConcurrent"
+    ),
+    printcolumn(
+        name = "Failure-Threshold",
+        type_ = "string",
+        json_path = ".spec.failureThreshold"
+    ),
     printcolumn(name = "Bake", type_ = "string", json_path = ".spec.bakeTime"),
     printcolumn(name = "Approval", type_ = "string", json_path = ".spec.approval"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct RingSpec {

@@ -27,13 +27,45 @@ use super::common::{Classification, Condition, Severity, Signature, Time};
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     printcolumn(name = "Ring", type_ = "string", json_path = ".status.currentRing"),
     printcolumn(name = "Total", type_ = "integer", json_path = ".status.summary.total"),
-    printcolumn(name = "Succeeded", type_ = "integer", json_path = ".status.summary.succeeded"),
-    printcolumn(name = "Failed", type_ = "integer", json_path = ".status.summary.failed"),
-    printcolumn(name = "In-Flight", type_ = "integer", json_path = ".status.summary.inFlight", priority = 1),
-    printcolumn(name = "Updates", type_ = "integer", json_path = ".status.summary.updates", priority = 1),
-    printcolumn(name = "Paused", type_ = "boolean", json_path = ".spec.paused", priority = 1),
-    printcolumn(name = "Message", type_ = "string", json_path = ".status.message", priority = 1),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Succeeded",
+        type_ = "integer",
+        json_path = ".status.summary.succeeded"
+    ),
+    printcolumn(
+        name = "Failed",
+        type_ = "integer",
+        json_path = ".status.summary.failed"
+    ),
+    printcolumn(
+        name = "In-Flight",
+        type_ = "integer",
+        json_path = ".status.summary.inFlight",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Updates",
+        type_ = "integer",
+        json_path = ".status.summary.updates",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Paused",
+        type_ = "boolean",
+        json_path = ".spec.paused",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Message",
+        type_ = "string",
+        json_path = ".status.message",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[x_kube(
     validation = Rule::new("!has(oldSelf.abort) || has(self.abort)").message("abort cannot be withdrawn: an aborted rollout stays aborted; the policy creates a new rollout").field_path(".abort"),

@@ -28,8 +28,17 @@ use super::common::{Condition, LabelSelector, Time};
     printcolumn(name = "Time-Zone", type_ = "string", json_path = ".spec.timeZone"),
     printcolumn(name = "Open", type_ = "boolean", json_path = ".status.open"),
     printcolumn(name = "Next-Open", type_ = "date", json_path = ".status.nextOpen"),
-    printcolumn(name = "Next-Close", type_ = "date", json_path = ".status.nextClose", priority = 1),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Next-Close",
+        type_ = "date",
+        json_path = ".status.nextClose",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[x_kube(
     validation = Rule::new("has(self.schedule) != has(self.start)").message("set either schedule (a recurring window) or start and end (a one-off window), exactly one of the two").field_path(".schedule"),

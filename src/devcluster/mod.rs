@@ -342,6 +342,9 @@ impl LocalControlPlane {
                 format!("--secure-port={port}"),
                 "--bind-address=127.0.0.1".to_owned(),
                 "--advertise-address=127.0.0.1".to_owned(),
+                // 1.37 refuses a loopback advertise address with the default (lease) endpoint
+                // reconciler; nothing in-cluster needs the `kubernetes` Service endpoints.
+                "--endpoint-reconciler-type=none".to_owned(),
                 format!("--cert-dir={}", pki.display()),
                 format!("--tls-cert-file={}", pki_file("apiserver.crt")),
                 format!("--tls-private-key-file={}", pki_file("apiserver.key")),
@@ -447,7 +450,7 @@ impl LocalControlPlane {
         Ok(())
     }
 
-    /// The admin kubeconfig (user `patchwave-admin` in `system:masters`, credentials embedded).
+    /// Path of the admin kubeconfig file (in the temporary directory, credentials embedded).
     pub fn kubeconfig_path(&self) -> &Path {
         &self.kubeconfig_path
     }

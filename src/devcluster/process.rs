@@ -38,7 +38,7 @@ server=$!
   i=0
   while kill -0 "$server" 2>/dev/null; do
     i=$((i+1))
-    if [ "$i" -ge 100 ]; then kill -KILL "$server" 2>/dev/null; break; fi
+    if [ "$i" -ge 30 ]; then kill -KILL "$server" 2>/dev/null; break; fi
     sleep 0.1
   done
 ) &
@@ -58,8 +58,9 @@ exit "$status"
 "#;
 
 /// How long [`Supervised::stop`] waits for the wrapper before killing it. The watcher itself
-/// escalates to SIGKILL after 10 seconds.
-const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+/// escalates to SIGKILL after 3 seconds (the data is throw-away; when the owner dies, etcd and
+/// the apiserver get SIGTERM together and wait for each other until then).
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A server process started under the lifeline wrapper.
 #[derive(Debug)]
@@ -155,7 +156,7 @@ impl Supervised {
         }
     }
 
-    /// Stops the server (SIGTERM, then SIGKILL after 10 s) and waits for it. Idempotent.
+    /// Stops the server (SIGTERM, then SIGKILL after 3 s) and waits for it. Idempotent.
     pub fn stop(&mut self) {
         drop(self.lifeline.take());
         if self.exit.is_some() {
