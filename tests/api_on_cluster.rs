@@ -228,6 +228,10 @@ async fn kubectl_explain_shows_the_field_docs() {
                 .unwrap(),
             &format!("kubectl explain {path}"),
         )
+        // kubectl wraps the text at its own width.
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
     };
     let text = explain("ring.spec.maxConcurrent");
     assert!(text.contains("rounded up, minimum 1"), "{text}");

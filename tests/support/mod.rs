@@ -164,7 +164,29 @@ pub fn install_crds(dir: impl AsRef<Path>) {
         "--all",
         "--timeout=60s",
     ]));
+    // Established is not the end: discovery and the published OpenAPI (what `kubectl get
+    // <category>` and `kubectl explain` read) follow a moment later.
+    let names = run(plane
+        .kubectl()
+        .args(["get", "-f"])
+        .arg(&dir)
+        .args(["-o", "name"]));
+    for crd in names.lines() {
+        let plural = crd.trim_start_matches("customresourcedefinition.apiextensions.k8s.io/");
+        wait_until_succeeds(|| plane.kubectl().args(["explain", plural]).output());
+    }
     installed.insert(dir);
+}
+
+/// Runs `command` until it exits successfully, at most 60 times a second apart.
+fn wait_until_succeeds(command: impl Fn() -> std::io::Result<std::process::Output>) {
+    for _ in 0..60 {
+        if command().is_ok_and(|output| output.status.success()) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    panic!("still failing after 60 s");
 }
 
 /// [`install_crds`] with the repository's `crds/` directory.
