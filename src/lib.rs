@@ -4,5 +4,6 @@
 //! - [`devcluster`]: a local etcd + kube-apiserver for tests, the demo and people.
 
 pub mod api;
+pub mod cli;
 pub mod devcluster;
 pub mod engine;

@@ -172,7 +172,7 @@ pub struct UpdateFilter {
     pub exclude: Vec<String>,
 
     /// Approve only updates released at least this many days ago (0 to 365, default 0).
-    /// Updates with an unknown release date are treated as released when first reported.
+    /// Updates whose agent reports no release date are approved without deferral.
     #[schemars(range(min = 0, max = 365))]
     #[serde(default)]
     pub defer_days: i32,

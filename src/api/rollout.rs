@@ -197,7 +197,9 @@ pub enum RolloutPhase {
     WaitingForWindow,
     /// The current ring finished; the next starts when the bake time has passed.
     Baking,
-    /// A ring's failures exceeded its threshold (or a person paused it); nothing new starts.
+    /// A ring's failures exceeded its threshold; nothing new starts until a person resumes
+    /// the ring (`spec.resumes`) or aborts the rollout. (A paused rollout keeps its phase and
+    /// shows the Paused condition.)
     Halted,
     /// The halted ring's patched assets are being rolled back.
     RollingBack,
@@ -324,6 +326,10 @@ pub struct RingProgress {
     /// How many times this ring halted; a resume answers the latest.
     #[serde(default)]
     pub halts: i32,
+    /// Failures a person accepted by resuming after a halt: the threshold applies to the
+    /// failures beyond these.
+    #[serde(default)]
+    pub accepted_failures: i32,
     /// Names of the failed assets (at most 100 listed).
     #[schemars(length(max = 100))]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -6,5 +6,27 @@
 
 pub mod duration;
 pub mod errors;
+pub mod evaluate;
 pub mod selector;
+pub mod simulation;
+pub mod updates;
+pub mod validation;
 pub mod windows;
+
+use crate::api::{Asset, MaintenanceWindow, PatchPolicy, PatchRollout, Ring};
+
+/// Every object of one namespace the engine decides over. The operator fills it from its
+/// caches, the offline commands from YAML files.
+#[derive(Clone, Debug, Default)]
+pub struct Inventory {
+    /// PatchPolicies of the namespace.
+    pub policies: Vec<PatchPolicy>,
+    /// Rings of the namespace.
+    pub rings: Vec<Ring>,
+    /// MaintenanceWindows of the namespace.
+    pub windows: Vec<MaintenanceWindow>,
+    /// Assets of the namespace, with the agents' reported status.
+    pub assets: Vec<Asset>,
+    /// PatchRollouts of the namespace, with their status.
+    pub rollouts: Vec<PatchRollout>,
+}

@@ -1,0 +1,1727 @@
+//! One evaluation of a namespace: what happens next, and when the answer could next change.
+//!
+//! [`evaluate`] reads the objects and `now` and returns decisions; it never changes anything.
+//! The operator writes the decisions to the API server, `simulate` applies them to objects in
+//! memory and advances virtual time, `plan` forecasts with the same loop. Everything the
+//! engine needs to continue lives in the objects themselves (per-asset rollout records and
+//! the rollout status), so an evaluation after a restart picks up exactly where the last one
+//! stopped, and the deterministic operation ids make a repeated decision harmless.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use jiff::{SignedDuration, Timestamp};
+use serde::Serialize;
+
+use super::Inventory;
+use super::duration::parse_duration;
+use super::selector::CompiledSelector;
+use super::updates::{CompiledFilter, content_hash, deadline};
+use super::validation::{self, Problem};
+use super::windows::{self, StartPermission, WindowSchedule};
+use crate::api::asset::{AssetRolloutRecord, Operation, OperationPhase, UpdateRef};
+use crate::api::policy::FailureAction;
+use crate::api::ring::RingApproval;
+use crate::api::rollout::{FrozenUpdate, RingPhase, RingProgress, RolloutPhase, RolloutSummary};
+use crate::api::window::WindowType;
+use crate::api::{
+    Condition, Criticality, IntOrPercent, OperationAction, PatchPolicy, PatchRollout,
+    PatchRolloutSpec, PatchRolloutStatus, RingSpec, Rounding, Time,
+};
+
+/// Operation timeout used when a rollout's policy is gone or its timeout does not parse.
+const DEFAULT_OPERATION_TIMEOUT: SignedDuration = SignedDuration::from_hours(2);
+/// At most this many failed assets are named in a ring's status.
+const MAX_LISTED_FAILURES: usize = 100;
+
+/// What the engine decided.
+#[derive(Clone, Debug, Default)]
+pub struct Evaluation {
+    /// Problems with objects; invalid objects take no part in decisions.
+    pub problems: Vec<Problem>,
+    /// Rollouts to create (name, spec; the caller sets namespace and creation time).
+    pub created_rollouts: Vec<PatchRollout>,
+    /// The status every non-terminal rollout (and every created one) should have now.
+    pub rollout_statuses: BTreeMap<String, PatchRolloutStatus>,
+    /// Operations to hand to agents, with the record to add to the asset.
+    pub operations: Vec<IssuedOperation>,
+    /// Results to record on assets (the agent reported one, or the operation timed out).
+    pub outcomes: Vec<RecordedOutcome>,
+    /// Decisions a person would want to see, in the order they were taken.
+    pub events: Vec<Event>,
+    /// Where each asset stands under each policy that governs it.
+    pub assets: Vec<AssetView>,
+    /// The next instant at which the decision could differ without any object changing
+    /// (a window opens or reaches its cutoff, a bake ends, an operation times out, a deferral
+    /// ends). `None`: nothing changes until an object does.
+    pub next_change: Option<Timestamp>,
+}
+
+/// An operation the engine issues to an asset's agent.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IssuedOperation {
+    /// Asset name.
+    pub asset: String,
+    /// What the agent must do (goes to `status.operation`).
+    pub operation: Operation,
+    /// The record to add to (or replace in) the asset's `status.rollouts`.
+    pub record: AssetRolloutRecord,
+}
+
+/// The end of an operation, to be written into the asset's rollout record.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordedOutcome {
+    /// Asset name.
+    pub asset: String,
+    /// The rollout record to update.
+    pub rollout: String,
+    /// The operation that ended.
+    pub operation_id: String,
+    /// Succeeded, Failed or NoResponse.
+    pub phase: OperationPhase,
+    /// When it ended (the agent's finish time, or the timeout).
+    pub finished_at: Timestamp,
+    /// The agent's message, or why it counts as failed.
+    pub message: Option<String>,
+}
+
+/// Kinds of engine events; the names are part of `simulate -o json`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum EventType {
+    RolloutCreated,
+    RingStarted,
+    OperationStarted,
+    OperationSucceeded,
+    OperationFailed,
+    OperationTimedOut,
+    RingCompleted,
+    RingHalted,
+    RolloutHalted,
+    RollbackStarted,
+    RolloutSucceeded,
+    AssetUnscheduled,
+    AssetUnassigned,
+}
+
+/// A decision a person would want to see.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Event {
+    /// When it happened.
+    pub time: Timestamp,
+    /// What happened.
+    #[serde(rename = "type")]
+    pub kind: EventType,
+    /// Policy concerned.
+    pub policy: Option<String>,
+    /// Rollout concerned.
+    pub rollout: Option<String>,
+    /// Ring concerned.
+    pub ring: Option<String>,
+    /// Asset concerned.
+    pub asset: Option<String>,
+    /// One sentence for people.
+    pub message: String,
+}
+
+/// Where an asset stands under one policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum AssetState {
+    /// No update of the policy is missing.
+    UpToDate,
+    /// The policy's rollout patched it.
+    Patched,
+    /// Its operation failed or timed out.
+    Failed,
+    /// Waiting for its turn, its window or an operation in flight.
+    Pending,
+    /// `spec.hold` is set.
+    Held,
+    /// Needs a per-asset approval on the rollout.
+    WaitingForApproval,
+    /// No Allow window selects it (or none ever opens again): never patched.
+    Unscheduled,
+    /// The policy selects it but none of its rings does: never patched.
+    Unassigned,
+}
+
+/// One asset under one governing policy (or under none).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AssetView {
+    /// Asset name.
+    pub name: String,
+    /// Governing policy; `None` when no policy selects the asset.
+    pub policy: Option<String>,
+    /// The ring it belongs to under that policy.
+    pub ring: Option<String>,
+    /// Where it stands.
+    pub state: AssetState,
+    /// The rollout that decides its state, if any.
+    #[serde(skip)]
+    pub rollout: Option<String>,
+    /// The earliest instant it may start an operation, if known and not now.
+    #[serde(skip)]
+    pub next_start: Option<Timestamp>,
+}
+
+/// Decides what happens next in one namespace at `now`.
+pub fn evaluate(inventory: &Inventory, now: Timestamp) -> Evaluation {
+    let problems = validation::validate(inventory);
+    let invalid: HashSet<(&str, &str)> =
+        problems.iter().map(|p| (p.kind, p.name.as_str())).collect();
+    let mut run = Run::new(inventory, &invalid, now);
+    run.process_outcomes();
+    run.assign_assets();
+    run.create_rollouts();
+    run.advance_rollouts();
+    let mut evaluation = run.finish();
+    evaluation.problems = problems;
+    evaluation
+}
+
+/// Whether a rollout phase is final.
+pub fn is_terminal(phase: RolloutPhase) -> bool {
+    matches!(phase, RolloutPhase::Succeeded | RolloutPhase::Aborted)
+}
+
+/// The deterministic name of a policy's rollout for a content hash.
+pub fn rollout_name(policy: &str, revision: &str) -> String {
+    let short = &revision[..revision.len().min(8)];
+    let mut base = policy.to_owned();
+    // Object names are at most 253 characters.
+    base.truncate(253 - short.len() - 1);
+    format!("{base}-{short}")
+}
+
+/// The id of an install or rollback operation: deterministic, so an operator restarted in the
+/// middle of a decision issues the same id and the agent's journal recognises it.
+pub fn operation_id(rollout: &str, asset: &str, action: OperationAction) -> String {
+    let verb = match action {
+        OperationAction::Install => "install",
+        OperationAction::Rollback => "rollback",
+    };
+    format!("{rollout}/{asset}/{verb}")
+}
+
+struct CompiledWindow<'a> {
+    name: &'a str,
+    deny: bool,
+    selector: CompiledSelector,
+    schedule: WindowSchedule,
+}
+
+struct CompiledRing<'a> {
+    spec: &'a RingSpec,
+    selector: CompiledSelector,
+    bake: SignedDuration,
+}
+
+struct CompiledPolicy<'a> {
+    object: &'a PatchPolicy,
+    name: &'a str,
+    selector: CompiledSelector,
+    filter: CompiledFilter,
+    /// `spec.windows` as a set; empty = every Allow window.
+    windows: BTreeSet<&'a str>,
+    budgets: Vec<(CompiledSelector, IntOrPercent)>,
+    timeout: SignedDuration,
+}
+
+/// Per-asset facts computed once per evaluation.
+struct AssetFacts {
+    /// Valid policies selecting the asset, highest priority first (indices into `policies`).
+    policies: Vec<usize>,
+    /// Allow and Deny windows selecting the asset (indices into `windows`).
+    allow: Vec<usize>,
+    deny: Vec<usize>,
+    /// Owning policy of each available update (index into `policies`).
+    owner: Vec<Option<usize>>,
+    /// Rollout records after this evaluation's outcomes, by rollout name.
+    records: BTreeMap<String, AssetRolloutRecord>,
+}
+
+struct Run<'a> {
+    inventory: &'a Inventory,
+    now: Timestamp,
+    windows: Vec<CompiledWindow<'a>>,
+    rings: HashMap<&'a str, CompiledRing<'a>>,
+    policies: Vec<CompiledPolicy<'a>>,
+    facts: Vec<AssetFacts>,
+    asset_index: HashMap<&'a str, usize>,
+    /// Assets with an operation in flight (after outcomes and new starts).
+    in_flight: HashSet<usize>,
+    /// Start permission per (allow windows, deny windows) at `now`.
+    permissions: HashMap<(Vec<usize>, Vec<usize>), StartPermission>,
+    /// Per (asset, policy): ring name, unscheduled, view state inputs.
+    placements: HashMap<(usize, usize), Placement<'a>>,
+    rollouts: Vec<PatchRollout>,
+    out: Evaluation,
+}
+
+#[derive(Clone, Copy)]
+struct Placement<'a> {
+    ring: Option<&'a str>,
+    unscheduled: bool,
+}
+
+impl<'a> Run<'a> {
+    fn new(inventory: &'a Inventory, invalid: &HashSet<(&str, &str)>, now: Timestamp) -> Self {
+        let valid = |kind: &str, name: &str| !invalid.contains(&(kind, name));
+        let windows = inventory
+            .windows
+            .iter()
+            .filter_map(|w| {
+                let name = w.metadata.name.as_deref()?;
+                if !valid("MaintenanceWindow", name) {
+                    return None;
+                }
+                Some(CompiledWindow {
+                    name,
+                    deny: w.spec.type_ == WindowType::Deny,
+                    selector: CompiledSelector::compile(w.spec.selector.as_ref(), "spec.selector")
+                        .ok()?,
+                    schedule: windows::compile(&w.spec).ok()?,
+                })
+            })
+            .collect();
+        let rings = inventory
+            .rings
+            .iter()
+            .filter_map(|r| {
+                let name = r.metadata.name.as_deref()?;
+                if !valid("Ring", name) {
+                    return None;
+                }
+                let compiled = CompiledRing {
+                    spec: &r.spec,
+                    selector: CompiledSelector::compile(Some(&r.spec.selector), "spec.selector")
+                        .ok()?,
+                    bake: parse_duration(&r.spec.bake_time).ok()?,
+                };
+                Some((name, compiled))
+            })
+            .collect();
+        let mut policies: Vec<CompiledPolicy> = inventory
+            .policies
+            .iter()
+            .filter_map(|p| {
+                let name = p.metadata.name.as_deref()?;
+                if !valid("PatchPolicy", name) {
+                    return None;
+                }
+                let budgets = p
+                    .spec
+                    .disruption_budgets
+                    .iter()
+                    .filter_map(|b| {
+                        let selector =
+                            CompiledSelector::compile(Some(&b.selector), "selector").ok()?;
+                        Some((selector, b.max_unavailable))
+                    })
+                    .collect();
+                Some(CompiledPolicy {
+                    object: p,
+                    name,
+                    selector: CompiledSelector::compile(p.spec.selector.as_ref(), "spec.selector")
+                        .ok()?,
+                    filter: CompiledFilter::new(&p.spec.updates),
+                    windows: p.spec.windows.iter().map(String::as_str).collect(),
+                    budgets,
+                    timeout: parse_duration(&p.spec.operation_timeout)
+                        .unwrap_or(DEFAULT_OPERATION_TIMEOUT),
+                })
+            })
+            .collect();
+        policies.sort_by(|a, b| {
+            b.object
+                .spec
+                .priority
+                .cmp(&a.object.spec.priority)
+                .then(a.name.cmp(b.name))
+        });
+        let asset_index = inventory
+            .assets
+            .iter()
+            .enumerate()
+            .filter_map(|(i, a)| Some((a.metadata.name.as_deref()?, i)))
+            .collect();
+        let mut rollouts = inventory.rollouts.clone();
+        rollouts.sort_by(|a, b| {
+            a.metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| t.0)
+                .cmp(&b.metadata.creation_timestamp.as_ref().map(|t| t.0))
+                .then(a.metadata.name.cmp(&b.metadata.name))
+        });
+        Run {
+            inventory,
+            now,
+            windows,
+            rings,
+            policies,
+            facts: Vec::new(),
+            asset_index,
+            in_flight: HashSet::new(),
+            permissions: HashMap::new(),
+            placements: HashMap::new(),
+            rollouts,
+            out: Evaluation::default(),
+        }
+    }
+
+    fn wake_at(&mut self, at: Timestamp) {
+        if at > self.now {
+            self.out.next_change = Some(self.out.next_change.map_or(at, |t| t.min(at)));
+        }
+    }
+
+    fn event(
+        &mut self,
+        kind: EventType,
+        policy: Option<&str>,
+        rollout: Option<&str>,
+        ring: Option<&str>,
+        asset: Option<&str>,
+        message: String,
+    ) {
+        self.out.events.push(Event {
+            time: self.now,
+            kind,
+            policy: policy.map(str::to_owned),
+            rollout: rollout.map(str::to_owned),
+            ring: ring.map(str::to_owned),
+            asset: asset.map(str::to_owned),
+            message,
+        });
+    }
+
+    fn rollout_policy(&self, rollout: &PatchRollout) -> Option<usize> {
+        self.policies
+            .iter()
+            .position(|p| p.name == rollout.spec.policy)
+    }
+
+    /// Computes per-asset facts and records the ends of operations: a result the agent
+    /// reported, or no result by the timeout (NoResponse, which counts as failed).
+    fn process_outcomes(&mut self) {
+        let timeouts: HashMap<&str, SignedDuration> = self
+            .rollouts
+            .iter()
+            .filter_map(|r| {
+                let timeout = self
+                    .rollout_policy(r)
+                    .map_or(DEFAULT_OPERATION_TIMEOUT, |p| self.policies[p].timeout);
+                Some((r.metadata.name.as_deref()?, timeout))
+            })
+            .collect();
+        let mut facts = Vec::with_capacity(self.inventory.assets.len());
+        let mut outcomes = Vec::new();
+        let mut wake = Vec::new();
+        for (index, asset) in self.inventory.assets.iter().enumerate() {
+            let labels = asset.metadata.labels.clone().unwrap_or_default();
+            let policies: Vec<usize> = (0..self.policies.len())
+                .filter(|p| self.policies[*p].selector.matches(&labels))
+                .collect();
+            let (mut allow, mut deny) = (Vec::new(), Vec::new());
+            for (w, window) in self.windows.iter().enumerate() {
+                if window.selector.matches(&labels) {
+                    if window.deny {
+                        deny.push(w)
+                    } else {
+                        allow.push(w)
+                    }
+                }
+            }
+            let available = asset
+                .status
+                .as_ref()
+                .and_then(|s| s.reported.as_ref())
+                .map(|r| r.available_updates.as_slice())
+                .unwrap_or_default();
+            let owner = available
+                .iter()
+                .map(|u| {
+                    policies
+                        .iter()
+                        .copied()
+                        .find(|p| self.policies[*p].filter.selects(u))
+                })
+                .collect();
+            let status = asset.status.as_ref();
+            let mut records: BTreeMap<String, AssetRolloutRecord> = status
+                .map(|s| {
+                    s.rollouts
+                        .iter()
+                        .map(|r| (r.rollout.clone(), r.clone()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let name = asset.metadata.name.clone().unwrap_or_default();
+            let last = status
+                .and_then(|s| s.reported.as_ref())
+                .and_then(|r| r.last_operation.as_ref());
+            for record in records
+                .values_mut()
+                .filter(|r| r.phase == OperationPhase::Running)
+            {
+                let Some(op_id) = record.operation_id.clone() else {
+                    continue;
+                };
+                let reported = last.filter(|l| l.id == op_id && l.phase != OperationPhase::Running);
+                let timeout_at = status
+                    .and_then(|s| s.operation.as_ref())
+                    .filter(|o| o.id == op_id)
+                    .map(|o| o.timeout_at.0)
+                    .or_else(|| {
+                        let started = record.started_at.as_ref()?.0;
+                        let timeout = timeouts
+                            .get(record.rollout.as_str())
+                            .copied()
+                            .unwrap_or(DEFAULT_OPERATION_TIMEOUT);
+                        started.checked_add(timeout).ok()
+                    });
+                let outcome = if let Some(result) = reported {
+                    Some((
+                        result.phase,
+                        result.finished_at.as_ref().map_or(self.now, |t| t.0),
+                        result.message.clone(),
+                    ))
+                } else if let Some(at) = timeout_at.filter(|at| *at <= self.now) {
+                    Some((
+                        OperationPhase::NoResponse,
+                        at,
+                        Some("no result from the agent within the operation timeout".to_owned()),
+                    ))
+                } else {
+                    if let Some(at) = timeout_at {
+                        wake.push(at);
+                    }
+                    None
+                };
+                match outcome {
+                    Some((phase, finished_at, message)) => {
+                        record.phase = phase;
+                        record.finished_at = Some(Time(finished_at));
+                        record.message.clone_from(&message);
+                        outcomes.push(RecordedOutcome {
+                            asset: name.clone(),
+                            rollout: record.rollout.clone(),
+                            operation_id: op_id,
+                            phase,
+                            finished_at,
+                            message,
+                        });
+                    }
+                    None => {
+                        self.in_flight.insert(index);
+                    }
+                }
+            }
+            facts.push(AssetFacts {
+                policies,
+                allow,
+                deny,
+                owner,
+                records,
+            });
+        }
+        self.facts = facts;
+        for at in wake {
+            self.wake_at(at);
+        }
+        for outcome in &outcomes {
+            let policy = self
+                .rollouts
+                .iter()
+                .find(|r| r.metadata.name.as_deref() == Some(outcome.rollout.as_str()))
+                .map(|r| r.spec.policy.clone());
+            let record = self
+                .asset_index
+                .get(outcome.asset.as_str())
+                .and_then(|i| self.facts[*i].records.get(&outcome.rollout));
+            let ring = record.and_then(|r| r.ring.clone());
+            let verb = if record.is_some_and(|r| r.action == OperationAction::Rollback) {
+                "rollback"
+            } else {
+                "operation"
+            };
+            let asset = &outcome.asset;
+            let (kind, message) = match outcome.phase {
+                OperationPhase::Succeeded => (
+                    EventType::OperationSucceeded,
+                    format!("{verb} on {asset} succeeded"),
+                ),
+                OperationPhase::NoResponse => (
+                    EventType::OperationTimedOut,
+                    format!("{verb} on {asset} timed out without a result (counts as failed)"),
+                ),
+                _ => (
+                    EventType::OperationFailed,
+                    format!(
+                        "{verb} on {asset} failed: {}",
+                        outcome
+                            .message
+                            .as_deref()
+                            .unwrap_or("no message from the agent")
+                    ),
+                ),
+            };
+            self.event(
+                kind,
+                policy.as_deref(),
+                Some(&outcome.rollout),
+                ring.as_deref(),
+                Some(asset),
+                message,
+            );
+        }
+        self.out.outcomes = outcomes;
+    }
+
+    fn permission(&mut self, asset: usize, policy: usize) -> StartPermission {
+        let facts = &self.facts[asset];
+        let named = &self.policies[policy].windows;
+        let allow: Vec<usize> = facts
+            .allow
+            .iter()
+            .copied()
+            .filter(|w| named.is_empty() || named.contains(self.windows[*w].name))
+            .collect();
+        let key = (allow, facts.deny.clone());
+        if let Some(permission) = self.permissions.get(&key) {
+            return *permission;
+        }
+        let allow: Vec<&WindowSchedule> =
+            key.0.iter().map(|w| &self.windows[*w].schedule).collect();
+        let deny: Vec<&WindowSchedule> = key.1.iter().map(|w| &self.windows[*w].schedule).collect();
+        let permission = windows::start_permission(&allow, &deny, self.now);
+        self.permissions.insert(key, permission);
+        permission
+    }
+
+    fn first_ring<'r>(
+        &self,
+        ring_names: impl IntoIterator<Item = &'r str>,
+        asset: usize,
+    ) -> Option<&'r str> {
+        let labels = self.inventory.assets[asset].metadata.labels.as_ref();
+        let empty = BTreeMap::new();
+        let labels = labels.unwrap_or(&empty);
+        ring_names.into_iter().find(|name| {
+            self.rings
+                .get(name)
+                .is_some_and(|ring| ring.selector.matches(labels))
+        })
+    }
+
+    /// Places every asset under each policy governing it: its ring, whether any window lets it
+    /// ever start. Reports Unassigned and Unscheduled assets.
+    fn assign_assets(&mut self) {
+        for asset in 0..self.facts.len() {
+            for policy in self.facts[asset].policies.clone() {
+                let spec = &self.policies[policy].object.spec;
+                let ring = self.first_ring(spec.rings.iter().map(String::as_str), asset);
+                let unscheduled = ring.is_some()
+                    && matches!(self.permission(asset, policy), StartPermission::Never);
+                // The placement borrows ring names from the policy object, which outlives the run.
+                let ring: Option<&'a str> = ring.and_then(|r| {
+                    self.policies[policy]
+                        .object
+                        .spec
+                        .rings
+                        .iter()
+                        .find(|n| n.as_str() == r)
+                        .map(String::as_str)
+                });
+                self.placements
+                    .insert((asset, policy), Placement { ring, unscheduled });
+            }
+        }
+    }
+
+    /// The (update index, owning policy) pairs of `asset` that `policy` owns.
+    fn owned_updates(&self, asset: usize, policy: usize) -> impl Iterator<Item = usize> + '_ {
+        self.facts[asset]
+            .owner
+            .iter()
+            .enumerate()
+            .filter(move |(_, owner)| **owner == Some(policy))
+            .map(|(u, _)| u)
+    }
+
+    fn available(&self, asset: usize) -> &'a [crate::api::asset::AvailableUpdate] {
+        self.inventory.assets[asset]
+            .status
+            .as_ref()
+            .and_then(|s| s.reported.as_ref())
+            .map(|r| r.available_updates.as_slice())
+            .unwrap_or_default()
+    }
+
+    /// Freezes each policy's approved missing updates into a rollout when the set changed and
+    /// no rollout of the policy is active.
+    fn create_rollouts(&mut self) {
+        for policy in 0..self.policies.len() {
+            let compiled = &self.policies[policy];
+            if compiled.object.spec.suspend {
+                continue;
+            }
+            let mut frozen: BTreeMap<(String, Option<String>), FrozenUpdate> = BTreeMap::new();
+            let mut wake: Vec<Timestamp> = Vec::new();
+            for asset in 0..self.facts.len() {
+                let Some(placement) = self.placements.get(&(asset, policy)) else {
+                    continue;
+                };
+                if placement.ring.is_none()
+                    || placement.unscheduled
+                    || self.inventory.assets[asset].spec.hold
+                {
+                    continue;
+                }
+                let available = self.available(asset);
+                for u in self.owned_updates(asset, policy) {
+                    let update = &available[u];
+                    match compiled.filter.approved_from(update) {
+                        Some(from) if from > self.now => {
+                            wake.push(from);
+                            continue;
+                        }
+                        _ => {}
+                    }
+                    frozen
+                        .entry((update.id.clone(), update.version.clone()))
+                        .or_insert_with(|| FrozenUpdate {
+                            id: update.id.clone(),
+                            version: update.version.clone(),
+                            title: update.title.clone(),
+                            severity: update.severity,
+                            classification: update.classification,
+                            released_at: update.released_at.clone(),
+                            deadline: deadline(&compiled.object.spec.deadlines, update).map(Time),
+                        });
+                }
+            }
+            for at in wake {
+                self.wake_at(at);
+            }
+            if frozen.is_empty() {
+                continue;
+            }
+            let revision = content_hash(frozen.keys().map(|(id, v)| (id.as_str(), v.as_deref())));
+            let name = self.policies[policy].name;
+            let of_policy: Vec<&PatchRollout> = self
+                .rollouts
+                .iter()
+                .filter(|r| r.spec.policy == name)
+                .collect();
+            let active = of_policy
+                .iter()
+                .any(|r| !is_terminal(r.status.as_ref().map(|s| s.phase).unwrap_or_default()));
+            let latest_same = of_policy
+                .last()
+                .is_some_and(|r| r.spec.revision == revision);
+            if active || latest_same {
+                continue;
+            }
+            let mut rollout_name = rollout_name(name, &revision);
+            if self
+                .rollouts
+                .iter()
+                .any(|r| r.metadata.name.as_deref() == Some(rollout_name.as_str()))
+            {
+                rollout_name = format!("{rollout_name}-{}", of_policy.len() + 1);
+            }
+            let spec = PatchRolloutSpec {
+                policy: name.to_owned(),
+                policy_generation: self.policies[policy]
+                    .object
+                    .metadata
+                    .generation
+                    .unwrap_or_default(),
+                revision,
+                updates: frozen.into_values().collect(),
+                rings: self.policies[policy].object.spec.rings.clone(),
+                approved_rings: Vec::new(),
+                approved_assets: Vec::new(),
+                paused: false,
+                resumes: Vec::new(),
+                abort: None,
+            };
+            let mut rollout = PatchRollout::new(&rollout_name, spec);
+            rollout.metadata.creation_timestamp = Some(Time(self.now));
+            let message = format!(
+                "rollout {rollout_name} created with {} updates through rings {}",
+                rollout.spec.updates.len(),
+                rollout.spec.rings.join(" -> ")
+            );
+            self.event(
+                EventType::RolloutCreated,
+                Some(name),
+                Some(&rollout_name),
+                None,
+                None,
+                message,
+            );
+            self.out.created_rollouts.push(rollout.clone());
+            self.rollouts.push(rollout);
+        }
+    }
+
+    fn advance_rollouts(&mut self) {
+        // Higher-priority policies pick busy assets first; within a policy, older rollouts first.
+        let mut order: Vec<usize> = (0..self.rollouts.len()).collect();
+        order.sort_by_key(|r| {
+            let policy = self.rollout_policy(&self.rollouts[*r]);
+            (policy.unwrap_or(usize::MAX), *r)
+        });
+        for r in order {
+            let phase = self.rollouts[r]
+                .status
+                .as_ref()
+                .map(|s| s.phase)
+                .unwrap_or_default();
+            if is_terminal(phase) {
+                continue;
+            }
+            let rollout = self.rollouts[r].clone();
+            let status = self.advance(&rollout);
+            if let Some(name) = rollout.metadata.name.clone() {
+                self.out.rollout_statuses.insert(name, status);
+            }
+        }
+    }
+
+    /// Members of a rollout: assets with a record for it, and assets its policy governs that
+    /// miss an update of its frozen set that the policy owns on them.
+    fn members(&self, rollout: &PatchRollout, policy: Option<usize>) -> Vec<Member<'a>> {
+        let name = rollout.metadata.name.as_deref().unwrap_or_default();
+        let frozen: HashSet<(&str, Option<&str>)> = rollout
+            .spec
+            .updates
+            .iter()
+            .map(|u| (u.id.as_str(), u.version.as_deref()))
+            .collect();
+        let deadlines: HashMap<(&str, Option<&str>), Option<Timestamp>> = rollout
+            .spec
+            .updates
+            .iter()
+            .map(|u| {
+                (
+                    (u.id.as_str(), u.version.as_deref()),
+                    u.deadline.as_ref().map(|t| t.0),
+                )
+            })
+            .collect();
+        let mut members = Vec::new();
+        for asset in 0..self.facts.len() {
+            let record = self.facts[asset].records.get(name).cloned();
+            let available = self.available(asset);
+            let updates: Vec<usize> = match policy {
+                Some(p) => self
+                    .owned_updates(asset, p)
+                    .filter(|u| {
+                        frozen.contains(&(
+                            available[*u].id.as_str(),
+                            available[*u].version.as_deref(),
+                        ))
+                    })
+                    .collect(),
+                None => Vec::new(),
+            };
+            if record.is_none() && updates.is_empty() {
+                continue;
+            }
+            let ring = match &record {
+                Some(r) => r.ring.clone(),
+                None => self
+                    .first_ring(rollout.spec.rings.iter().map(String::as_str), asset)
+                    .map(str::to_owned),
+            };
+            let Some(ring) = ring else { continue };
+            let earliest_deadline = updates
+                .iter()
+                .filter_map(|u| {
+                    *deadlines
+                        .get(&(available[*u].id.as_str(), available[*u].version.as_deref()))?
+                })
+                .min();
+            members.push(Member {
+                asset,
+                ring,
+                record,
+                updates,
+                earliest_deadline,
+                available,
+            });
+        }
+        members
+    }
+
+    /// Advances one rollout: halts, resumes, ring completion and bake, new operations.
+    fn advance(&mut self, rollout: &PatchRollout) -> PatchRolloutStatus {
+        let name = rollout.metadata.name.clone().unwrap_or_default();
+        let policy = self.rollout_policy(rollout);
+        let policy_name = rollout.spec.policy.clone();
+        let previous = rollout.status.clone().unwrap_or_default();
+        let mut members = self.members(rollout, policy);
+        members.sort_by(|a, b| {
+            a.earliest_deadline
+                .unwrap_or(Timestamp::MAX)
+                .cmp(&b.earliest_deadline.unwrap_or(Timestamp::MAX))
+                .then(self.criticality(a.asset).cmp(&self.criticality(b.asset)))
+                .then(self.asset_name(a.asset).cmp(self.asset_name(b.asset)))
+        });
+        let aborted = rollout.spec.abort.is_some();
+        let paused = rollout.spec.paused;
+        let suspended = policy.is_none_or(|p| self.policies[p].object.spec.suspend);
+        let rollback_on_failure = policy
+            .is_some_and(|p| self.policies[p].object.spec.on_failure == FailureAction::Rollback);
+        let approved_rings: HashSet<&str> = rollout
+            .spec
+            .approved_rings
+            .iter()
+            .map(|a| a.name.as_str())
+            .collect();
+        let approved_assets: HashSet<&str> = rollout
+            .spec
+            .approved_assets
+            .iter()
+            .map(|a| a.name.as_str())
+            .collect();
+        let manual: Vec<Criticality> = policy
+            .map(|p| self.policies[p].object.spec.manual_approval.clone())
+            .unwrap_or_default();
+
+        let mut rings_out: Vec<RingProgress> = Vec::new();
+        let mut gate: Option<Timestamp> = rollout
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| t.0)
+            .or(Some(self.now));
+        let mut halted_ring: Option<String> = None;
+        let mut rolling_back = false;
+        let mut blocked_by_window = false;
+        let mut waiting_for_approval = false;
+        let mut stalled: Option<String> = None;
+        let mut started_at: Option<Timestamp> = None;
+
+        for ring_name in &rollout.spec.rings {
+            let prev = previous
+                .rings
+                .iter()
+                .find(|r| &r.name == ring_name)
+                .cloned()
+                .unwrap_or_default();
+            let mut progress = RingProgress {
+                name: ring_name.clone(),
+                halts: prev.halts,
+                accepted_failures: prev.accepted_failures,
+                ..RingProgress::default()
+            };
+            let Some(ring) = self.rings.get(ring_name.as_str()) else {
+                stalled.get_or_insert_with(|| {
+                    format!("ring {ring_name} does not exist or is invalid")
+                });
+                progress.phase = RingPhase::Pending;
+                rings_out.push(progress);
+                gate = None;
+                continue;
+            };
+            let (spec, bake) = (ring.spec, ring.bake);
+            let ring_members: Vec<&Member> =
+                members.iter().filter(|m| &m.ring == ring_name).collect();
+            let total = count(ring_members.len());
+            let mut failed_assets = Vec::new();
+            let mut rollback_candidates = Vec::new();
+            let mut pending = Vec::new();
+            let mut finished: Option<Timestamp> = None;
+            let mut any_record = false;
+            for member in &ring_members {
+                let asset_name = self.asset_name(member.asset);
+                match &member.record {
+                    Some(record) => {
+                        any_record = true;
+                        if let Some(t) = record.started_at.as_ref() {
+                            progress.started_at =
+                                Some(progress.started_at.map_or(t.clone(), |s: Time| {
+                                    if t.0 < s.0 { t.clone() } else { s }
+                                }));
+                        }
+                        if let Some(t) = record.finished_at.as_ref() {
+                            finished = Some(finished.map_or(t.0, |f| f.max(t.0)));
+                        }
+                        match (record.action, record.phase) {
+                            (_, OperationPhase::Running) => progress.in_flight += 1,
+                            (OperationAction::Install, OperationPhase::Succeeded) => {
+                                progress.succeeded += 1;
+                                rollback_candidates.push(*member);
+                            }
+                            (OperationAction::Install, _) => {
+                                progress.failed += 1;
+                                failed_assets.push(asset_name.to_owned());
+                            }
+                            // Rolled back (or a failed rollback): no longer counted as patched.
+                            (OperationAction::Rollback, OperationPhase::Succeeded) => {
+                                progress.skipped += 1
+                            }
+                            (OperationAction::Rollback, _) => {
+                                progress.failed += 1;
+                                failed_assets.push(asset_name.to_owned());
+                            }
+                        }
+                    }
+                    None => {
+                        let asset = &self.inventory.assets[member.asset];
+                        let unscheduled = policy
+                            .and_then(|p| self.placements.get(&(member.asset, p)))
+                            .is_none_or(|pl| pl.unscheduled);
+                        if asset.spec.hold || unscheduled || aborted {
+                            progress.skipped += 1;
+                        } else {
+                            progress.pending += 1;
+                            let needs_approval = manual.contains(&asset.spec.criticality)
+                                && !approved_assets.contains(asset_name);
+                            pending.push((*member, needs_approval));
+                        }
+                    }
+                }
+            }
+            progress.total = total;
+            if let Some(first) = progress.started_at.as_ref() {
+                started_at = Some(started_at.map_or(first.0, |s| s.min(first.0)));
+            }
+            failed_assets.truncate(MAX_LISTED_FAILURES);
+            progress.failed_assets = failed_assets.clone();
+
+            // Halt: failures beyond those accepted by a resume exceed the threshold.
+            let threshold = i64::try_from(
+                spec.failure_threshold()
+                    .resolve(u64::try_from(total).unwrap_or(0), Rounding::Down),
+            )
+            .unwrap_or(i64::MAX);
+            let over = i64::from(progress.failed - progress.accepted_failures) > threshold;
+            let was_halted = matches!(prev.phase, RingPhase::Halted | RingPhase::RollingBack);
+            let mut halted = false;
+            if over {
+                let resumed =
+                    was_halted
+                        && rollout.spec.resumes.iter().any(|r| {
+                            &r.ring == ring_name && r.halt == prev.halts && prev.halts > 0
+                        });
+                if resumed {
+                    progress.accepted_failures = progress.failed;
+                } else {
+                    halted = true;
+                    if !was_halted {
+                        progress.halts += 1;
+                        let listed = failed_assets.join(", ");
+                        let message = format!(
+                            "ring {ring_name} halted: {} of {total} assets failed, more than the threshold of {threshold} ({}); failed: {listed}",
+                            progress.failed - progress.accepted_failures,
+                            spec.failure_threshold()
+                        );
+                        self.event(
+                            EventType::RingHalted,
+                            Some(&policy_name),
+                            Some(&name),
+                            Some(ring_name),
+                            None,
+                            message.clone(),
+                        );
+                        self.event(
+                            EventType::RolloutHalted,
+                            Some(&policy_name),
+                            Some(&name),
+                            Some(ring_name),
+                            None,
+                            format!("rollout {name} halted: {message}"),
+                        );
+                    }
+                }
+            }
+
+            let gate_open = gate.filter(|g| *g <= self.now);
+            let approved = spec.approval == RingApproval::Automatic
+                || approved_rings.contains(ring_name.as_str())
+                || any_record;
+            let done = progress.pending == 0 && progress.in_flight == 0;
+
+            if halted {
+                progress.phase = RingPhase::Halted;
+                halted_ring.get_or_insert_with(|| ring_name.clone());
+                if rollback_on_failure && !aborted {
+                    let unfinished_rollbacks = ring_members.iter().any(|m| {
+                        m.record.as_ref().is_some_and(|r| {
+                            r.action == OperationAction::Rollback
+                                && r.phase == OperationPhase::Running
+                        })
+                    });
+                    if !rollback_candidates.is_empty() || unfinished_rollbacks {
+                        progress.phase = RingPhase::RollingBack;
+                        rolling_back = true;
+                        if !paused {
+                            let started = self.start_operations(
+                                rollout,
+                                policy,
+                                ring_name,
+                                spec,
+                                total,
+                                progress.in_flight,
+                                &rollback_candidates
+                                    .iter()
+                                    .map(|m| (*m, false))
+                                    .collect::<Vec<_>>(),
+                                OperationAction::Rollback,
+                            );
+                            progress.in_flight += started.started;
+                            blocked_by_window |= started.blocked_by_window;
+                        }
+                    }
+                }
+                rings_out.push(progress);
+                gate = None;
+                continue;
+            }
+            if aborted {
+                progress.phase = if done && any_record {
+                    RingPhase::Completed
+                } else {
+                    RingPhase::Aborted
+                };
+                rings_out.push(progress);
+                gate = None;
+                continue;
+            }
+            let Some(opened) = gate_open else {
+                progress.phase = RingPhase::Pending;
+                rings_out.push(progress);
+                gate = None;
+                continue;
+            };
+            if !approved {
+                progress.phase = RingPhase::WaitingForApproval;
+                waiting_for_approval = true;
+                rings_out.push(progress);
+                gate = None;
+                continue;
+            }
+            if !done {
+                let mut ring_in_flight = progress.in_flight;
+                if !paused && !suspended && stalled.is_none() {
+                    let startable: Vec<(&Member, bool)> = pending
+                        .iter()
+                        .filter(|(_, needs)| !needs)
+                        .copied()
+                        .collect();
+                    let first_start = !any_record && progress.in_flight == 0;
+                    let started = self.start_operations(
+                        rollout,
+                        policy,
+                        ring_name,
+                        spec,
+                        total,
+                        ring_in_flight,
+                        &startable,
+                        OperationAction::Install,
+                    );
+                    if first_start && started.started > 0 {
+                        let message = format!("ring {ring_name} started: {total} assets");
+                        let at =
+                            self.out.events.len() - usize::try_from(started.started).unwrap_or(0);
+                        self.out.events.insert(
+                            at,
+                            Event {
+                                time: self.now,
+                                kind: EventType::RingStarted,
+                                policy: Some(policy_name.clone()),
+                                rollout: Some(name.clone()),
+                                ring: Some(ring_name.clone()),
+                                asset: None,
+                                message,
+                            },
+                        );
+                    }
+                    ring_in_flight += started.started;
+                    progress.in_flight = ring_in_flight;
+                    progress.pending -= started.started;
+                    if progress.started_at.is_none() && started.started > 0 {
+                        progress.started_at = Some(Time(self.now));
+                        started_at.get_or_insert(self.now);
+                    }
+                    blocked_by_window |= ring_in_flight == 0 && started.blocked_by_window;
+                }
+                if pending.iter().any(|(_, needs)| *needs)
+                    && ring_in_flight == 0
+                    && !blocked_by_window
+                {
+                    waiting_for_approval = true;
+                    progress.phase = RingPhase::WaitingForApproval;
+                } else if ring_in_flight == 0 && blocked_by_window {
+                    progress.phase = RingPhase::WaitingForWindow;
+                } else {
+                    progress.phase = RingPhase::Progressing;
+                }
+                rings_out.push(progress);
+                gate = None;
+                continue;
+            }
+            // Every member finished (or was skipped): complete, then bake.
+            let completed_at = finished.map_or(opened, |f| f.max(opened));
+            let bake_until = if any_record {
+                completed_at.checked_add(bake).unwrap_or(completed_at)
+            } else {
+                completed_at
+            };
+            progress.completed_at = Some(Time(completed_at));
+            progress.bake_until = Some(Time(bake_until));
+            progress.phase = if bake_until > self.now {
+                RingPhase::Baking
+            } else {
+                RingPhase::Completed
+            };
+            if !matches!(prev.phase, RingPhase::Baking | RingPhase::Completed) {
+                let message = format!(
+                    "ring {ring_name} completed: {} succeeded, {} failed, {} skipped of {total}{}",
+                    progress.succeeded,
+                    progress.failed,
+                    progress.skipped,
+                    if bake_until > self.now {
+                        format!("; baking until {bake_until}")
+                    } else {
+                        String::new()
+                    }
+                );
+                self.event(
+                    EventType::RingCompleted,
+                    Some(&policy_name),
+                    Some(&name),
+                    Some(ring_name),
+                    None,
+                    message,
+                );
+            }
+            self.wake_at(bake_until);
+            gate = Some(bake_until);
+            rings_out.push(progress);
+        }
+
+        let all_completed =
+            !rings_out.is_empty() && rings_out.iter().all(|r| r.phase == RingPhase::Completed);
+        let phase = if aborted {
+            RolloutPhase::Aborted
+        } else if rolling_back {
+            RolloutPhase::RollingBack
+        } else if halted_ring.is_some() {
+            RolloutPhase::Halted
+        } else if all_completed {
+            RolloutPhase::Succeeded
+        } else if let Some(active) = rings_out.iter().find(|r| r.phase != RingPhase::Completed) {
+            match active.phase {
+                RingPhase::Baking => RolloutPhase::Baking,
+                RingPhase::WaitingForApproval => RolloutPhase::WaitingForApproval,
+                RingPhase::WaitingForWindow => RolloutPhase::WaitingForWindow,
+                RingPhase::Pending if started_at.is_none() => RolloutPhase::Pending,
+                _ => RolloutPhase::Progressing,
+            }
+        } else {
+            RolloutPhase::Progressing
+        };
+        let _ = (waiting_for_approval, blocked_by_window);
+        if phase == RolloutPhase::Succeeded && previous.phase != RolloutPhase::Succeeded {
+            let message = format!(
+                "rollout {name} succeeded through rings {}",
+                rollout.spec.rings.join(" -> ")
+            );
+            self.event(
+                EventType::RolloutSucceeded,
+                Some(&policy_name),
+                Some(&name),
+                None,
+                None,
+                message,
+            );
+        }
+        let current_ring = rings_out
+            .iter()
+            .find(|r| r.phase != RingPhase::Completed)
+            .map(|r| r.name.clone());
+        let summary = RolloutSummary {
+            updates: count(rollout.spec.updates.len()),
+            total: rings_out.iter().map(|r| r.total).sum(),
+            pending: rings_out.iter().map(|r| r.pending).sum(),
+            in_flight: rings_out.iter().map(|r| r.in_flight).sum(),
+            succeeded: rings_out.iter().map(|r| r.succeeded).sum(),
+            failed: rings_out.iter().map(|r| r.failed).sum(),
+            skipped: rings_out.iter().map(|r| r.skipped).sum(),
+        };
+        let halt_reason = halted_ring.as_ref().and_then(|ring| {
+            let progress = rings_out.iter().find(|r| &r.name == ring)?;
+            Some(format!(
+                "ring {ring}: {} of {} assets failed ({}); resume with `kubectl patchwave resume {name} --ring {ring}` or abort",
+                progress.failed,
+                progress.total,
+                progress.failed_assets.join(", ")
+            ))
+        });
+        let message = match phase {
+            RolloutPhase::Aborted => "aborted; no new operation starts".to_owned(),
+            RolloutPhase::Succeeded => "every ring completed".to_owned(),
+            RolloutPhase::Halted | RolloutPhase::RollingBack => {
+                halt_reason.clone().unwrap_or_default()
+            }
+            _ if paused => "paused: no new operation starts until spec.paused is false".to_owned(),
+            _ => match rings_out.iter().find(|r| r.phase != RingPhase::Completed) {
+                Some(ring) => describe_ring(ring, stalled.as_deref()),
+                None => String::new(),
+            },
+        };
+        let terminal_at = if is_terminal(phase) {
+            previous.completed_at.clone().or_else(|| {
+                if phase == RolloutPhase::Succeeded {
+                    rings_out.last().and_then(|r| r.bake_until.clone())
+                } else {
+                    Some(Time(self.now))
+                }
+            })
+        } else {
+            None
+        };
+        let generation = rollout.metadata.generation;
+        let conditions = rollout_conditions(
+            &previous.conditions,
+            phase,
+            paused,
+            stalled.as_deref(),
+            &message,
+            generation,
+            self.now,
+        );
+        PatchRolloutStatus {
+            phase,
+            current_ring,
+            summary: Some(summary),
+            rings: rings_out,
+            halt_reason,
+            message: Some(message),
+            started_at: previous.started_at.clone().or(started_at.map(Time)),
+            completed_at: terminal_at,
+            conditions,
+            observed_generation: generation,
+        }
+    }
+
+    /// Starts operations for `candidates` (in order) within the ring's maxConcurrent, the
+    /// policy's disruption budgets, busy assets and windows.
+    #[allow(clippy::too_many_arguments)]
+    fn start_operations(
+        &mut self,
+        rollout: &PatchRollout,
+        policy: Option<usize>,
+        ring_name: &str,
+        spec: &RingSpec,
+        total: i32,
+        mut in_flight: i32,
+        candidates: &[(&Member, bool)],
+        action: OperationAction,
+    ) -> Started {
+        let mut result = Started::default();
+        let Some(policy) = policy else { return result };
+        let rollout_name = rollout.metadata.name.clone().unwrap_or_default();
+        let max = i32::try_from(
+            spec.max_concurrent()
+                .resolve(u64::try_from(total).unwrap_or(0), Rounding::Up)
+                .max(1),
+        )
+        .unwrap_or(i32::MAX);
+        for (member, _) in candidates {
+            if in_flight >= max {
+                break;
+            }
+            let asset = member.asset;
+            if self.in_flight.contains(&asset) {
+                continue;
+            }
+            if action == OperationAction::Rollback
+                && member
+                    .record
+                    .as_ref()
+                    .is_some_and(|r| r.action == OperationAction::Rollback)
+            {
+                continue;
+            }
+            if !self.budget_allows(policy, asset) {
+                continue;
+            }
+            let deadline = match self.permission(asset, policy) {
+                StartPermission::Allowed { deadline } => deadline,
+                StartPermission::Blocked { until, .. } => {
+                    result.blocked_by_window = true;
+                    self.wake_at(until);
+                    continue;
+                }
+                StartPermission::Never => continue,
+            };
+            let compiled = &self.policies[policy];
+            let asset_name = self.asset_name(asset).to_owned();
+            let id = operation_id(&rollout_name, &asset_name, action);
+            let updates: Vec<UpdateRef> = match action {
+                OperationAction::Install => member
+                    .updates
+                    .iter()
+                    .map(|u| UpdateRef {
+                        id: member.available[*u].id.clone(),
+                        version: member.available[*u].version.clone(),
+                    })
+                    .collect(),
+                // Roll back exactly what the install of this rollout put there.
+                OperationAction::Rollback => rollout
+                    .spec
+                    .updates
+                    .iter()
+                    .map(|u| UpdateRef {
+                        id: u.id.clone(),
+                        version: u.version.clone(),
+                    })
+                    .collect(),
+            };
+            let timeout_at = self
+                .now
+                .checked_add(compiled.timeout)
+                .unwrap_or(Timestamp::MAX);
+            let operation = Operation {
+                id: id.clone(),
+                rollout: rollout_name.clone(),
+                ring: Some(ring_name.to_owned()),
+                revision: Some(rollout.spec.revision.clone()),
+                action,
+                updates,
+                reboot: compiled.object.spec.reboot,
+                hooks: compiled.object.spec.hooks.clone(),
+                issued_at: Time(self.now),
+                not_after: Time(deadline),
+                timeout_at: Time(timeout_at),
+            };
+            let record = AssetRolloutRecord {
+                rollout: rollout_name.clone(),
+                ring: Some(ring_name.to_owned()),
+                operation_id: Some(id),
+                action,
+                phase: OperationPhase::Running,
+                started_at: Some(Time(self.now)),
+                finished_at: None,
+                message: None,
+            };
+            let (kind, message) = match action {
+                OperationAction::Install => (
+                    EventType::OperationStarted,
+                    format!(
+                        "installing {} updates on {asset_name} (start before {deadline})",
+                        operation.updates.len()
+                    ),
+                ),
+                OperationAction::Rollback => (
+                    EventType::RollbackStarted,
+                    format!("rolling back {asset_name} after ring {ring_name} halted"),
+                ),
+            };
+            let policy_name = compiled.name.to_owned();
+            self.event(
+                kind,
+                Some(&policy_name),
+                Some(&rollout_name),
+                Some(ring_name),
+                Some(&asset_name),
+                message,
+            );
+            self.wake_at(timeout_at);
+            self.in_flight.insert(asset);
+            self.facts[asset]
+                .records
+                .insert(rollout_name.clone(), record.clone());
+            self.out.operations.push(IssuedOperation {
+                asset: asset_name,
+                operation,
+                record,
+            });
+            in_flight += 1;
+            result.started += 1;
+        }
+        result
+    }
+
+    fn budget_allows(&self, policy: usize, asset: usize) -> bool {
+        let empty = BTreeMap::new();
+        let labels_of = |i: usize| {
+            self.inventory.assets[i]
+                .metadata
+                .labels
+                .as_ref()
+                .unwrap_or(&empty)
+        };
+        self.policies[policy].budgets.iter().all(|(selector, max)| {
+            if !selector.matches(labels_of(asset)) {
+                return true;
+            }
+            let size = (0..self.inventory.assets.len())
+                .filter(|i| selector.matches(labels_of(*i)))
+                .count();
+            let cap = max
+                .resolve(u64::try_from(size).unwrap_or(0), Rounding::Up)
+                .max(1);
+            let busy = self
+                .in_flight
+                .iter()
+                .filter(|i| selector.matches(labels_of(**i)))
+                .count();
+            u64::try_from(busy).unwrap_or(u64::MAX) < cap
+        })
+    }
+
+    fn criticality(&self, asset: usize) -> Criticality {
+        self.inventory.assets[asset].spec.criticality
+    }
+
+    fn asset_name(&self, asset: usize) -> &'a str {
+        self.inventory.assets[asset]
+            .metadata
+            .name
+            .as_deref()
+            .unwrap_or_default()
+    }
+
+    /// Asset views (one per asset and governing policy) and the level-triggered reports.
+    fn finish(mut self) -> Evaluation {
+        let mut views = Vec::new();
+        let rollouts_by_policy: HashMap<&str, Vec<&PatchRollout>> =
+            self.rollouts.iter().fold(HashMap::new(), |mut map, r| {
+                map.entry(r.spec.policy.as_str()).or_default().push(r);
+                map
+            });
+        let mut reports = Vec::new();
+        for asset in 0..self.facts.len() {
+            let name = self.asset_name(asset).to_owned();
+            let spec = &self.inventory.assets[asset].spec;
+            if self.facts[asset].policies.is_empty() {
+                views.push(AssetView {
+                    name,
+                    policy: None,
+                    ring: None,
+                    state: AssetState::UpToDate,
+                    rollout: None,
+                    next_start: None,
+                });
+                continue;
+            }
+            for policy in self.facts[asset].policies.clone() {
+                let policy_name = self.policies[policy].name;
+                let placement =
+                    self.placements
+                        .get(&(asset, policy))
+                        .copied()
+                        .unwrap_or(Placement {
+                            ring: None,
+                            unscheduled: false,
+                        });
+                let owned: Vec<usize> = self.owned_updates(asset, policy).collect();
+                let latest = rollouts_by_policy.get(policy_name).and_then(|rs| {
+                    rs.iter().rev().find(|r| {
+                        self.facts[asset]
+                            .records
+                            .contains_key(r.metadata.name.as_deref().unwrap_or_default())
+                    })
+                });
+                let record = latest.and_then(|r| {
+                    self.facts[asset]
+                        .records
+                        .get(r.metadata.name.as_deref().unwrap_or_default())
+                });
+                let state = if placement.ring.is_none() {
+                    AssetState::Unassigned
+                } else if spec.hold {
+                    AssetState::Held
+                } else if let Some(record) = record.filter(|r| {
+                    r.action == OperationAction::Install
+                        && (r.phase != OperationPhase::Running || owned.is_empty())
+                }) {
+                    match record.phase {
+                        OperationPhase::Succeeded if owned.is_empty() => AssetState::Patched,
+                        OperationPhase::Succeeded | OperationPhase::Running => AssetState::Pending,
+                        _ => AssetState::Failed,
+                    }
+                } else if owned.is_empty() {
+                    AssetState::UpToDate
+                } else if placement.unscheduled {
+                    AssetState::Unscheduled
+                } else if self.policies[policy]
+                    .object
+                    .spec
+                    .manual_approval
+                    .contains(&spec.criticality)
+                    && !rollouts_by_policy
+                        .get(policy_name)
+                        .and_then(|rs| rs.last())
+                        .is_some_and(|r| r.spec.approved_assets.iter().any(|a| a.name == name))
+                    && record.is_none()
+                {
+                    AssetState::WaitingForApproval
+                } else {
+                    AssetState::Pending
+                };
+                if matches!(state, AssetState::Unscheduled | AssetState::Unassigned) {
+                    reports.push((state, policy_name.to_owned(), name.clone()));
+                }
+                views.push(AssetView {
+                    name: name.clone(),
+                    policy: Some(policy_name.to_owned()),
+                    ring: placement.ring.map(str::to_owned),
+                    state,
+                    rollout: latest.and_then(|r| r.metadata.name.clone()),
+                    next_start: None,
+                });
+            }
+        }
+        for (state, policy, asset) in reports {
+            let (kind, message) = match state {
+                AssetState::Unscheduled => (
+                    EventType::AssetUnscheduled,
+                    format!(
+                        "{asset} is never patched by {policy}: no Allow maintenance window selects it"
+                    ),
+                ),
+                _ => (
+                    EventType::AssetUnassigned,
+                    format!("{asset} is never patched by {policy}: none of its rings selects it"),
+                ),
+            };
+            self.event(kind, Some(&policy), None, None, Some(&asset), message);
+        }
+        self.out.assets = views;
+        self.out
+    }
+}
+
+#[derive(Default)]
+struct Started {
+    started: i32,
+    blocked_by_window: bool,
+}
+
+#[derive(Clone)]
+struct Member<'a> {
+    asset: usize,
+    ring: String,
+    record: Option<AssetRolloutRecord>,
+    /// Indices into the asset's available updates that this rollout installs.
+    updates: Vec<usize>,
+    earliest_deadline: Option<Timestamp>,
+    available: &'a [crate::api::asset::AvailableUpdate],
+}
+
+fn count(n: usize) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+fn describe_ring(ring: &RingProgress, stalled: Option<&str>) -> String {
+    if let Some(reason) = stalled {
+        return format!("stalled: {reason}");
+    }
+    let name = &ring.name;
+    match ring.phase {
+        RingPhase::WaitingForApproval => {
+            format!("ring {name} waits for approval (ring or per-asset)")
+        }
+        RingPhase::WaitingForWindow => format!("ring {name} waits for a maintenance window"),
+        RingPhase::Baking => format!(
+            "ring {name} baking until {}",
+            ring.bake_until
+                .as_ref()
+                .map(|t| t.0.to_string())
+                .unwrap_or_default()
+        ),
+        _ => format!(
+            "ring {name}: {} succeeded, {} in flight, {} pending, {} failed of {}",
+            ring.succeeded, ring.in_flight, ring.pending, ring.failed, ring.total
+        ),
+    }
+}
+
+/// kstatus conditions: Ready (True once Succeeded), Reconciling (work in progress), Stalled
+/// (cannot progress without a person: a missing ring or policy), Halted, Paused.
+fn rollout_conditions(
+    previous: &[Condition],
+    phase: RolloutPhase,
+    paused: bool,
+    stalled: Option<&str>,
+    message: &str,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Vec<Condition> {
+    let halted = matches!(phase, RolloutPhase::Halted | RolloutPhase::RollingBack);
+    let reconciling = !is_terminal(phase) && !halted && stalled.is_none();
+    let phase_word = format!("{phase:?}");
+    let wanted = [
+        (
+            "Ready",
+            phase == RolloutPhase::Succeeded,
+            phase_word.as_str(),
+            message,
+        ),
+        ("Reconciling", reconciling, phase_word.as_str(), message),
+        (
+            "Stalled",
+            stalled.is_some() || halted,
+            if halted { "Halted" } else { "InvalidReference" },
+            stalled.unwrap_or(message),
+        ),
+        (
+            "Halted",
+            halted,
+            if halted {
+                "FailureThresholdExceeded"
+            } else {
+                "NotHalted"
+            },
+            message,
+        ),
+        (
+            "Paused",
+            paused,
+            if paused { "PausedBySpec" } else { "NotPaused" },
+            message,
+        ),
+    ];
+    wanted
+        .into_iter()
+        .map(|(kind, on, reason, text)| {
+            set_condition(previous, kind, on, reason, text, generation, now)
+        })
+        .collect()
+}
+
+/// A condition with `lastTransitionTime` kept from `previous` when its status did not change.
+pub fn set_condition(
+    previous: &[Condition],
+    kind: &str,
+    on: bool,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Condition {
+    let status = if on { "True" } else { "False" };
+    let last_transition_time = previous
+        .iter()
+        .find(|c| c.type_ == kind && c.status == status)
+        .map_or(Time(now), |c| c.last_transition_time.clone());
+    Condition {
+        type_: kind.to_owned(),
+        status: status.to_owned(),
+        reason: reason.to_owned(),
+        message: message.to_owned(),
+        observed_generation: generation,
+        last_transition_time,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,757 @@
+//! One test per rule of the engine, over small hand-written namespaces.
+
+use jiff::Timestamp;
+use serde::Deserialize;
+
+use super::*;
+use crate::engine::simulation::{self, Approve, Options};
+
+/// Builds an inventory from multi-document YAML (kinds Asset, Ring, MaintenanceWindow,
+/// PatchPolicy, PatchRollout; `status` kept).
+fn inventory(yaml: &str) -> Inventory {
+    let mut inventory = Inventory::default();
+    for document in serde_yaml::Deserializer::from_str(yaml) {
+        let value = serde_yaml::Value::deserialize(document).unwrap();
+        let kind = value
+            .get("kind")
+            .and_then(|k| k.as_str())
+            .unwrap_or_default()
+            .to_owned();
+        match kind.as_str() {
+            "Asset" => inventory
+                .assets
+                .push(serde_yaml::from_value(value).unwrap()),
+            "Ring" => inventory.rings.push(serde_yaml::from_value(value).unwrap()),
+            "MaintenanceWindow" => inventory
+                .windows
+                .push(serde_yaml::from_value(value).unwrap()),
+            "PatchPolicy" => inventory
+                .policies
+                .push(serde_yaml::from_value(value).unwrap()),
+            "PatchRollout" => inventory
+                .rollouts
+                .push(serde_yaml::from_value(value).unwrap()),
+            other => panic!("unknown kind {other}"),
+        }
+    }
+    inventory
+}
+
+fn t(text: &str) -> Timestamp {
+    text.parse().unwrap()
+}
+
+/// `n` Linux assets `prefix-1..n` with labels `ring: <ring>` and one critical security update.
+fn assets(prefix: &str, n: usize, ring: &str, extra: &str) -> String {
+    (1..=n)
+        .map(|i| {
+            format!(
+                "---\nkind: Asset\napiVersion: patchwave.dev/v1alpha1\nmetadata: {{name: {prefix}-{i}, labels: {{ring: {ring}{extra}}}}}\n\
+                 spec: {{osFamily: Linux, criticality: Low}}\n\
+                 status: {{reported: {{availableUpdates: [{{id: openssl, version: '3.0.15', classification: Security, severity: Critical, releasedAt: '2026-11-20T00:00:00Z'}}]}}}}\n"
+            )
+        })
+        .collect()
+}
+
+const ALWAYS_OPEN: &str = "---\nkind: MaintenanceWindow\napiVersion: patchwave.dev/v1alpha1\nmetadata: {name: always}\n\
+    spec: {start: '2026-01-01T00:00:00Z', end: '2027-12-31T00:00:00Z'}\n";
+
+fn ring(name: &str, extra: &str) -> String {
+    format!(
+        "---\nkind: Ring\napiVersion: patchwave.dev/v1alpha1\nmetadata: {{name: {name}}}\n\
+         spec: {{selector: {{matchLabels: {{ring: {name}}}}}{extra}}}\n"
+    )
+}
+
+fn policy(rings: &str, extra: &str) -> String {
+    format!(
+        "---\nkind: PatchPolicy\napiVersion: patchwave.dev/v1alpha1\nmetadata: {{name: security}}\n\
+         spec: {{rings: [{rings}], manualApproval: []{extra}}}\n"
+    )
+}
+
+const NOW: &str = "2026-11-27T10:00:00Z";
+
+fn started(evaluation: &Evaluation) -> Vec<String> {
+    let mut names: Vec<String> = evaluation
+        .operations
+        .iter()
+        .map(|o| o.asset.clone())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Runs one evaluation and applies its decisions the way the simulation does, returning the
+/// evaluation. (Uses the simulation for application so there is one way to apply.)
+fn simulate(
+    inventory: Inventory,
+    from: &str,
+    until: &str,
+    approvals: Vec<Approve>,
+) -> simulation::Simulation {
+    simulation::simulate(
+        inventory,
+        &Options {
+            from: t(from),
+            until: t(until),
+            approvals,
+            assume_success: false,
+        },
+    )
+    .unwrap()
+}
+
+fn events_of(sim: &simulation::Simulation, kind: EventType) -> Vec<&Event> {
+    sim.events.iter().filter(|e| e.kind == kind).collect()
+}
+
+#[test]
+fn a_policy_with_missing_updates_gets_a_frozen_rollout() {
+    let inv = inventory(&format!(
+        "{}{}{}{}",
+        assets("a", 3, "pilot", ""),
+        ring("pilot", ""),
+        ALWAYS_OPEN,
+        policy("pilot", "")
+    ));
+    let evaluation = evaluate(&inv, t(NOW));
+    assert!(evaluation.problems.is_empty(), "{:?}", evaluation.problems);
+    assert_eq!(evaluation.created_rollouts.len(), 1);
+    let rollout = &evaluation.created_rollouts[0];
+    assert_eq!(rollout.spec.policy, "security");
+    assert_eq!(rollout.spec.updates.len(), 1);
+    assert_eq!(rollout.spec.updates[0].id, "openssl");
+    assert_eq!(
+        rollout.spec.updates[0].deadline.as_ref().map(|d| d.0),
+        Some(t("2026-11-27T00:00:00Z"))
+    );
+    assert_eq!(rollout.spec.rings, vec!["pilot".to_owned()]);
+    assert_eq!(evaluation.events[0].kind, EventType::RolloutCreated);
+}
+
+#[test]
+fn max_concurrent_limits_operations_in_flight_per_ring() {
+    let inv = inventory(&format!(
+        "{}{}{}{}",
+        assets("a", 5, "pilot", ""),
+        ring("pilot", ", maxConcurrent: 2"),
+        ALWAYS_OPEN,
+        policy("pilot", "")
+    ));
+    let evaluation = evaluate(&inv, t(NOW));
+    assert_eq!(started(&evaluation), vec!["a-1", "a-2"]);
+    let status = evaluation.rollout_statuses.values().next().unwrap();
+    assert_eq!(status.rings[0].in_flight, 2);
+    assert_eq!(status.rings[0].pending, 3);
+    assert_eq!(status.phase, RolloutPhase::Progressing);
+}
+
+#[test]
+fn percent_max_concurrent_rounds_up() {
+    let inv = inventory(&format!(
+        "{}{}{}{}",
+        assets("a", 5, "pilot", ""),
+        ring("pilot", ", maxConcurrent: '30%'"),
+        ALWAYS_OPEN,
+        policy("pilot", "")
+    ));
+    // 30% of 5 = 1.5 -> 2
+    assert_eq!(evaluate(&inv, t(NOW)).operations.len(), 2);
+}
+
+#[test]
+fn a_failure_over_the_threshold_halts_and_names_the_assets() {
+    let mut text = assets("a", 4, "pilot", "");
+    text = text.replacen(
+        "name: a-1,",
+        "name: a-1, annotations: {simulate.patchwave.dev/outcome: Failed},",
+        1,
+    );
+    let inv = inventory(&format!(
+        "{text}{}{}{}",
+        ring("pilot", ", maxConcurrent: 1, failureThreshold: 0"),
+        ALWAYS_OPEN,
+        policy("pilot", "")
+    ));
+    let sim = simulate(inv, NOW, "2026-11-28T10:00:00Z", vec![]);
+    let halted = events_of(&sim, EventType::RingHalted);
+    assert_eq!(halted.len(), 1);
+    assert!(halted[0].message.contains("a-1"), "{}", halted[0].message);
+    assert_eq!(events_of(&sim, EventType::RolloutHalted).len(), 1);
+    // Nothing started after the halt.
+    let halt_time = halted[0].time;
+    assert!(
+        sim.events
+            .iter()
+            .filter(|e| e.kind == EventType::OperationStarted)
+            .all(|e| e.time < halt_time)
+    );
+    let rollout = &sim.inventory.rollouts[0];
+    let status = rollout.status.as_ref().unwrap();
+    assert_eq!(status.phase, RolloutPhase::Halted);
+    assert!(status.halt_reason.as_deref().unwrap().contains("a-1"));
+    assert_eq!(status.rings[0].halts, 1);
+    assert!(
+        status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Halted" && c.status == "True")
+    );
+}
+
+#[test]
+fn percent_threshold_rounds_down_and_halts_only_when_exceeded() {
+    // 10% of 19 = 1.9 -> 1: the first failure is tolerated, the second halts.
+    let mut text = assets("a", 19, "pilot", "");
+    for name in ["a-1", "a-2"] {
+        text = text.replacen(
+            &format!("name: {name},"),
+            &format!("name: {name}, annotations: {{simulate.patchwave.dev/outcome: Failed}},"),
+            1,
+        );
+    }
+    let inv = inventory(&format!(
+        "{text}{}{}{}",
+        ring("pilot", ", maxConcurrent: 1, failureThreshold: '10%'"),
+        ALWAYS_OPEN,
+        policy("pilot", "")
+    ));
+    let sim = simulate(inv, NOW, "2026-11-29T10:00:00Z", vec![]);
+    let failures = events_of(&sim, EventType::OperationFailed);
+    assert_eq!(failures.len(), 2);
+    let halted = events_of(&sim, EventType::RingHalted);
+    assert_eq!(halted.len(), 1);
+    assert_eq!(
+        halted[0].time, failures[1].time,
+        "halts as soon as the second failure arrives"
+    );
+}
+
+#[test]
+fn resume_after_a_halt_continues_and_accepts_the_failures_so_far() {
+    let mut text = assets("a", 3, "pilot", "");
+    text = text.replacen(
+        "name: a-1,",
+        "name: a-1, annotations: {simulate.patchwave.dev/outcome: Failed},",
+        1,
+    );
+    let inv = inventory(&format!(
+        "{text}{}{}{}",
+        ring("pilot", ", failureThreshold: 0"),
+        ALWAYS_OPEN,
+        policy("pilot", "")
+    ));
+    let mut sim = simulate(inv, NOW, "2026-11-28T10:00:00Z", vec![]);
+    assert_eq!(
+        sim.inventory.rollouts[0].status.as_ref().unwrap().phase,
+        RolloutPhase::Halted
+    );
+    sim.inventory.rollouts[0]
+        .spec
+        .resumes
+        .push(crate::api::rollout::Resume {
+            ring: "pilot".into(),
+            halt: 1,
+            signature: Default::default(),
+        });
+    let sim = simulate(
+        sim.inventory,
+        "2026-11-28T10:00:00Z",
+        "2026-11-29T10:00:00Z",
+        vec![],
+    );
+    let status = sim.inventory.rollouts[0].status.as_ref().unwrap();
+    assert_eq!(status.phase, RolloutPhase::Succeeded, "{status:?}");
+    assert_eq!(status.rings[0].succeeded, 2);
+    assert_eq!(status.rings[0].failed, 1);
+    assert_eq!(status.rings[0].accepted_failures, 1);
+}
+
+#[test]
+fn an_operation_without_result_times_out_and_counts_as_failed() {
+    let mut text = assets("a", 2, "pilot", "");
+    text = text.replacen(
+        "name: a-1,",
+        "name: a-1, annotations: {simulate.patchwave.dev/outcome: NoResponse},",
+        1,
+    );
+    let inv = inventory(&format!(
+        "{text}{}{}{}",
+        ring("pilot", ", maxConcurrent: 2, failureThreshold: 0"),
+        ALWAYS_OPEN,
+        policy("pilot", ", operationTimeout: 1h")
+    ));
+    let sim = simulate(inv, NOW, "2026-11-28T10:00:00Z", vec![]);
+    let timed_out = events_of(&sim, EventType::OperationTimedOut);
+    assert_eq!(timed_out.len(), 1);
+    assert_eq!(timed_out[0].time, t("2026-11-27T11:00:00Z"));
+    assert_eq!(
+        events_of(&sim, EventType::RingHalted)[0].time,
+        t("2026-11-27T11:00:00Z")
+    );
+}
+
+#[test]
+fn the_next_ring_waits_for_completion_plus_bake_time() {
+    let text = format!(
+        "{}{}{}{}{}{}",
+        assets("p", 2, "pilot", ""),
+        assets("r", 2, "rest", ""),
+        ring("pilot", ", maxConcurrent: 2, bakeTime: 24h"),
+        ring("rest", ", maxConcurrent: 2"),
+        ALWAYS_OPEN,
+        policy("pilot, rest", "")
+    );
+    let sim = simulate(inventory(&text), NOW, "2026-11-30T00:00:00Z", vec![]);
+    let completed = events_of(&sim, EventType::RingCompleted);
+    assert_eq!(completed[0].ring.as_deref(), Some("pilot"));
+    assert_eq!(completed[0].time, t("2026-11-27T10:10:00Z"));
+    let rest_start = sim
+        .events
+        .iter()
+        .find(|e| e.kind == EventType::RingStarted && e.ring.as_deref() == Some("rest"))
+        .unwrap();
+    assert_eq!(
+        rest_start.time,
+        t("2026-11-28T10:10:00Z"),
+        "pilot finished 10:10 + 24h bake"
+    );
+    assert_eq!(events_of(&sim, EventType::RolloutSucceeded).len(), 1);
+    let status = sim.inventory.rollouts[0].status.as_ref().unwrap();
+    assert_eq!(status.phase, RolloutPhase::Succeeded);
+    assert!(
+        status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+    );
+    let ready = sim
+        .assets
+        .iter()
+        .filter(|a| a.state == AssetState::Patched)
+        .count();
+    assert_eq!(ready, 4);
+}
+
+#[test]
+fn a_manual_ring_waits_for_its_approval() {
+    let text = format!(
+        "{}{}{}{}{}",
+        assets("r", 2, "rest", ""),
+        ring("rest", ", approval: Manual"),
+        ALWAYS_OPEN,
+        policy("rest", ""),
+        ""
+    );
+    let sim = simulate(inventory(&text), NOW, "2026-11-28T00:00:00Z", vec![]);
+    assert!(events_of(&sim, EventType::OperationStarted).is_empty());
+    assert_eq!(
+        sim.inventory.rollouts[0].status.as_ref().unwrap().phase,
+        RolloutPhase::WaitingForApproval
+    );
+    let sim = simulate(
+        inventory(&text),
+        NOW,
+        "2026-11-28T00:00:00Z",
+        vec![Approve::Ring("rest".into())],
+    );
+    assert_eq!(events_of(&sim, EventType::OperationStarted).len(), 2);
+}
+
+#[test]
+fn critical_assets_need_a_per_asset_approval() {
+    let text = format!(
+        "{}{}{}{}",
+        assets("dc", 2, "pilot", ""),
+        ring("pilot", ", maxConcurrent: 2"),
+        ALWAYS_OPEN,
+        policy("pilot", "")
+    )
+    .replace("criticality: Low", "criticality: Critical")
+    .replace("manualApproval: []", "manualApproval: [Critical]");
+    let sim = simulate(
+        inventory(&text),
+        NOW,
+        "2026-11-28T00:00:00Z",
+        vec![Approve::Asset("dc-2".into())],
+    );
+    let started: Vec<_> = events_of(&sim, EventType::OperationStarted)
+        .iter()
+        .map(|e| e.asset.clone().unwrap())
+        .collect();
+    assert_eq!(started, vec!["dc-2"]);
+    let waiting = sim.assets.iter().find(|a| a.name == "dc-1").unwrap();
+    assert_eq!(waiting.state, AssetState::WaitingForApproval);
+}
+
+#[test]
+fn a_held_asset_is_never_touched() {
+    let text = format!(
+        "{}{}{}{}",
+        assets("a", 2, "pilot", ""),
+        ring("pilot", ", maxConcurrent: 2"),
+        ALWAYS_OPEN,
+        policy("pilot", "")
+    )
+    .replacen(
+        "spec: {osFamily: Linux, criticality: Low}",
+        "spec: {osFamily: Linux, criticality: Low, hold: true}",
+        1,
+    );
+    let sim = simulate(inventory(&text), NOW, "2026-11-28T00:00:00Z", vec![]);
+    let started: Vec<_> = events_of(&sim, EventType::OperationStarted)
+        .iter()
+        .map(|e| e.asset.clone().unwrap())
+        .collect();
+    assert_eq!(started, vec!["a-2"]);
+    assert_eq!(
+        sim.assets.iter().find(|a| a.name == "a-1").unwrap().state,
+        AssetState::Held
+    );
+    let status = sim.inventory.rollouts[0].status.as_ref().unwrap();
+    assert_eq!(status.rings[0].skipped, 1);
+    assert_eq!(status.phase, RolloutPhase::Succeeded);
+}
+
+#[test]
+fn a_deny_window_holds_everything_back_until_it_closes() {
+    let deny = "---\nkind: MaintenanceWindow\napiVersion: patchwave.dev/v1alpha1\nmetadata: {name: freeze}\n\
+        spec: {type: Deny, start: '2026-11-27T00:00:00Z', end: '2026-11-27T18:00:00Z'}\n";
+    let text = format!(
+        "{}{}{ALWAYS_OPEN}{deny}{}",
+        assets("a", 1, "pilot", ""),
+        ring("pilot", ""),
+        policy("pilot", "")
+    );
+    let evaluation = evaluate(&inventory(&text), t(NOW));
+    assert!(evaluation.operations.is_empty());
+    assert_eq!(
+        evaluation.rollout_statuses.values().next().unwrap().phase,
+        RolloutPhase::WaitingForWindow
+    );
+    assert_eq!(evaluation.next_change, Some(t("2026-11-27T18:00:00Z")));
+    let sim = simulate(inventory(&text), NOW, "2026-11-28T00:00:00Z", vec![]);
+    assert_eq!(
+        events_of(&sim, EventType::OperationStarted)[0].time,
+        t("2026-11-27T18:00:00Z")
+    );
+}
+
+#[test]
+fn no_operation_starts_after_the_cutoff() {
+    let window = "---\nkind: MaintenanceWindow\napiVersion: patchwave.dev/v1alpha1\nmetadata: {name: nightly}\n\
+        spec: {schedule: '0 22 * * *', duration: 4h, timeZone: UTC, cutoff: 1h}\n";
+    let text = format!(
+        "{}{}{window}{}",
+        assets("a", 1, "pilot", ""),
+        ring("pilot", ""),
+        policy("pilot", "")
+    );
+    // 01:30 is inside the window (22:00-02:00) but past its cutoff (01:00).
+    let evaluation = evaluate(&inventory(&text), t("2026-11-28T01:30:00Z"));
+    assert!(evaluation.operations.is_empty());
+    assert_eq!(evaluation.next_change, Some(t("2026-11-28T22:00:00Z")));
+    let evaluation = evaluate(&inventory(&text), t("2026-11-28T00:30:00Z"));
+    assert_eq!(evaluation.operations.len(), 1);
+    assert_eq!(
+        evaluation.operations[0].operation.not_after.0,
+        t("2026-11-28T01:00:00Z")
+    );
+}
+
+#[test]
+fn an_asset_no_allow_window_selects_is_reported_unscheduled() {
+    let window = "---\nkind: MaintenanceWindow\napiVersion: patchwave.dev/v1alpha1\nmetadata: {name: servers}\n\
+        spec: {selector: {matchLabels: {kind: server}}, start: '2026-01-01T00:00:00Z', end: '2027-01-01T00:00:00Z'}\n";
+    let text = format!(
+        "{}{}{window}{}",
+        assets("a", 1, "pilot", ""),
+        ring("pilot", ""),
+        policy("pilot", "")
+    );
+    let evaluation = evaluate(&inventory(&text), t(NOW));
+    assert!(evaluation.operations.is_empty());
+    assert!(
+        evaluation.created_rollouts.is_empty(),
+        "nothing to roll out to an unschedulable fleet"
+    );
+    let view = &evaluation.assets[0];
+    assert_eq!(view.state, AssetState::Unscheduled);
+    assert!(
+        evaluation
+            .events
+            .iter()
+            .any(|e| e.kind == EventType::AssetUnscheduled && e.asset.as_deref() == Some("a-1"))
+    );
+}
+
+#[test]
+fn an_asset_no_ring_selects_is_reported_unassigned() {
+    let text = format!(
+        "{}{}{ALWAYS_OPEN}{}",
+        assets("a", 1, "elsewhere", ""),
+        ring("pilot", ""),
+        policy("pilot", "")
+    );
+    let evaluation = evaluate(&inventory(&text), t(NOW));
+    assert_eq!(evaluation.assets[0].state, AssetState::Unassigned);
+    assert!(
+        evaluation
+            .events
+            .iter()
+            .any(|e| e.kind == EventType::AssetUnassigned)
+    );
+    assert!(evaluation.operations.is_empty());
+}
+
+#[test]
+fn an_asset_in_several_rings_belongs_to_the_first_listed() {
+    let text = format!(
+        "{}{}{}{ALWAYS_OPEN}{}",
+        assets("a", 1, "pilot", ", dept: fin"),
+        ring("pilot", ""),
+        "---\nkind: Ring\napiVersion: patchwave.dev/v1alpha1\nmetadata: {name: everyone}\nspec: {selector: {}}\n",
+        policy("everyone, pilot", "")
+    );
+    let evaluation = evaluate(&inventory(&text), t(NOW));
+    assert_eq!(evaluation.assets[0].ring.as_deref(), Some("everyone"));
+}
+
+#[test]
+fn a_disruption_budget_limits_in_flight_assets_across_rings() {
+    let text = format!(
+        "{}{}{}{}{ALWAYS_OPEN}{}",
+        assets("dc", 2, "pilot", ", role: dc"),
+        assets("x", 2, "rest", ", role: dc"),
+        ring("pilot", ", maxConcurrent: 2"),
+        ring("rest", ", maxConcurrent: 2"),
+        policy(
+            "pilot, rest",
+            ", disruptionBudgets: [{selector: {matchLabels: {role: dc}}, maxUnavailable: 1}]"
+        )
+    );
+    let sim = simulate(inventory(&text), NOW, "2026-11-28T00:00:00Z", vec![]);
+    let mut in_flight = 0;
+    for event in &sim.events {
+        match event.kind {
+            EventType::OperationStarted => in_flight += 1,
+            EventType::OperationSucceeded
+            | EventType::OperationFailed
+            | EventType::OperationTimedOut => in_flight -= 1,
+            _ => {}
+        }
+        assert!(in_flight <= 1, "budget exceeded at {}", event.time);
+    }
+    assert_eq!(events_of(&sim, EventType::OperationSucceeded).len(), 4);
+}
+
+#[test]
+fn earliest_deadline_first_then_criticality() {
+    let text = format!(
+        "{}{}{ALWAYS_OPEN}{}",
+        assets("a", 3, "pilot", ""),
+        ring("pilot", ", maxConcurrent: 1"),
+        policy("pilot", "")
+    )
+    // a-3 is Critical; a-2 has an older release (earlier deadline).
+    .replacen("metadata: {name: a-3, labels: {ring: pilot}}\nspec: {osFamily: Linux, criticality: Low}", "metadata: {name: a-3, labels: {ring: pilot}}\nspec: {osFamily: Linux, criticality: Critical}", 1);
+    let mut inv = inventory(&text);
+    let reported = inv.assets[1]
+        .status
+        .as_mut()
+        .unwrap()
+        .reported
+        .as_mut()
+        .unwrap();
+    reported.available_updates[0].id = "curl".into();
+    reported.available_updates[0].released_at = Some(Time(t("2026-11-01T00:00:00Z")));
+    let sim = simulate(inv, NOW, "2026-11-28T00:00:00Z", vec![]);
+    let order: Vec<_> = events_of(&sim, EventType::OperationStarted)
+        .iter()
+        .map(|e| e.asset.clone().unwrap())
+        .collect();
+    assert_eq!(order, vec!["a-2", "a-3", "a-1"]);
+}
+
+#[test]
+fn each_update_belongs_to_the_highest_priority_policy_that_matches() {
+    let text = format!(
+        "{}{}{ALWAYS_OPEN}{}{}",
+        assets("a", 1, "pilot", ""),
+        ring("pilot", ""),
+        "---\nkind: PatchPolicy\napiVersion: patchwave.dev/v1alpha1\nmetadata: {name: monthly}\nspec: {rings: [pilot], priority: 10, manualApproval: []}\n",
+        policy(
+            "pilot",
+            ", priority: 100, updates: {classifications: [Security]}"
+        )
+    );
+    let evaluation = evaluate(&inventory(&text), t(NOW));
+    assert_eq!(evaluation.created_rollouts.len(), 1);
+    assert_eq!(evaluation.created_rollouts[0].spec.policy, "security");
+    let monthly = evaluation
+        .assets
+        .iter()
+        .find(|a| a.policy.as_deref() == Some("monthly"))
+        .unwrap();
+    assert_eq!(
+        monthly.state,
+        AssetState::UpToDate,
+        "the update is security's, not monthly's"
+    );
+}
+
+#[test]
+fn deferred_updates_wait_until_their_deferral_passed() {
+    let text = format!(
+        "{}{}{ALWAYS_OPEN}{}",
+        assets("a", 1, "pilot", ""),
+        ring("pilot", ""),
+        policy("pilot", ", updates: {deferDays: 14}")
+    );
+    // released 2026-11-20 + 14 days = 2026-12-04
+    let evaluation = evaluate(&inventory(&text), t(NOW));
+    assert!(evaluation.created_rollouts.is_empty());
+    assert_eq!(evaluation.next_change, Some(t("2026-12-04T00:00:00Z")));
+    let evaluation = evaluate(&inventory(&text), t("2026-12-04T00:00:00Z"));
+    assert_eq!(evaluation.created_rollouts.len(), 1);
+}
+
+#[test]
+fn rollback_on_failure_rolls_the_halted_rings_patched_assets_back() {
+    let mut text = format!(
+        "{}{}{ALWAYS_OPEN}{}",
+        assets("a", 3, "pilot", ""),
+        ring("pilot", ", maxConcurrent: 1, failureThreshold: 0"),
+        policy("pilot", ", onFailure: Rollback")
+    );
+    text = text.replacen(
+        "name: a-3,",
+        "name: a-3, annotations: {simulate.patchwave.dev/outcome: Failed},",
+        1,
+    );
+    let sim = simulate(inventory(&text), NOW, "2026-11-28T00:00:00Z", vec![]);
+    let rollbacks: Vec<_> = events_of(&sim, EventType::RollbackStarted)
+        .iter()
+        .map(|e| e.asset.clone().unwrap())
+        .collect();
+    assert_eq!(rollbacks, vec!["a-1", "a-2"]);
+    let status = sim.inventory.rollouts[0].status.as_ref().unwrap();
+    assert_eq!(status.phase, RolloutPhase::Halted);
+    let op = sim.inventory.assets[0].status.as_ref().unwrap().rollouts[0].clone();
+    assert_eq!(op.action, OperationAction::Rollback);
+    assert_eq!(op.phase, OperationPhase::Succeeded);
+}
+
+#[test]
+fn abort_and_pause_stop_new_operations() {
+    let text = format!(
+        "{}{}{ALWAYS_OPEN}{}",
+        assets("a", 3, "pilot", ""),
+        ring("pilot", ", maxConcurrent: 1"),
+        policy("pilot", "")
+    );
+    let first = evaluate(&inventory(&text), t(NOW));
+    let mut inv = inventory(&text);
+    let mut rollout = first.created_rollouts[0].clone();
+    rollout.spec.paused = true;
+    inv.rollouts.push(rollout.clone());
+    let paused = evaluate(&inv, t(NOW));
+    assert!(paused.operations.is_empty());
+    let status = &paused.rollout_statuses[rollout.metadata.name.as_deref().unwrap()];
+    assert!(
+        status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Paused" && c.status == "True")
+    );
+
+    inv.rollouts[0].spec.paused = false;
+    inv.rollouts[0].spec.abort = Some(Default::default());
+    let aborted = evaluate(&inv, t(NOW));
+    assert!(aborted.operations.is_empty());
+    assert_eq!(
+        aborted.rollout_statuses.values().next().unwrap().phase,
+        RolloutPhase::Aborted
+    );
+}
+
+#[test]
+fn a_repeated_evaluation_never_issues_a_second_operation() {
+    let text = format!(
+        "{}{}{ALWAYS_OPEN}{}",
+        assets("a", 2, "pilot", ""),
+        ring("pilot", ", maxConcurrent: 2"),
+        policy("pilot", "")
+    );
+    let sim = simulate(inventory(&text), NOW, NOW, vec![]);
+    assert_eq!(events_of(&sim, EventType::OperationStarted).len(), 2);
+    // An operator restarted right now sees the records and issues nothing new.
+    let again = evaluate(&sim.inventory, t(NOW));
+    assert!(again.operations.is_empty());
+    assert!(again.created_rollouts.is_empty());
+    let ids: Vec<_> = sim
+        .inventory
+        .assets
+        .iter()
+        .map(|a| {
+            a.status
+                .as_ref()
+                .unwrap()
+                .operation
+                .as_ref()
+                .unwrap()
+                .id
+                .clone()
+        })
+        .collect();
+    assert_eq!(
+        ids[0],
+        format!(
+            "{}/a-1/install",
+            sim.inventory.rollouts[0].metadata.name.as_deref().unwrap()
+        )
+    );
+}
+
+#[test]
+fn the_same_input_gives_the_same_output() {
+    let mut text = format!(
+        "{}{}{}{}{ALWAYS_OPEN}{}",
+        assets("p", 4, "pilot", ""),
+        assets("r", 6, "rest", ""),
+        ring("pilot", ", maxConcurrent: 2, bakeTime: 1h"),
+        ring("rest", ", maxConcurrent: '50%'"),
+        policy("pilot, rest", "")
+    );
+    text = text.replacen("name: r-2,", "name: r-2, annotations: {simulate.patchwave.dev/outcome: Failed, simulate.patchwave.dev/duration: 25m},", 1);
+    let a = simulate(inventory(&text), NOW, "2026-12-01T00:00:00Z", vec![]);
+    let b = simulate(inventory(&text), NOW, "2026-12-01T00:00:00Z", vec![]);
+    assert_eq!(a.events, b.events);
+    assert_eq!(a.assets, b.assets);
+}
+
+#[test]
+fn invalid_objects_are_reported_and_do_not_stall_the_others() {
+    let bad_window = "---\nkind: MaintenanceWindow\napiVersion: patchwave.dev/v1alpha1\nmetadata: {name: broken}\n\
+        spec: {schedule: '61 25 * * *', duration: 1h, timeZone: Mars/Olympus}\n";
+    let text = format!(
+        "{}{}{ALWAYS_OPEN}{bad_window}{}",
+        assets("a", 1, "pilot", ""),
+        ring("pilot", ""),
+        policy("pilot", "")
+    );
+    let evaluation = evaluate(&inventory(&text), t(NOW));
+    assert!(
+        evaluation
+            .problems
+            .iter()
+            .any(|p| p.kind == "MaintenanceWindow" && p.name == "broken")
+    );
+    assert_eq!(
+        evaluation.operations.len(),
+        1,
+        "the valid window still lets the asset start"
+    );
+}

@@ -1,0 +1,473 @@
+//! A discrete-event run of the engine over virtual time, with simulated agents.
+//!
+//! The simulation drives [`evaluate`] exactly as the operator does: it applies each decision
+//! to the objects (in memory instead of the API server), lets simulated agents finish their
+//! operations after the duration and with the outcome their annotations ask for, and jumps to
+//! the next instant anything can change. `kubectl patchwave simulate` shows the run; `plan`
+//! uses it to forecast, assuming success.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashSet};
+
+use jiff::{SignedDuration, Timestamp};
+
+use super::Inventory;
+use super::duration::parse_duration;
+use super::evaluate::{AssetView, Evaluation, Event, EventType, evaluate};
+use super::validation::Problem;
+use crate::api::asset::{InstalledUpdate, OperationPhase, OperationResult, UpdateRef};
+use crate::api::rollout::Approval;
+use crate::api::{Asset, OperationAction, Signature, Time};
+
+/// Annotation choosing a simulated agent's outcome: Succeeded (default), Failed, NoResponse.
+pub const OUTCOME_ANNOTATION: &str = "simulate.patchwave.dev/outcome";
+/// Annotation giving a simulated operation's duration, Go style (default 10m).
+pub const DURATION_ANNOTATION: &str = "simulate.patchwave.dev/duration";
+/// Duration of a simulated operation without annotation or expectedDuration.
+pub const DEFAULT_DURATION: SignedDuration = SignedDuration::from_mins(10);
+/// Evaluations at one instant before the simulation gives up on reaching a fixed point.
+const MAX_ROUNDS_PER_INSTANT: usize = 64;
+/// Instants a simulation visits at most (a guard against a schedule that never settles).
+const MAX_STEPS: usize = 1_000_000;
+
+/// What a simulated agent does with an operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Installs and reports success.
+    Succeeded,
+    /// Reports a failure.
+    Failed,
+    /// Never reports (the operation times out).
+    NoResponse,
+}
+
+/// Something a person approves up front.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Approve {
+    /// A ring with approval Manual, in every rollout.
+    Ring(String),
+    /// An asset needing per-asset approval, in every rollout.
+    Asset(String),
+}
+
+/// How to run a simulation.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Virtual start.
+    pub from: Timestamp,
+    /// Virtual end (inclusive).
+    pub until: Timestamp,
+    /// Approvals given at `from`.
+    pub approvals: Vec<Approve>,
+    /// Forecast mode (`plan`): every operation succeeds, takes the asset's expected duration,
+    /// and every approval is given as soon as it is needed.
+    pub assume_success: bool,
+}
+
+/// The result of a simulation.
+#[derive(Clone, Debug)]
+pub struct Simulation {
+    /// Every decision, in time order.
+    pub events: Vec<Event>,
+    /// The objects at the end (rollouts with their final status, assets with their records).
+    pub inventory: Inventory,
+    /// Where each asset stands at the end.
+    pub assets: Vec<AssetView>,
+    /// Problems found in the input (invalid objects take no part).
+    pub problems: Vec<Problem>,
+    /// The instant the simulation stopped at.
+    pub ended_at: Timestamp,
+}
+
+/// Errors that stop a simulation.
+#[derive(Debug, thiserror::Error)]
+pub enum SimulationError {
+    /// `until` is before `from`.
+    #[error("--until ({until}) is before --from ({from})")]
+    EmptyRange {
+        /// Start.
+        from: Timestamp,
+        /// End.
+        until: Timestamp,
+    },
+    /// An annotation could not be read.
+    #[error("Asset/{asset}: metadata.annotations[{annotation}]: {message}")]
+    BadAnnotation {
+        /// Asset name.
+        asset: String,
+        /// Annotation key.
+        annotation: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// The engine kept deciding at one instant without settling (a bug, reported honestly).
+    #[error("the engine did not settle at {at} after {MAX_ROUNDS_PER_INSTANT} evaluations")]
+    NoFixedPoint {
+        /// The instant.
+        at: Timestamp,
+    },
+}
+
+/// A simulated agent's behaviour, from the asset's annotations.
+#[derive(Clone, Copy, Debug)]
+struct Behaviour {
+    outcome: Outcome,
+    duration: SignedDuration,
+}
+
+fn behaviour(asset: &Asset, assume_success: bool) -> Result<Behaviour, SimulationError> {
+    let name = asset.metadata.name.clone().unwrap_or_default();
+    let annotations = asset.metadata.annotations.as_ref();
+    let annotation = |key: &str| annotations.and_then(|a| a.get(key)).map(String::as_str);
+    let outcome = match annotation(OUTCOME_ANNOTATION) {
+        _ if assume_success => Outcome::Succeeded,
+        None | Some("Succeeded") => Outcome::Succeeded,
+        Some("Failed") => Outcome::Failed,
+        Some("NoResponse") => Outcome::NoResponse,
+        Some(other) => {
+            return Err(SimulationError::BadAnnotation {
+                asset: name,
+                annotation: OUTCOME_ANNOTATION,
+                message: format!("\"{other}\" is not one of Succeeded, Failed, NoResponse"),
+            });
+        }
+    };
+    let duration_text = annotation(DURATION_ANNOTATION).or(asset.spec.expected_duration.as_deref());
+    let duration = match duration_text {
+        None => DEFAULT_DURATION,
+        Some(text) => parse_duration(text).map_err(|message| SimulationError::BadAnnotation {
+            asset: name,
+            annotation: DURATION_ANNOTATION,
+            message,
+        })?,
+    };
+    Ok(Behaviour { outcome, duration })
+}
+
+/// Runs the engine over virtual time from `options.from` to `options.until`.
+pub fn simulate(
+    mut inventory: Inventory,
+    options: &Options,
+) -> Result<Simulation, SimulationError> {
+    if options.until < options.from {
+        return Err(SimulationError::EmptyRange {
+            from: options.from,
+            until: options.until,
+        });
+    }
+    let behaviours = inventory
+        .assets
+        .iter()
+        .map(|a| behaviour(a, options.assume_success))
+        .collect::<Result<Vec<_>, _>>()?;
+    let index: BTreeMap<String, usize> = inventory
+        .assets
+        .iter()
+        .enumerate()
+        .filter_map(|(i, a)| Some((a.metadata.name.clone()?, i)))
+        .collect();
+    for rollout in &mut inventory.rollouts {
+        grant(
+            &mut rollout.spec.approved_rings,
+            &mut rollout.spec.approved_assets,
+            &options.approvals,
+            options.from,
+        );
+    }
+
+    let mut events: Vec<Event> = Vec::new();
+    let mut reported_once: HashSet<(EventType, Option<String>, Option<String>)> = HashSet::new();
+    // Agent completions: (when, asset index, operation id).
+    let mut completions: BinaryHeap<Reverse<(Timestamp, usize, String)>> = BinaryHeap::new();
+    let mut now = options.from;
+    let mut last = Evaluation::default();
+    for _ in 0..MAX_STEPS {
+        while let Some(Reverse((at, asset, id))) = completions.peek().cloned() {
+            if at > now {
+                break;
+            }
+            completions.pop();
+            finish_operation(
+                &mut inventory.assets[asset],
+                &id,
+                behaviours[asset].outcome,
+                at,
+            );
+        }
+        let mut settled = false;
+        for _ in 0..MAX_ROUNDS_PER_INSTANT {
+            let evaluation = evaluate(&inventory, now);
+            let changed = apply(
+                &mut inventory,
+                &evaluation,
+                &index,
+                options,
+                now,
+                &behaviours,
+                &mut completions,
+            );
+            for event in &evaluation.events {
+                let once = matches!(
+                    event.kind,
+                    EventType::AssetUnscheduled | EventType::AssetUnassigned
+                );
+                if once
+                    && !reported_once.insert((
+                        event.kind,
+                        event.policy.clone(),
+                        event.asset.clone(),
+                    ))
+                {
+                    continue;
+                }
+                events.push(event.clone());
+            }
+            last = evaluation;
+            if !changed {
+                settled = true;
+                break;
+            }
+        }
+        if !settled {
+            return Err(SimulationError::NoFixedPoint { at: now });
+        }
+        let next_completion = completions.peek().map(|Reverse((at, _, _))| *at);
+        let next = match (last.next_change, next_completion) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        match next {
+            Some(next) if next <= options.until && next > now => now = next,
+            _ => break,
+        }
+    }
+    Ok(Simulation {
+        events,
+        assets: last.assets,
+        problems: last.problems,
+        inventory,
+        ended_at: now,
+    })
+}
+
+/// Adds the up-front approvals to a rollout's spec.
+fn grant(
+    rings: &mut Vec<Approval>,
+    assets: &mut Vec<Approval>,
+    approvals: &[Approve],
+    at: Timestamp,
+) {
+    let signature = || Signature {
+        by: Some("simulate --approve".to_owned()),
+        at: Some(Time(at)),
+        note: None,
+    };
+    for approval in approvals {
+        let (list, name) = match approval {
+            Approve::Ring(name) => (&mut *rings, name),
+            Approve::Asset(name) => (&mut *assets, name),
+        };
+        if !list.iter().any(|a| &a.name == name) {
+            list.push(Approval {
+                name: name.clone(),
+                signature: signature(),
+            });
+        }
+    }
+}
+
+/// Applies an evaluation to the objects in memory, as the operator does on the cluster.
+/// Returns whether anything changed that could change the next evaluation.
+fn apply(
+    inventory: &mut Inventory,
+    evaluation: &Evaluation,
+    index: &BTreeMap<String, usize>,
+    options: &Options,
+    now: Timestamp,
+    behaviours: &[Behaviour],
+    completions: &mut BinaryHeap<Reverse<(Timestamp, usize, String)>>,
+) -> bool {
+    let mut changed = false;
+    for created in &evaluation.created_rollouts {
+        let mut rollout = created.clone();
+        grant(
+            &mut rollout.spec.approved_rings,
+            &mut rollout.spec.approved_assets,
+            &options.approvals,
+            options.from,
+        );
+        inventory.rollouts.push(rollout);
+        changed = true;
+    }
+    for rollout in &mut inventory.rollouts {
+        let Some(name) = rollout.metadata.name.as_deref() else {
+            continue;
+        };
+        if let Some(status) = evaluation.rollout_statuses.get(name) {
+            if rollout.status.as_ref() != Some(status) {
+                // Only transitions the engine reads back count as changes; counters and
+                // messages that merely describe the state do not need another round.
+                let before = rollout.status.as_ref().map(ring_state);
+                changed |= before.as_ref() != Some(&ring_state(status));
+                rollout.status = Some(status.clone());
+            }
+        }
+        if options.assume_success {
+            // Forecast: a person approves whatever waits for approval, at once.
+            let waiting: Vec<String> = rollout
+                .status
+                .iter()
+                .flat_map(|s| s.rings.iter())
+                .filter(|r| r.phase == crate::api::rollout::RingPhase::WaitingForApproval)
+                .map(|r| r.name.clone())
+                .collect();
+            for ring in waiting {
+                if !rollout.spec.approved_rings.iter().any(|a| a.name == ring) {
+                    grant(
+                        &mut rollout.spec.approved_rings,
+                        &mut Vec::new(),
+                        &[Approve::Ring(ring)],
+                        now,
+                    );
+                    changed = true;
+                }
+            }
+        }
+    }
+    if options.assume_success {
+        let waiting: Vec<String> = evaluation
+            .assets
+            .iter()
+            .filter(|a| a.state == super::evaluate::AssetState::WaitingForApproval)
+            .map(|a| a.name.clone())
+            .collect();
+        for rollout in &mut inventory.rollouts {
+            for asset in &waiting {
+                if !rollout
+                    .spec
+                    .approved_assets
+                    .iter()
+                    .any(|a| &a.name == asset)
+                {
+                    grant(
+                        &mut Vec::new(),
+                        &mut rollout.spec.approved_assets,
+                        &[Approve::Asset(asset.clone())],
+                        now,
+                    );
+                    changed = true;
+                }
+            }
+        }
+    }
+    for outcome in &evaluation.outcomes {
+        let Some(asset) = index.get(&outcome.asset).map(|i| &mut inventory.assets[*i]) else {
+            continue;
+        };
+        let status = asset.status.get_or_insert_with(Default::default);
+        if let Some(record) = status
+            .rollouts
+            .iter_mut()
+            .find(|r| r.rollout == outcome.rollout)
+        {
+            record.phase = outcome.phase;
+            record.finished_at = Some(Time(outcome.finished_at));
+            record.message.clone_from(&outcome.message);
+        }
+        if status
+            .operation
+            .as_ref()
+            .is_some_and(|o| o.id == outcome.operation_id)
+        {
+            status.operation = None;
+        }
+        changed = true;
+    }
+    for issued in &evaluation.operations {
+        let Some(i) = index.get(&issued.asset).copied() else {
+            continue;
+        };
+        let status = inventory.assets[i]
+            .status
+            .get_or_insert_with(Default::default);
+        status
+            .rollouts
+            .retain(|r| r.rollout != issued.record.rollout);
+        status.rollouts.push(issued.record.clone());
+        status.operation = Some(issued.operation.clone());
+        let behaviour = behaviours[i];
+        if behaviour.outcome != Outcome::NoResponse {
+            let at = now
+                .checked_add(behaviour.duration)
+                .unwrap_or(Timestamp::MAX);
+            completions.push(Reverse((at, i, issued.operation.id.clone())));
+        }
+        changed = true;
+    }
+    changed
+}
+
+/// The parts of a rollout status the engine reads back in its next evaluation.
+type RingState = (
+    crate::api::rollout::RolloutPhase,
+    Vec<(String, crate::api::rollout::RingPhase, i32, i32)>,
+);
+
+fn ring_state(status: &crate::api::PatchRolloutStatus) -> RingState {
+    let rings = status
+        .rings
+        .iter()
+        .map(|r| (r.name.clone(), r.phase, r.halts, r.accepted_failures))
+        .collect();
+    (status.phase, rings)
+}
+
+/// A simulated agent finishes operation `id` at `at` with `outcome`, reporting as the real
+/// agent does: the result, the installed versions, and the updates gone from its inventory.
+fn finish_operation(asset: &mut Asset, id: &str, outcome: Outcome, at: Timestamp) {
+    let Some(status) = asset.status.as_mut() else {
+        return;
+    };
+    let Some(operation) = status.operation.clone().filter(|o| o.id == id) else {
+        return;
+    };
+    let reported = status.reported.get_or_insert_with(Default::default);
+    reported.last_heartbeat = Some(Time(at));
+    let phase = match outcome {
+        Outcome::Succeeded => OperationPhase::Succeeded,
+        Outcome::Failed | Outcome::NoResponse => OperationPhase::Failed,
+    };
+    let mut installed: Vec<UpdateRef> = Vec::new();
+    if phase == OperationPhase::Succeeded && operation.action == OperationAction::Install {
+        for wanted in &operation.updates {
+            let position = reported
+                .available_updates
+                .iter()
+                .position(|u| u.id == wanted.id && u.version == wanted.version);
+            if let Some(position) = position {
+                let update = reported.available_updates.remove(position);
+                reported.installed_history.push(InstalledUpdate {
+                    id: update.id,
+                    version: update.version,
+                    action: OperationAction::Install,
+                    at: Time(at),
+                    released_at: update.released_at,
+                    severity: update.severity,
+                    classification: update.classification,
+                    rollout: Some(operation.rollout.clone()),
+                });
+                installed.push(wanted.clone());
+            }
+        }
+    }
+    reported.last_operation = Some(OperationResult {
+        id: id.to_owned(),
+        phase,
+        started_at: Some(operation.issued_at.clone()),
+        finished_at: Some(Time(at)),
+        installed,
+        message: (phase == OperationPhase::Failed).then(|| {
+            "simulated failure (annotation simulate.patchwave.dev/outcome=Failed)".to_owned()
+        }),
+    });
+}
