@@ -1,118 +1,169 @@
-//! scratch
-#[cfg(test)]
-mod scratch {
-    use kube::CustomResourceExt;
-    use kube::core::cel::{Validator, compile_schema};
-    #[test]
-    fn cel_experiment() {
-        let crd = crate::api::Ring::crd();
-        let schema = serde_json::to_value(
-            crd.spec.versions[0]
-                .schema
-                .as_ref()
-                .unwrap()
-                .open_api_v3_schema
-                .as_ref()
-                .unwrap(),
-        )
-        .unwrap();
-        let compiled = compile_schema(&schema);
-        let v = Validator::new();
-        let obj: serde_json::Value = serde_yaml::from_str(
-            r#"
-apiVersion: patchwave.dev/v1alpha1
-kind: Ring
-metadata: {name: x}
-spec:
-  selector: {}
-  maxConcurrent: "150%"
-  failureThreshold: -1
-  bakeTime: 3d
-"#,
-        )
-        .unwrap();
-        let r = v.validate_compiled(&compiled, &obj, None);
-        println!("{r:#?}");
-        let crd = crate::api::MaintenanceWindow::crd();
-        let schema = serde_json::to_value(
-            crd.spec.versions[0]
-                .schema
-                .as_ref()
-                .unwrap()
-                .open_api_v3_schema
-                .as_ref()
-                .unwrap(),
-        )
-        .unwrap();
-        let compiled = compile_schema(&schema);
-        let obj: serde_json::Value = serde_yaml::from_str(
-            r#"
-apiVersion: patchwave.dev/v1alpha1
-kind: MaintenanceWindow
-metadata: {name: x}
-spec:
-  schedule: "* * * *"
-  cutoff: 5h
-  duration: 1h
-"#,
-        )
-        .unwrap();
-        let r = v.validate_compiled(&compiled, &obj, None);
-        println!("{r:#?}");
-        let crd = crate::api::PatchRollout::crd();
-        let schema = serde_json::to_value(
-            crd.spec.versions[0]
-                .schema
-                .as_ref()
-                .unwrap()
-                .open_api_v3_schema
-                .as_ref()
-                .unwrap(),
-        )
-        .unwrap();
-        let compiled = compile_schema(&schema);
-        let obj: serde_json::Value = serde_yaml::from_str(
-            r#"
-apiVersion: patchwave.dev/v1alpha1
-kind: PatchRollout
-metadata: {name: x}
-spec:
-  policy: p
-  revision: r
-  updates: [{id: a}]
-  rings: [a]
-"#,
-        )
-        .unwrap();
-        let r = v.validate_compiled(&compiled, &obj, None);
-        println!("{r:#?}");
-        let t = std::time::Instant::now();
-        let text = std::fs::read_to_string("examples/assets/laptops.yaml").unwrap();
-        let crd = crate::api::Asset::crd();
-        let schema = serde_json::to_value(
-            crd.spec.versions[0]
-                .schema
-                .as_ref()
-                .unwrap()
-                .open_api_v3_schema
-                .as_ref()
-                .unwrap(),
-        )
-        .unwrap();
-        let compiled = compile_schema(&schema);
-        println!("compile {:?}", t.elapsed());
-        let t = std::time::Instant::now();
-        let mut n = 0;
-        for doc in serde_yaml::Deserializer::from_str(&text) {
-            use serde::Deserialize;
-            let val = serde_json::Value::deserialize(doc).unwrap();
-            if val.is_null() {
-                continue;
-            }
-            n += 1;
-            let r = v.validate_compiled(&compiled, &val, None);
-            assert!(r.is_ok(), "{r:?}");
+//! The kubectl plugin `kubectl-patchwave`: argument parsing and the commands.
+//!
+//! The binary only parses arguments and calls [`run`]. Each command lives in its own module
+//! exposing `Args` (a [`clap::Args`]) and `run(&Args) -> Result<ExitCode, CliError>`; adding a
+//! command means adding a variant to [`Command`] and a line to [`run`].
+
+pub mod load;
+pub mod output;
+pub mod plan;
+pub mod simulate;
+pub mod validate;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+const ABOUT: &str = "Patch your fleet ring by ring, inside maintenance windows, the Kubernetes way";
+
+const LONG_ABOUT: &str = "\
+patchwave rolls out operating-system and application patches to servers, laptops, desktops and
+Kubernetes nodes, wave by wave, the Kubernetes way. You describe the desired patch state as
+custom resources (group patchwave.dev, kept in Git); the patchwave operator rolls approved
+updates out ring by ring and halts by itself when a ring fails too often.
+
+  Asset              one managed endpoint; its agent reports the available updates
+  Ring               one wave (pilot, a department, the rest): how many at once, how many
+                     failures halt the rollout, how long to bake before the next wave
+  MaintenanceWindow  when patching may happen (Allow) and when never (Deny, always wins)
+  PatchPolicy        which updates, on which assets, through which rings, with which deadlines
+  PatchRollout       one frozen set of updates on its way through the rings (made by the
+                     operator, steered by people)
+
+This plugin works on YAML files without a cluster, for example in the CI of a GitOps
+repository.";
+
+const AFTER_HELP: &str = "\
+Examples:
+  # Check every manifest of a GitOps repository before it is merged
+  kubectl patchwave validate -f clusters/acme/
+
+  # The same, as JSON for a CI annotation step
+  kubectl patchwave validate -f policies.yaml -f rings.yaml -o json
+
+  # Which assets go in which wave, when each can start, and whether the deadlines hold
+  kubectl patchwave plan -f examples/ --at 2026-11-30T18:00:00+01:00
+
+  # Play three weeks of rollouts with simulated agents (failures from annotations)
+  kubectl patchwave simulate -f examples/ --from 2026-11-30 --until 2026-12-21 --approve ring/rest
+
+Exit status: 0 when all is well, 1 when problems were found, 2 when the command could not
+run (a path that cannot be read, a wrong option).
+
+Run `kubectl patchwave COMMAND --help` for the options of a command.";
+
+/// `kubectl patchwave`: the command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "kubectl-patchwave",
+    bin_name = "kubectl patchwave",
+    version,
+    about = ABOUT,
+    long_about = LONG_ABOUT,
+    after_help = AFTER_HELP,
+    propagate_version = true
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands of the plugin.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check manifests offline: schema, CEL rules, cron expressions, time zones, references
+    /// between objects, overlapping policies.
+    #[command(
+        long_about = validate::LONG_ABOUT,
+        after_help = validate::AFTER_HELP
+    )]
+    Validate(validate::Args),
+    /// Show which assets go in which ring of which rollout, when each can start, and a
+    /// forecast of completion against the deadlines.
+    Plan(plan::Args),
+    /// Run the rollout engine over virtual time with simulated agents and show what happens.
+    Simulate(simulate::Args),
+}
+
+/// Why a command could not run. Problems found in manifests are not errors: they are the
+/// command's output (exit status 1).
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// A path could not be read.
+    #[error(transparent)]
+    Load(#[from] load::LoadError),
+    /// The arguments do not make sense together.
+    #[error("{0}")]
+    Usage(String),
+    /// Writing the output failed (other than a closed pipe).
+    #[error("cannot write the output: {0}")]
+    Output(#[source] std::io::Error),
+    /// The simulation could not run.
+    #[error("{0}")]
+    Simulation(String),
+}
+
+impl CliError {
+    /// The exit status for this error: 2, as for usage errors.
+    pub fn exit_code(&self) -> ExitCode {
+        ExitCode::from(2)
+    }
+}
+
+/// Runs the command `cli` names and returns the process's exit status. Errors are printed
+/// to standard error.
+pub fn run(cli: Cli) -> ExitCode {
+    let result = match &cli.command {
+        Command::Validate(args) => validate::run(args),
+        Command::Plan(args) => plan::run(args),
+        Command::Simulate(args) => simulate::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            // Nothing sensible is left to do if standard error is gone.
+            let _ = writeln!(std::io::stderr(), "error: {error}");
+            error.exit_code()
         }
-        println!("{n} assets in {:?}", t.elapsed());
+    }
+}
+
+/// Prints the problems found while loading as warnings: `plan` and `simulate` go on without
+/// the invalid objects, as the operator does.
+pub(crate) fn warn_problems(loaded: &load::LoadedFiles) {
+    for problem in &loaded.problems {
+        let _ = writeln!(
+            std::io::stderr(),
+            "warning: {problem} (this object takes no part)"
+        );
+    }
+}
+
+/// Serialises `value` as pretty JSON and prints it.
+pub(crate) fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| CliError::Output(std::io::Error::other(e)))?;
+    print(&(text + "\n"))
+}
+
+/// Writes `text` to standard output. A closed pipe (`| head`) is not an error.
+pub(crate) fn print(text: &str) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError::Output(e)),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
     }
 }

@@ -169,6 +169,7 @@ pub fn evaluate(inventory: &Inventory, now: Timestamp) -> Evaluation {
         problems.iter().map(|p| (p.kind, p.name.as_str())).collect();
     let mut run = Run::new(inventory, &invalid, now);
     run.process_outcomes();
+    run.count_budgets();
     run.assign_assets();
     run.create_rollouts();
     run.advance_rollouts();
@@ -248,6 +249,9 @@ struct Run<'a> {
     asset_index: HashMap<&'a str, usize>,
     /// Assets with an operation in flight (after outcomes and new starts).
     in_flight: HashSet<usize>,
+    /// Per policy and disruption budget: assets selected, and those in flight.
+    budget_size: Vec<Vec<u64>>,
+    budget_busy: Vec<Vec<u64>>,
     /// Start permission per (allow windows, deny windows) at `now`.
     permissions: HashMap<(Vec<usize>, Vec<usize>), StartPermission>,
     /// Per (asset, policy): ring name, unscheduled, view state inputs.
@@ -361,6 +365,8 @@ impl<'a> Run<'a> {
             facts: Vec::new(),
             asset_index,
             in_flight: HashSet::new(),
+            budget_size: Vec::new(),
+            budget_busy: Vec::new(),
             permissions: HashMap::new(),
             placements: HashMap::new(),
             rollouts,
@@ -1435,6 +1441,7 @@ impl<'a> Run<'a> {
             );
             self.wake_at(timeout_at);
             self.in_flight.insert(asset);
+            self.count_start(asset);
             self.facts[asset]
                 .records
                 .insert(rollout_name.clone(), record.clone());
@@ -1449,32 +1456,66 @@ impl<'a> Run<'a> {
         result
     }
 
-    fn budget_allows(&self, policy: usize, asset: usize) -> bool {
-        let empty = BTreeMap::new();
-        let labels_of = |i: usize| {
-            self.inventory.assets[i]
-                .metadata
-                .labels
-                .as_ref()
-                .unwrap_or(&empty)
-        };
-        self.policies[policy].budgets.iter().all(|(selector, max)| {
-            if !selector.matches(labels_of(asset)) {
-                return true;
+    fn labels(&self, asset: usize) -> &'a BTreeMap<String, String> {
+        static EMPTY: BTreeMap<String, String> = BTreeMap::new();
+        self.inventory.assets[asset]
+            .metadata
+            .labels
+            .as_ref()
+            .unwrap_or(&EMPTY)
+    }
+
+    /// Counts, per disruption budget, the assets it selects and those in flight (once per
+    /// evaluation, so that checking a start is cheap).
+    fn count_budgets(&mut self) {
+        let mut size = Vec::with_capacity(self.policies.len());
+        let mut busy = Vec::with_capacity(self.policies.len());
+        for policy in &self.policies {
+            let mut sizes = vec![0_u64; policy.budgets.len()];
+            let mut busies = vec![0_u64; policy.budgets.len()];
+            for asset in 0..self.inventory.assets.len() {
+                let labels = self.labels(asset);
+                for (b, (selector, _)) in policy.budgets.iter().enumerate() {
+                    if selector.matches(labels) {
+                        sizes[b] += 1;
+                        if self.in_flight.contains(&asset) {
+                            busies[b] += 1;
+                        }
+                    }
+                }
             }
-            let size = (0..self.inventory.assets.len())
-                .filter(|i| selector.matches(labels_of(*i)))
-                .count();
-            let cap = max
-                .resolve(u64::try_from(size).unwrap_or(0), Rounding::Up)
-                .max(1);
-            let busy = self
-                .in_flight
-                .iter()
-                .filter(|i| selector.matches(labels_of(**i)))
-                .count();
-            u64::try_from(busy).unwrap_or(u64::MAX) < cap
-        })
+            size.push(sizes);
+            busy.push(busies);
+        }
+        self.budget_size = size;
+        self.budget_busy = busy;
+    }
+
+    fn budget_allows(&self, policy: usize, asset: usize) -> bool {
+        let labels = self.labels(asset);
+        self.policies[policy]
+            .budgets
+            .iter()
+            .enumerate()
+            .all(|(b, (selector, max))| {
+                !selector.matches(labels)
+                    || self.budget_busy[policy][b]
+                        < max
+                            .resolve(self.budget_size[policy][b], Rounding::Up)
+                            .max(1)
+            })
+    }
+
+    /// Records a start against every budget (of every policy) that selects the asset.
+    fn count_start(&mut self, asset: usize) {
+        let labels = self.labels(asset);
+        for (p, policy) in self.policies.iter().enumerate() {
+            for (b, (selector, _)) in policy.budgets.iter().enumerate() {
+                if selector.matches(labels) {
+                    self.budget_busy[p][b] += 1;
+                }
+            }
+        }
     }
 
     fn criticality(&self, asset: usize) -> Criticality {

@@ -132,7 +132,13 @@ fn behaviour(asset: &Asset, assume_success: bool) -> Result<Behaviour, Simulatio
             });
         }
     };
-    let duration_text = annotation(DURATION_ANNOTATION).or(asset.spec.expected_duration.as_deref());
+    // A forecast uses what the asset's owner expects, not the simulation's injected duration.
+    let injected = if assume_success {
+        None
+    } else {
+        annotation(DURATION_ANNOTATION)
+    };
+    let duration_text = injected.or(asset.spec.expected_duration.as_deref());
     let duration = match duration_text {
         None => DEFAULT_DURATION,
         Some(text) => parse_duration(text).map_err(|message| SimulationError::BadAnnotation {

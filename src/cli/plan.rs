@@ -1,0 +1,368 @@
+//! `kubectl patchwave plan`: which assets go in which ring of which rollout, when each can
+//! start, and a forecast against the deadlines.
+//!
+//! The forecast is the simulation itself, run with every operation succeeding in the asset's
+//! expected duration and every approval given when it is asked for: one engine, no second
+//! copy of the rules.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use jiff::{SignedDuration, Timestamp};
+use serde::Serialize;
+
+use super::output::{OutputFormat, parse_time};
+use super::{CliError, load};
+use crate::engine::Inventory;
+use crate::engine::evaluate::{AssetState, EventType, evaluate, is_terminal};
+use crate::engine::simulation::{self, Options};
+
+/// How far ahead the forecast looks.
+const FORECAST_HORIZON: SignedDuration = SignedDuration::from_hours(24 * 180);
+
+/// Show what would happen, wave by wave, with a forecast against the deadlines.
+///
+/// For every rollout that is active or would be created now: its rings in order, the assets of
+/// each ring with the first instant each can start (its next maintenance window), and when each
+/// ring and the whole rollout would complete if every operation succeeds in the asset's
+/// expected duration (`spec.expectedDuration`, else 10m) and every approval is given when asked.
+/// Deadlines come from the policies (`spec.deadlines`, counted from each update's release).
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  \
+    kubectl patchwave plan -f examples/\n  \
+    kubectl patchwave plan -f examples/ --at 2026-11-30T18:00:00+01:00 -o json")]
+pub struct Args {
+    /// Files or folders of YAML (multi-document; folders are read recursively).
+    #[arg(short = 'f', long = "filename", required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// The instant to plan from: RFC 3339 or a date (midnight UTC). Default: now.
+    #[arg(long, value_parser = parse_time)]
+    pub at: Option<Timestamp>,
+    /// Namespace for objects that name none.
+    #[arg(short = 'n', long, default_value = "default")]
+    pub namespace: String,
+    /// table for people, json for programs.
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+}
+
+/// The plan of all namespaces.
+#[derive(Debug, Serialize)]
+pub struct Plan {
+    /// The instant planned from.
+    pub at: Timestamp,
+    /// Rollouts, active or to be created, with their forecast.
+    pub rollouts: Vec<RolloutPlan>,
+    /// Assets that will never be patched as things stand, and why.
+    pub never_patched: Vec<NeverPatched>,
+    /// Problems with the input (invalid objects take no part).
+    pub problems: Vec<String>,
+}
+
+/// One rollout's plan.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutPlan {
+    pub name: String,
+    pub namespace: String,
+    pub policy: String,
+    /// true if the rollout does not exist yet and the operator would create it.
+    pub to_be_created: bool,
+    pub updates: usize,
+    /// The earliest deadline of the rollout's updates.
+    pub deadline: Option<Timestamp>,
+    /// Forecast completion of the whole rollout (None: not within the horizon).
+    pub forecast_completion: Option<Timestamp>,
+    /// Whether the forecast completion meets the deadline.
+    pub on_time: Option<bool>,
+    pub rings: Vec<RingPlan>,
+}
+
+/// One ring's plan.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RingPlan {
+    pub name: String,
+    pub forecast_start: Option<Timestamp>,
+    pub forecast_completion: Option<Timestamp>,
+    pub bake_until: Option<Timestamp>,
+    pub assets: Vec<AssetPlan>,
+}
+
+/// One asset's plan.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssetPlan {
+    pub name: String,
+    /// When its operation would start (its next window, after its ring's turn).
+    pub forecast_start: Option<Timestamp>,
+    /// When it would be patched.
+    pub forecast_done: Option<Timestamp>,
+    /// Held or needing approval now.
+    pub note: Option<String>,
+}
+
+/// An asset that will never be patched as things stand.
+#[derive(Debug, Serialize)]
+pub struct NeverPatched {
+    pub namespace: String,
+    pub asset: String,
+    pub policy: Option<String>,
+    pub state: AssetState,
+}
+
+/// Runs `plan`.
+pub fn run(args: &Args) -> Result<ExitCode, CliError> {
+    let loaded = load::load(&args.paths, &args.namespace)?;
+    super::warn_problems(&loaded);
+    let at = args.at.unwrap_or_else(Timestamp::now);
+    let mut plan = Plan {
+        at,
+        rollouts: Vec::new(),
+        never_patched: Vec::new(),
+        problems: Vec::new(),
+    };
+    for (namespace, inventory) in loaded.namespaces {
+        plan_namespace(&mut plan, &namespace, inventory)?;
+    }
+    match args.output {
+        OutputFormat::Json => super::print_json(&plan)?,
+        OutputFormat::Table => super::print(&render_table(&plan))?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Adds one namespace's rollouts to `plan`.
+pub fn plan_namespace(
+    plan: &mut Plan,
+    namespace: &str,
+    inventory: Inventory,
+) -> Result<(), CliError> {
+    let at = plan.at;
+    let now = evaluate(&inventory, at);
+    plan.problems
+        .extend(now.problems.iter().map(|p| format!("{namespace}: {p}")));
+    for view in &now.assets {
+        if matches!(view.state, AssetState::Unscheduled | AssetState::Unassigned) {
+            plan.never_patched.push(NeverPatched {
+                namespace: namespace.to_owned(),
+                asset: view.name.clone(),
+                policy: view.policy.clone(),
+                state: view.state,
+            });
+        }
+    }
+    let finished_before: Vec<String> = inventory
+        .rollouts
+        .iter()
+        .filter(|r| r.status.as_ref().is_some_and(|s| is_terminal(s.phase)))
+        .filter_map(|r| r.metadata.name.clone())
+        .collect();
+    let existing: Vec<String> = inventory
+        .rollouts
+        .iter()
+        .filter_map(|r| r.metadata.name.clone())
+        .collect();
+    let held_or_waiting: HashMap<String, String> = now
+        .assets
+        .iter()
+        .filter_map(|v| match v.state {
+            AssetState::Held => Some((v.name.clone(), "held (spec.hold)".to_owned())),
+            AssetState::WaitingForApproval => {
+                Some((v.name.clone(), "needs a per-asset approval".to_owned()))
+            }
+            _ => None,
+        })
+        .collect();
+    let options = Options {
+        from: at,
+        until: at.checked_add(FORECAST_HORIZON).unwrap_or(Timestamp::MAX),
+        approvals: Vec::new(),
+        assume_success: true,
+    };
+    let forecast = simulation::simulate(inventory, &options)
+        .map_err(|e| CliError::Simulation(e.to_string()))?;
+    for rollout in &forecast.inventory.rollouts {
+        let name = rollout.metadata.name.clone().unwrap_or_default();
+        if finished_before.contains(&name) {
+            continue;
+        }
+        let events: Vec<_> = forecast
+            .events
+            .iter()
+            .filter(|e| e.rollout.as_deref() == Some(name.as_str()))
+            .collect();
+        let first = |kind: EventType, ring: Option<&str>, asset: Option<&str>| {
+            events
+                .iter()
+                .find(|e| {
+                    e.kind == kind
+                        && (ring.is_none() || e.ring.as_deref() == ring)
+                        && (asset.is_none() || e.asset.as_deref() == asset)
+                })
+                .map(|e| e.time)
+        };
+        let status = rollout.status.clone().unwrap_or_default();
+        let mut ring_assets: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for asset in &forecast.inventory.assets {
+            let record = asset
+                .status
+                .as_ref()
+                .and_then(|s| s.rollouts.iter().find(|r| r.rollout == name));
+            if let (Some(record), Some(asset_name)) = (record, asset.metadata.name.as_ref()) {
+                ring_assets
+                    .entry(record.ring.clone().unwrap_or_default())
+                    .or_default()
+                    .push(asset_name.clone());
+            }
+        }
+        // Assets of the rollout that never started (held, waiting) are listed with their note.
+        for view in &forecast.assets {
+            if view.policy.as_deref() == Some(rollout.spec.policy.as_str())
+                && held_or_waiting.contains_key(&view.name)
+                && let Some(ring) = &view.ring
+            {
+                let list = ring_assets.entry(ring.clone()).or_default();
+                if !list.contains(&view.name) {
+                    list.push(view.name.clone());
+                }
+            }
+        }
+        let rings = rollout
+            .spec
+            .rings
+            .iter()
+            .map(|ring| {
+                let progress = status.rings.iter().find(|r| &r.name == ring);
+                let mut assets: Vec<AssetPlan> = ring_assets
+                    .get(ring)
+                    .into_iter()
+                    .flatten()
+                    .map(|asset| AssetPlan {
+                        name: asset.clone(),
+                        forecast_start: first(EventType::OperationStarted, None, Some(asset)),
+                        forecast_done: first(EventType::OperationSucceeded, None, Some(asset)),
+                        note: held_or_waiting.get(asset).cloned(),
+                    })
+                    .collect();
+                assets.sort_by(|a, b| {
+                    a.forecast_start
+                        .unwrap_or(Timestamp::MAX)
+                        .cmp(&b.forecast_start.unwrap_or(Timestamp::MAX))
+                        .then(a.name.cmp(&b.name))
+                });
+                RingPlan {
+                    name: ring.clone(),
+                    forecast_start: first(EventType::OperationStarted, Some(ring), None),
+                    forecast_completion: first(EventType::RingCompleted, Some(ring), None),
+                    bake_until: progress.and_then(|p| p.bake_until.as_ref().map(|t| t.0)),
+                    assets,
+                }
+            })
+            .collect();
+        let deadline = rollout
+            .spec
+            .updates
+            .iter()
+            .filter_map(|u| u.deadline.as_ref().map(|d| d.0))
+            .min();
+        let completion = first(EventType::RolloutSucceeded, None, None);
+        plan.rollouts.push(RolloutPlan {
+            name: name.clone(),
+            namespace: namespace.to_owned(),
+            policy: rollout.spec.policy.clone(),
+            to_be_created: !existing.contains(&name),
+            updates: rollout.spec.updates.len(),
+            deadline,
+            forecast_completion: completion,
+            on_time: match (completion, deadline) {
+                (Some(c), Some(d)) => Some(c <= d),
+                (None, Some(_)) => Some(false),
+                _ => None,
+            },
+            rings,
+        });
+    }
+    Ok(())
+}
+
+fn when(t: Option<Timestamp>) -> String {
+    t.map_or_else(
+        || "-".to_owned(),
+        |t| t.strftime("%Y-%m-%d %H:%MZ").to_string(),
+    )
+}
+
+/// The plan for people.
+pub fn render_table(plan: &Plan) -> String {
+    let mut out = format!("plan at {}\n", plan.at);
+    for problem in &plan.problems {
+        out += &format!("problem: {problem}\n");
+    }
+    if plan.rollouts.is_empty() {
+        out += "\nnothing to roll out: no policy has approved updates missing on a schedulable asset\n";
+    }
+    for rollout in &plan.rollouts {
+        let verdict = match rollout.on_time {
+            Some(true) => "on time".to_owned(),
+            Some(false) => match (rollout.forecast_completion, rollout.deadline) {
+                (Some(c), Some(d)) => format!(
+                    "LATE by {:.1} days",
+                    c.duration_since(d).as_secs_f64() / 86_400.0
+                ),
+                _ => "LATE: does not complete within the forecast horizon".to_owned(),
+            },
+            None => "no deadline".to_owned(),
+        };
+        out += &format!(
+            "\nrollout {}{} (policy {}, {} updates)\n  deadline {}  forecast completion {}  {}\n",
+            rollout.name,
+            if rollout.to_be_created {
+                " [to be created]"
+            } else {
+                ""
+            },
+            rollout.policy,
+            rollout.updates,
+            when(rollout.deadline),
+            when(rollout.forecast_completion),
+            verdict
+        );
+        for ring in &rollout.rings {
+            out += &format!(
+                "  ring {:<10} {} assets  start {}  complete {}  bake until {}\n",
+                ring.name,
+                ring.assets.len(),
+                when(ring.forecast_start),
+                when(ring.forecast_completion),
+                when(ring.bake_until)
+            );
+            for asset in &ring.assets {
+                out += &format!(
+                    "    {:<20} start {}  done {}{}\n",
+                    asset.name,
+                    when(asset.forecast_start),
+                    when(asset.forecast_done),
+                    asset
+                        .note
+                        .as_ref()
+                        .map(|n| format!("  ({n})"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+    }
+    if !plan.never_patched.is_empty() {
+        out += "\nnever patched as things stand:\n";
+        for item in &plan.never_patched {
+            out += &format!(
+                "  {:<20} {:?} under {}\n",
+                item.asset,
+                item.state,
+                item.policy.as_deref().unwrap_or("-")
+            );
+        }
+    }
+    out
+}

@@ -1,0 +1,355 @@
+//! `kubectl patchwave validate -f PATH... [-o text|json]`: every problem in a set of
+//! manifests, offline, for the CI of a GitOps repository.
+//!
+//! Runs, in this order, the loader's checks ([`super::load`]: YAML, kinds and names, the typed
+//! parse, unknown fields and the other structural schema constraints, the CRD's CEL rules) and
+//! the engine's semantic validation ([`crate::engine::validation`]: cron expressions, time
+//! zones, references between objects, overlapping policies, ...). A schema or CEL finding on a
+//! field that the parse or the semantic validation already reported is left out, so that one
+//! mistake gives one line.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use serde::Serialize;
+
+use super::CliError;
+use super::load::{self, LoadProblem, LoadedFiles, ProblemSource};
+use crate::engine::validation;
+
+/// `--help` text of the command.
+pub const LONG_ABOUT: &str = "\
+Check patchwave manifests offline, without a cluster: the same structural and CEL checks the API
+server makes, plus what only patchwave can check: cron expressions, time zones, durations,
+selectors, references to Rings, MaintenanceWindows and PatchPolicies that do not exist, a ring
+listed twice, Deny windows named as a policy's windows, overlapping policies of equal priority.
+
+Every problem is printed with its file, object and field. Files and folders (read recursively,
+.yaml, .yml and .json) may hold several YAML documents; objects of other API groups are skipped.";
+
+/// Examples shown under `--help`.
+pub const AFTER_HELP: &str = "\
+Examples:
+  kubectl patchwave validate -f examples/
+  kubectl patchwave validate -f rings.yaml -f policies.yaml -o json
+  kustomize build overlays/acme | kubectl patchwave validate -f -
+
+Exit status: 0 when there are no problems, 1 when there are, 2 when a path cannot be read.";
+
+/// Options of `validate`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Files or folders to read (folders recursively: .yaml, .yml and .json files); `-` reads
+    /// standard input.
+    #[arg(
+        short = 'f',
+        long = "filename",
+        value_name = "PATH",
+        required = true,
+        num_args = 1..
+    )]
+    pub filenames: Vec<PathBuf>,
+
+    /// Output format: text (one line per problem and a summary) or json.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+
+    /// Namespace for objects that do not name one.
+    #[arg(short = 'n', long = "namespace", default_value = "default")]
+    pub namespace: String,
+}
+
+/// Output formats of `validate`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    /// One line per problem, then a summary line.
+    Text,
+    /// `{"problems": [{file, kind, namespace, name, field, message, line}], "objects": N,
+    /// "files": N}`.
+    Json,
+}
+
+/// The result of validating a set of files.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Report {
+    /// Every problem, in file and document order.
+    pub problems: Vec<ReportedProblem>,
+    /// Number of patchwave objects read.
+    pub objects: usize,
+    /// Number of files read.
+    pub files: usize,
+}
+
+/// One problem as `validate` reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ReportedProblem {
+    /// The file, as given on the command line (folders joined with the relative path).
+    pub file: String,
+    /// Kind of the object, if known.
+    pub kind: Option<String>,
+    /// Namespace of the object, if known.
+    pub namespace: Option<String>,
+    /// Name of the object, if known.
+    pub name: Option<String>,
+    /// Path of the offending field, if known.
+    pub field: Option<String>,
+    /// What is wrong.
+    pub message: String,
+    /// The 1-based line in the file, when known.
+    pub line: Option<usize>,
+    /// The text line: `file: Kind/name: field: message`.
+    #[serde(skip)]
+    pub text: String,
+}
+
+/// Runs `validate`.
+pub fn run(args: &Args) -> Result<ExitCode, CliError> {
+    let loaded = load::load(&args.filenames, &args.namespace)?;
+    if loaded.files.is_empty() {
+        return Err(CliError::Usage(format!(
+            "no .yaml, .yml or .json files found in {}",
+            args.filenames
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    let report = report(&loaded);
+    let output = match args.output {
+        Output::Json => {
+            let mut json = serde_json::to_string_pretty(&report)
+                .map_err(|e| CliError::Output(std::io::Error::other(e)))?;
+            json.push('\n');
+            json
+        }
+        Output::Text => text(&report),
+    };
+    super::print(&output)?;
+    Ok(if report.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Every problem of the loaded files: the loader's and the semantic validation's of each
+/// namespace, in file and document order, without repeats (see the module docs).
+pub fn report(loaded: &LoadedFiles) -> Report {
+    let mut problems: Vec<LoadProblem> = loaded.problems.clone();
+    for (namespace, inventory) in &loaded.namespaces {
+        let empty = Default::default();
+        let unloadable = loaded.unloadable.get(namespace).unwrap_or(&empty);
+        for problem in validation::validate_with(inventory, unloadable).problems {
+            let key = (problem.kind, namespace.clone(), problem.name.clone());
+            problems.push(LoadProblem {
+                file: loaded.origins.get(&key).cloned().unwrap_or_default(),
+                document: loaded.documents.get(&key).copied(),
+                line: None,
+                kind: Some(problem.kind.to_owned()),
+                namespace: Some(namespace.clone()),
+                name: Some(problem.name),
+                field: Some(problem.field),
+                message: problem.message,
+                source: ProblemSource::Semantic,
+            });
+        }
+    }
+
+    // A schema or CEL finding on a field the parse or the semantic validation reported.
+    let precise: HashSet<FieldKey> = problems
+        .iter()
+        .filter(|p| matches!(p.source, ProblemSource::Parse | ProblemSource::Semantic))
+        .map(|p| key_of(p))
+        .collect();
+    let keep: Vec<bool> = problems
+        .iter()
+        .map(|p| {
+            !matches!(p.source, ProblemSource::Schema | ProblemSource::Cel)
+                || !precise.contains(&key_of(p))
+        })
+        .collect();
+
+    let file_order: HashMap<&std::path::Path, usize> = loaded
+        .files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.as_path(), i))
+        .collect();
+    let mut ordered: Vec<(usize, usize, usize, &LoadProblem)> = problems
+        .iter()
+        .zip(keep)
+        .enumerate()
+        .filter(|(_, (_, keep))| *keep)
+        .map(|(i, (p, _))| {
+            let file = file_order
+                .get(p.file.as_path())
+                .copied()
+                .unwrap_or(usize::MAX);
+            (file, p.document.unwrap_or(0), i, p)
+        })
+        .collect();
+    ordered.sort_by_key(|(file, document, i, _)| (*file, *document, *i));
+
+    Report {
+        problems: ordered
+            .into_iter()
+            .map(|(_, _, _, p)| ReportedProblem {
+                file: p.file.display().to_string(),
+                kind: p.kind.clone(),
+                namespace: p.namespace.clone(),
+                name: p.name.clone(),
+                field: p.field.clone(),
+                message: p.message.clone(),
+                line: p.line,
+                text: p.to_string(),
+            })
+            .collect(),
+        objects: loaded.objects,
+        files: loaded.files.len(),
+    }
+}
+
+/// `(kind, namespace, name, field)` of a problem.
+type FieldKey<'a> = (
+    Option<&'a str>,
+    Option<&'a str>,
+    Option<&'a str>,
+    Option<&'a str>,
+);
+
+fn key_of(p: &LoadProblem) -> FieldKey<'_> {
+    (
+        p.kind.as_deref(),
+        p.namespace.as_deref(),
+        p.name.as_deref(),
+        p.field.as_deref(),
+    )
+}
+
+/// The text output: one line per problem, then a summary line.
+pub fn text(report: &Report) -> String {
+    let mut out = String::new();
+    for problem in &report.problems {
+        let _ = writeln!(out, "{}", problem.text);
+    }
+    let objects = plural(report.objects, "object", "objects");
+    let files = plural(report.files, "file", "files");
+    if report.problems.is_empty() {
+        let _ = writeln!(out, "validated {objects} in {files}: no problems");
+    } else {
+        let with_problems: BTreeMap<(&str, Option<&str>, Option<&str>), ()> = report
+            .problems
+            .iter()
+            .map(|p| ((p.file.as_str(), p.kind.as_deref(), p.name.as_deref()), ()))
+            .collect();
+        let _ = writeln!(
+            out,
+            "found {} in {} (validated {objects} in {files})",
+            plural(report.problems.len(), "problem", "problems"),
+            plural(with_problems.len(), "object", "objects"),
+        );
+    }
+    out
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use std::path::Path;
+
+    const FILES: &str = "apiVersion: patchwave.dev/v1alpha1
+kind: Ring
+metadata: {name: pilot}
+spec:
+  selector: {}
+  bakeTime: 1d
+---
+apiVersion: patchwave.dev/v1alpha1
+kind: PatchPolicy
+metadata: {name: p}
+spec:
+  rings: [pilot, missing, broken]
+---
+apiVersion: patchwave.dev/v1alpha1
+kind: Ring
+metadata: {name: broken}
+spec:
+  selector: {}
+  maxConcurrent: '150%'
+";
+
+    #[test]
+    fn merges_load_and_semantic_problems_in_document_order() {
+        let loaded = load::load_str(Path::new("x.yaml"), FILES, "default");
+        let report = report(&loaded);
+        let lines: Vec<&str> = report.problems.iter().map(|p| p.text.as_str()).collect();
+        assert_eq!(lines.len(), 3, "{lines:#?}");
+        assert!(
+            lines[0].starts_with("x.yaml: Ring/pilot: spec.bakeTime: "),
+            "{lines:#?}"
+        );
+        assert!(
+            lines[1].starts_with(
+                "x.yaml: PatchPolicy/p: spec.rings[1]: Ring \"missing\" does not exist"
+            ),
+            "{lines:#?}"
+        );
+        // `broken` failed to parse: reported once, where it is defined, not as missing.
+        assert!(
+            lines[2].starts_with("x.yaml: Ring/broken: spec.maxConcurrent: \"150%\""),
+            "{lines:#?}"
+        );
+        assert_eq!(report.objects, 3);
+        let text = text(&report);
+        assert!(
+            text.ends_with("found 3 problems in 3 objects (validated 3 objects in 1 file)\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn semantic_problems_hide_cel_findings_on_the_same_field() {
+        let loaded = load::load_str(
+            Path::new("w.yaml"),
+            "apiVersion: patchwave.dev/v1alpha1
+kind: MaintenanceWindow
+metadata: {name: w}
+spec:
+  schedule: '0 22 * *'
+  duration: 2h
+  timeZone: UTC
+",
+            "default",
+        );
+        let report = report(&loaded);
+        let lines: Vec<&str> = report.problems.iter().map(|p| p.text.as_str()).collect();
+        assert_eq!(lines.len(), 1, "{lines:#?}");
+        assert!(lines[0].contains("expected 5 fields"), "{lines:#?}");
+    }
+
+    #[test]
+    fn clean_summary() {
+        let report = Report {
+            problems: vec![],
+            objects: 1,
+            files: 2,
+        };
+        assert_eq!(
+            text(&report),
+            "validated 1 object in 2 files: no problems\n"
+        );
+    }
+}

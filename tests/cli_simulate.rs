@@ -1,0 +1,301 @@
+//! `simulate` and `plan` over the example company, with results checked by hand against
+//! examples/ (windows in Europe/Zurich, CET = UTC+1 in winter):
+//!
+//! - Monday 2026-11-30 19:00 local (18:00Z) the weeknight window opens; the pilot starts.
+//!   lt-it-03 is annotated Failed with a 25m duration: it fails at 18:25Z; the pilot tolerates
+//!   one failure (failureThreshold 1), so nothing halts.
+//! - The pilot's last assets are web01 and k8s-node01, which only the web-tier window (Tue/Thu
+//!   22:00 local) lets start: Tuesday 21:00Z, done 21:20Z (k8s-node01 takes 20m). Bake 24h:
+//!   dept-a starts Wednesday 2026-12-02 21:20Z, inside the weeknight window.
+//! - rest needs a manual approval; without --approve ring/rest it waits.
+//! - With the approvals, lt-mgmt-01 (NoResponse) starts Thursday 18:00Z and times out after
+//!   security-fast's 2h operationTimeout, at 20:00Z; rest tolerates 2 failures.
+//! - dc01 and dc02 share a disruption budget of 1: never both in flight.
+//! - The year-end freeze (Deny, 2026-12-19 00:00 local to 2027-01-05) stops every start.
+//!   Starting inside it, the first operation starts the instant it ends.
+
+#![allow(clippy::unwrap_used)] // test helpers fail loudly by design
+
+use std::process::Command;
+
+use serde_json::Value;
+
+fn patchwave(args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_kubectl-patchwave"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn simulate_json(extra: &[&str]) -> Value {
+    let mut args = vec![
+        "simulate",
+        "-f",
+        "examples/",
+        "--from",
+        "2026-11-30T18:00:00+01:00",
+        "-o",
+        "json",
+    ];
+    args.extend_from_slice(extra);
+    let (code, stdout, stderr) = patchwave(&args);
+    assert_eq!(code, 0, "{stderr}");
+    serde_json::from_str(&stdout).unwrap()
+}
+
+const APPROVALS: [&str; 10] = [
+    "--approve",
+    "ring/rest",
+    "--approve",
+    "asset/dc01",
+    "--approve",
+    "asset/dc02",
+    "--approve",
+    "asset/erp01",
+    "--approve",
+    "asset/fs01",
+];
+
+fn events<'a>(report: &'a Value, kind: &str) -> Vec<&'a Value> {
+    report["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == kind)
+        .collect()
+}
+
+fn rollout<'a>(report: &'a Value, policy: &str) -> &'a Value {
+    report["rollouts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["policy"] == policy)
+        .unwrap()
+}
+
+#[test]
+fn the_pilot_tolerates_one_failure_and_dept_a_starts_after_the_bake() {
+    let report = simulate_json(&["--until", "2026-12-18"]);
+    let security = rollout(&report, "security-fast");
+    let name = security["name"].as_str().unwrap();
+    let rings = security["rings"].as_array().unwrap();
+    assert_eq!(rings[0]["name"], "pilot");
+    assert_eq!(rings[0]["phase"], "Completed");
+    assert_eq!(
+        rings[0]["total"], 11,
+        "12 pilot machines, lt-eng-02 is up to date"
+    );
+    assert_eq!(rings[0]["failed"], 1);
+    assert_eq!(rings[0]["succeeded"], 10);
+    assert_eq!(rings[0]["startedAt"], "2026-11-30T18:00:00Z");
+    assert_eq!(rings[0]["completedAt"], "2026-12-01T21:20:00Z");
+    assert_eq!(rings[1]["startedAt"], "2026-12-02T21:20:00Z");
+    assert_eq!(rings[2]["phase"], "WaitingForApproval");
+    assert_eq!(security["phase"], "WaitingForApproval");
+
+    let failed = events(&report, "OperationFailed");
+    let lt_it_03 = failed
+        .iter()
+        .find(|e| e["asset"] == "lt-it-03" && e["rollout"] == name)
+        .unwrap();
+    assert_eq!(lt_it_03["time"], "2026-11-30T18:25:00Z");
+    assert_eq!(lt_it_03["ring"], "pilot");
+    assert!(events(&report, "RingHalted").is_empty());
+    let started_in_rest = events(&report, "OperationStarted")
+        .into_iter()
+        .filter(|e| e["ring"] == "rest")
+        .count();
+    assert_eq!(started_in_rest, 0, "rest waits for its approval");
+
+    let state = |asset: &str, policy: &str| {
+        report["assets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == asset && a["policy"] == policy)
+            .unwrap()["state"]
+            .clone()
+    };
+    assert_eq!(state("lt-it-03", "security-fast"), "Failed");
+    assert_eq!(state("dt-eng-01", "security-fast"), "Held");
+    assert_eq!(state("dc01", "security-fast"), "WaitingForApproval");
+    assert_eq!(state("lt-eng-02", "security-fast"), "UpToDate");
+    assert_eq!(state("web01", "security-fast"), "Patched");
+}
+
+#[test]
+fn with_approvals_the_rollout_completes_and_no_response_times_out() {
+    let mut args = vec!["--until", "2026-12-18"];
+    args.extend_from_slice(&APPROVALS);
+    let report = simulate_json(&args);
+    let security = rollout(&report, "security-fast");
+    assert_eq!(security["phase"], "Succeeded");
+    let timed_out: Vec<_> = events(&report, "OperationTimedOut")
+        .into_iter()
+        .filter(|e| e["asset"] == "lt-mgmt-01")
+        .collect();
+    assert_eq!(timed_out[0]["time"], "2026-12-03T20:00:00Z");
+    assert_eq!(timed_out[0]["rollout"], security["name"]);
+
+    // dc01 and dc02 (disruption budget 1) are never in flight together.
+    let mut in_flight = 0;
+    for event in report["events"].as_array().unwrap() {
+        if event["asset"] != "dc01" && event["asset"] != "dc02" {
+            continue;
+        }
+        match event["type"].as_str().unwrap() {
+            "OperationStarted" => in_flight += 1,
+            "OperationSucceeded" | "OperationFailed" | "OperationTimedOut" => in_flight -= 1,
+            _ => {}
+        }
+        assert!(
+            in_flight <= 1,
+            "both domain controllers in flight at {}",
+            event["time"]
+        );
+    }
+    // Events are sorted by time.
+    let times: Vec<&str> = report["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["time"].as_str().unwrap())
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]));
+}
+
+#[test]
+fn nothing_starts_during_the_year_end_freeze() {
+    // Saturday 2026-12-19 01:00 local: the freeze (Deny) is open, so is the weeknight window.
+    // The freeze ends 2027-01-05 00:00 local (2027-01-04 23:00Z), inside Monday's weeknight
+    // window (19:00-06:00): the pilot's laptops start exactly then.
+    let (code, stdout, stderr) = patchwave(&[
+        "simulate",
+        "-f",
+        "examples/",
+        "--from",
+        "2026-12-19T01:00:00+01:00",
+        "--until",
+        "2027-01-06",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    let starts = events(&report, "OperationStarted");
+    assert!(!starts.is_empty());
+    assert_eq!(starts[0]["time"], "2027-01-04T23:00:00Z");
+    assert_eq!(starts[0]["ring"], "pilot");
+}
+
+#[test]
+fn table_output_shows_a_progress_line_per_ring() {
+    let (code, stdout, stderr) = patchwave(&[
+        "simulate",
+        "-f",
+        "examples/",
+        "--from",
+        "2026-11-30T18:00:00+01:00",
+        "--until",
+        "2026-12-18",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("pilot   [##################x-]   11/11"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("WaitingForApproval: dc01 (security-fast)"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn plan_forecasts_rings_and_deadlines() {
+    let (code, stdout, stderr) = patchwave(&[
+        "plan",
+        "-f",
+        "examples/",
+        "--at",
+        "2026-11-30T18:00:00+01:00",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let plan: Value = serde_json::from_str(&stdout).unwrap();
+    let security = plan["rollouts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["policy"] == "security-fast")
+        .unwrap();
+    assert_eq!(security["toBeCreated"], true);
+    let rings = security["rings"].as_array().unwrap();
+    assert_eq!(
+        rings
+            .iter()
+            .map(|r| r["name"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["pilot", "dept-a", "rest"]
+    );
+    assert_eq!(rings[0]["forecastStart"], "2026-11-30T18:00:00Z");
+    // In the forecast every operation succeeds, so the pilot finishes when k8s-node01 does.
+    assert_eq!(rings[0]["forecastCompletion"], "2026-12-01T21:20:00Z");
+    let dt_eng_01 = rings[2]["assets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "dt-eng-01")
+        .unwrap();
+    assert_eq!(dt_eng_01["forecastStart"], Value::Null);
+    assert_eq!(dt_eng_01["note"], "held (spec.hold)");
+    // The November cumulative update was due before the plan even starts.
+    assert_eq!(security["onTime"], false);
+    assert!(security["forecastCompletion"].is_string());
+}
+
+#[test]
+fn bad_arguments_are_explained() {
+    let (code, _, stderr) = patchwave(&[
+        "simulate",
+        "-f",
+        "examples/",
+        "--from",
+        "next monday",
+        "--until",
+        "2026-12-01",
+    ]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("RFC 3339"), "{stderr}");
+    let (code, _, stderr) = patchwave(&[
+        "simulate",
+        "-f",
+        "examples/",
+        "--from",
+        "2026-12-01",
+        "--until",
+        "2026-11-01",
+    ]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("before --from"), "{stderr}");
+    let (code, _, stderr) = patchwave(&[
+        "simulate",
+        "-f",
+        "examples/",
+        "--from",
+        "2026-12-01",
+        "--until",
+        "2026-12-02",
+        "--approve",
+        "rings/rest",
+    ]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("ring/NAME or asset/NAME"), "{stderr}");
+}
