@@ -199,6 +199,18 @@ fn child(size: usize) {
     let started = Instant::now();
     let evaluation = evaluate(&inventory, now);
     let evaluate_time = started.elapsed();
+    if std::env::var_os("PATCHWAVE_BENCH_EVALUATE_ONLY").is_some() {
+        // For profiling the decision pass alone: `perf record` this child.
+        let started = Instant::now();
+        for _ in 0..5 {
+            std::hint::black_box(evaluate(&inventory, now));
+        }
+        println!(
+            "evaluate {size}: first {evaluate_time:?}, then {:?} each",
+            started.elapsed() / 5
+        );
+        return;
+    }
     assert!(evaluation.problems.is_empty(), "{:?}", evaluation.problems);
 
     let started = Instant::now();

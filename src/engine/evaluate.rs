@@ -28,6 +28,33 @@ use crate::api::{
     PatchRolloutSpec, PatchRolloutStatus, RingSpec, Rounding, Time,
 };
 
+/// A small, fast, non-cryptographic hasher (FxHash) for the hot per-asset lookups: the keys
+/// are names from our own inputs, so hash flooding is not a concern and SipHash's cost is.
+#[derive(Default, Clone, Copy)]
+struct FxHasher(u64);
+
+impl std::hash::Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0_u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+    fn write_u64(&mut self, value: u64) {
+        self.0 = (self.0.rotate_left(5) ^ value).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_usize(&mut self, value: usize) {
+        self.write_u64(value as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FxHasher>>;
+type FastSet<K> = HashSet<K, std::hash::BuildHasherDefault<FxHasher>>;
+
 /// Operation timeout used when a rollout's policy is gone or its timeout does not parse.
 const DEFAULT_OPERATION_TIMEOUT: SignedDuration = SignedDuration::from_hours(2);
 /// At most this many failed assets are named in a ring's status.
@@ -230,9 +257,8 @@ struct CompiledPolicy<'a> {
 struct AssetFacts {
     /// Valid policies selecting the asset, highest priority first (indices into `policies`).
     policies: Vec<usize>,
-    /// Allow and Deny windows selecting the asset (indices into `windows`).
-    allow: Vec<usize>,
-    deny: Vec<usize>,
+    /// Index of the asset's (allow, deny) window set in `Run::window_groups`.
+    window_group: usize,
     /// Owning policy of each available update (index into `policies`).
     owner: Vec<Option<usize>>,
     /// Rollout records after this evaluation's outcomes, by rollout name.
@@ -243,19 +269,23 @@ struct Run<'a> {
     inventory: &'a Inventory,
     now: Timestamp,
     windows: Vec<CompiledWindow<'a>>,
-    rings: HashMap<&'a str, CompiledRing<'a>>,
+    rings: FastMap<&'a str, CompiledRing<'a>>,
     policies: Vec<CompiledPolicy<'a>>,
     facts: Vec<AssetFacts>,
     asset_index: HashMap<&'a str, usize>,
     /// Assets with an operation in flight (after outcomes and new starts).
-    in_flight: HashSet<usize>,
+    in_flight: FastSet<usize>,
     /// Per policy and disruption budget: assets selected, and those in flight.
     budget_size: Vec<Vec<u64>>,
     budget_busy: Vec<Vec<u64>>,
     /// Start permission per (allow windows, deny windows) at `now`.
-    permissions: HashMap<(Vec<usize>, Vec<usize>), StartPermission>,
+    permissions: FastMap<(usize, usize), StartPermission>,
+    /// Interned (allow windows, deny windows) sets: assets with the same windows share a group.
+    window_groups: FastMap<(Vec<usize>, Vec<usize>), usize>,
+    /// The window sets of each group, by group index.
+    groups: Vec<(Vec<usize>, Vec<usize>)>,
     /// Per (asset, policy): ring name, unscheduled, view state inputs.
-    placements: HashMap<(usize, usize), Placement<'a>>,
+    placements: FastMap<(usize, usize), Placement<'a>>,
     rollouts: Vec<PatchRollout>,
     out: Evaluation,
 }
@@ -364,11 +394,16 @@ impl<'a> Run<'a> {
             policies,
             facts: Vec::new(),
             asset_index,
-            in_flight: HashSet::new(),
+            in_flight: FastSet::default(),
             budget_size: Vec::new(),
             budget_busy: Vec::new(),
-            permissions: HashMap::new(),
-            placements: HashMap::new(),
+            permissions: FastMap::default(),
+            window_groups: FastMap::default(),
+            groups: Vec::new(),
+            placements: FastMap::with_capacity_and_hasher(
+                inventory.assets.len() * 2,
+                Default::default(),
+            ),
             rollouts,
             out: Evaluation::default(),
         }
@@ -423,13 +458,14 @@ impl<'a> Run<'a> {
         let mut outcomes = Vec::new();
         let mut wake = Vec::new();
         for (index, asset) in self.inventory.assets.iter().enumerate() {
-            let labels = asset.metadata.labels.clone().unwrap_or_default();
+            static NO_LABELS: BTreeMap<String, String> = BTreeMap::new();
+            let labels = asset.metadata.labels.as_ref().unwrap_or(&NO_LABELS);
             let policies: Vec<usize> = (0..self.policies.len())
-                .filter(|p| self.policies[*p].selector.matches(&labels))
+                .filter(|p| self.policies[*p].selector.matches(labels))
                 .collect();
             let (mut allow, mut deny) = (Vec::new(), Vec::new());
             for (w, window) in self.windows.iter().enumerate() {
-                if window.selector.matches(&labels) {
+                if window.selector.matches(labels) {
                     if window.deny {
                         deny.push(w)
                     } else {
@@ -522,10 +558,18 @@ impl<'a> Run<'a> {
                     }
                 }
             }
+            let key = (allow, deny);
+            let window_group = match self.window_groups.get(&key) {
+                Some(group) => *group,
+                None => {
+                    self.groups.push(key.clone());
+                    self.window_groups.insert(key, self.groups.len() - 1);
+                    self.groups.len() - 1
+                }
+            };
             facts.push(AssetFacts {
+                window_group,
                 policies,
-                allow,
-                deny,
                 owner,
                 records,
             });
@@ -584,21 +628,18 @@ impl<'a> Run<'a> {
     }
 
     fn permission(&mut self, asset: usize, policy: usize) -> StartPermission {
-        let facts = &self.facts[asset];
-        let named = &self.policies[policy].windows;
-        let allow: Vec<usize> = facts
-            .allow
-            .iter()
-            .copied()
-            .filter(|w| named.is_empty() || named.contains(self.windows[*w].name))
-            .collect();
-        let key = (allow, facts.deny.clone());
+        let key = (self.facts[asset].window_group, policy);
         if let Some(permission) = self.permissions.get(&key) {
             return *permission;
         }
-        let allow: Vec<&WindowSchedule> =
-            key.0.iter().map(|w| &self.windows[*w].schedule).collect();
-        let deny: Vec<&WindowSchedule> = key.1.iter().map(|w| &self.windows[*w].schedule).collect();
+        let (allow, deny) = &self.groups[key.0];
+        let named = &self.policies[policy].windows;
+        let allow: Vec<&WindowSchedule> = allow
+            .iter()
+            .filter(|w| named.is_empty() || named.contains(self.windows[**w].name))
+            .map(|w| &self.windows[*w].schedule)
+            .collect();
+        let deny: Vec<&WindowSchedule> = deny.iter().map(|w| &self.windows[*w].schedule).collect();
         let permission = windows::start_permission(&allow, &deny, self.now);
         self.permissions.insert(key, permission);
         permission
@@ -671,7 +712,18 @@ impl<'a> Run<'a> {
             if compiled.object.spec.suspend {
                 continue;
             }
-            let mut frozen: BTreeMap<(String, Option<String>), FrozenUpdate> = BTreeMap::new();
+            // One active rollout per policy: while it runs, later updates wait, and its end
+            // triggers the next evaluation anyway.
+            let busy = self.rollouts.iter().any(|r| {
+                r.spec.policy == compiled.name
+                    && !is_terminal(r.status.as_ref().map(|s| s.phase).unwrap_or_default())
+            });
+            if busy {
+                continue;
+            }
+            // Borrowed keys while scanning; owned copies only for the distinct updates.
+            let mut frozen: FastMap<(&str, Option<&str>), &crate::api::asset::AvailableUpdate> =
+                FastMap::default();
             let mut wake: Vec<Timestamp> = Vec::new();
             for asset in 0..self.facts.len() {
                 let Some(placement) = self.placements.get(&(asset, policy)) else {
@@ -694,16 +746,8 @@ impl<'a> Run<'a> {
                         _ => {}
                     }
                     frozen
-                        .entry((update.id.clone(), update.version.clone()))
-                        .or_insert_with(|| FrozenUpdate {
-                            id: update.id.clone(),
-                            version: update.version.clone(),
-                            title: update.title.clone(),
-                            severity: update.severity,
-                            classification: update.classification,
-                            released_at: update.released_at.clone(),
-                            deadline: deadline(&compiled.object.spec.deadlines, update).map(Time),
-                        });
+                        .entry((update.id.as_str(), update.version.as_deref()))
+                        .or_insert(update);
                 }
             }
             for at in wake {
@@ -712,7 +756,23 @@ impl<'a> Run<'a> {
             if frozen.is_empty() {
                 continue;
             }
-            let revision = content_hash(frozen.keys().map(|(id, v)| (id.as_str(), v.as_deref())));
+            let mut frozen: Vec<((&str, Option<&str>), &crate::api::asset::AvailableUpdate)> =
+                frozen.into_iter().collect();
+            frozen.sort_unstable_by_key(|(key, _)| *key);
+            let revision = content_hash(frozen.iter().map(|(key, _)| *key));
+            let deadlines = &self.policies[policy].object.spec.deadlines;
+            let frozen: Vec<FrozenUpdate> = frozen
+                .into_iter()
+                .map(|(_, update)| FrozenUpdate {
+                    id: update.id.clone(),
+                    version: update.version.clone(),
+                    title: update.title.clone(),
+                    severity: update.severity,
+                    classification: update.classification,
+                    released_at: update.released_at.clone(),
+                    deadline: deadline(deadlines, update).map(Time),
+                })
+                .collect();
             let name = self.policies[policy].name;
             let of_policy: Vec<&PatchRollout> = self
                 .rollouts
@@ -744,7 +804,7 @@ impl<'a> Run<'a> {
                     .generation
                     .unwrap_or_default(),
                 revision,
-                updates: frozen.into_values().collect(),
+                updates: frozen,
                 rings: self.policies[policy].object.spec.rings.clone(),
                 approved_rings: Vec::new(),
                 approved_assets: Vec::new(),
@@ -800,13 +860,13 @@ impl<'a> Run<'a> {
     /// miss an update of its frozen set that the policy owns on them.
     fn members(&self, rollout: &PatchRollout, policy: Option<usize>) -> Vec<Member<'a>> {
         let name = rollout.metadata.name.as_deref().unwrap_or_default();
-        let frozen: HashSet<(&str, Option<&str>)> = rollout
+        let frozen: FastSet<(&str, Option<&str>)> = rollout
             .spec
             .updates
             .iter()
             .map(|u| (u.id.as_str(), u.version.as_deref()))
             .collect();
-        let deadlines: HashMap<(&str, Option<&str>), Option<Timestamp>> = rollout
+        let deadlines: FastMap<(&str, Option<&str>), Option<Timestamp>> = rollout
             .spec
             .updates
             .iter()
@@ -869,12 +929,13 @@ impl<'a> Run<'a> {
         let policy_name = rollout.spec.policy.clone();
         let previous = rollout.status.clone().unwrap_or_default();
         let mut members = self.members(rollout, policy);
-        members.sort_by(|a, b| {
-            a.earliest_deadline
-                .unwrap_or(Timestamp::MAX)
-                .cmp(&b.earliest_deadline.unwrap_or(Timestamp::MAX))
-                .then(self.criticality(a.asset).cmp(&self.criticality(b.asset)))
-                .then(self.asset_name(a.asset).cmp(self.asset_name(b.asset)))
+        // Earliest deadline first, then criticality, then name (for a deterministic order).
+        members.sort_by_cached_key(|m| {
+            (
+                m.earliest_deadline.unwrap_or(Timestamp::MAX),
+                self.criticality(m.asset),
+                self.asset_name(m.asset),
+            )
         });
         let aborted = rollout.spec.abort.is_some();
         let paused = rollout.spec.paused;
