@@ -108,24 +108,18 @@ fn fleet(seed: u64) -> String {
 }
 
 fn inventory(yaml: &str) -> Inventory {
-    let mut inventory = Inventory::default();
-    for document in serde_yaml::Deserializer::from_str(yaml) {
-        let value: serde_yaml::Value = serde::Deserialize::deserialize(document).unwrap();
-        match value.get("kind").and_then(|k| k.as_str()).unwrap() {
-            "Asset" => inventory
-                .assets
-                .push(serde_yaml::from_value(value).unwrap()),
-            "Ring" => inventory.rings.push(serde_yaml::from_value(value).unwrap()),
-            "MaintenanceWindow" => inventory
-                .windows
-                .push(serde_yaml::from_value(value).unwrap()),
-            "PatchPolicy" => inventory
-                .policies
-                .push(serde_yaml::from_value(value).unwrap()),
-            other => panic!("unexpected kind {other}"),
-        }
-    }
-    inventory
+    let mut loaded =
+        patchwave::cli::load::load_str(std::path::Path::new("generated.yaml"), yaml, "default");
+    assert!(
+        loaded.problems.is_empty(),
+        "{:?}",
+        loaded
+            .problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+    );
+    loaded.namespaces.remove("default").unwrap()
 }
 
 fn is_end(kind: EventType) -> bool {

@@ -156,6 +156,16 @@ pub struct FrozenUpdate {
     pub deadline: Option<Time>,
 }
 
+impl FrozenUpdate {
+    /// The update at its frozen version, as operations name it.
+    pub fn reference(&self) -> crate::api::asset::UpdateRef {
+        crate::api::asset::UpdateRef {
+            id: self.id.clone(),
+            version: self.version.clone(),
+        }
+    }
+}
+
 /// A person's approval of a ring or an asset.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]

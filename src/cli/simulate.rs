@@ -11,6 +11,7 @@ use super::output::{OutputFormat, parse_time, progress_bar};
 use super::{CliError, load};
 use crate::api::PatchRollout;
 use crate::api::asset::UpdateRef;
+use crate::api::rollout::FrozenUpdate;
 use crate::engine::evaluate::{AssetState, AssetView, Event, EventType};
 use crate::engine::simulation::{self, Approve, Options, Simulation};
 
@@ -178,10 +179,7 @@ fn rollout_report(namespace: &str, rollout: &PatchRollout) -> RolloutReport {
             .spec
             .updates
             .iter()
-            .map(|u| UpdateRef {
-                id: u.id.clone(),
-                version: u.version.clone(),
-            })
+            .map(FrozenUpdate::reference)
             .collect(),
         rings: status
             .rings

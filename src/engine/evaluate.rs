@@ -1445,10 +1445,7 @@ impl<'a> Run<'a> {
                     .spec
                     .updates
                     .iter()
-                    .map(|u| UpdateRef {
-                        id: u.id.clone(),
-                        version: u.version.clone(),
-                    })
+                    .map(FrozenUpdate::reference)
                     .collect(),
             };
             let timeout_at = self
