@@ -233,7 +233,7 @@ pub struct DisruptionBudget {
     pub selector: LabelSelector,
     /// An integer of at least 1, or a percentage of the selected assets from 1% to 100%
     /// (rounded up, minimum 1).
-    #[x_kube(validation = Rule::new("type(self) == int ? self >= 1 : self.matches('^(100|[1-9][0-9]?)%$')").message("maxUnavailable must be an integer of at least 1 or a percentage from 1% to 100%"))]
+    #[x_kube(validation = Rule::new("string(self).matches('^([1-9][0-9]*|(100|[1-9][0-9]?)%)$')").message("maxUnavailable must be an integer of at least 1 or a percentage from 1% to 100%"))]
     pub max_unavailable: IntOrPercent,
 }
 

@@ -47,6 +47,8 @@ use super::common::{Condition, IntOrPercent, LabelSelector};
         json_path = ".metadata.creationTimestamp"
     )
 )]
+// `cel`: the same rules can be evaluated without a cluster (`RingSpec::validate_cel`).
+#[x_kube(cel)]
 #[serde(rename_all = "camelCase")]
 pub struct RingSpec {
     /// Selects the assets of this ring by label (required; `{}` selects every asset in the
@@ -56,7 +58,7 @@ pub struct RingSpec {
 
     /// Most assets of this ring with an operation in flight at once: an integer of at least 1,
     /// or a percentage of the ring's size from 1% to 100% (rounded up, minimum 1). Default 1.
-    #[x_kube(validation = Rule::new("type(self) == int ? self >= 1 : self.matches('^(100|[1-9][0-9]?)%$')").message("maxConcurrent must be an integer of at least 1 or a percentage from 1% to 100%"))]
+    #[x_kube(validation = Rule::new("string(self).matches('^([1-9][0-9]*|(100|[1-9][0-9]?)%)$')").message("maxConcurrent must be an integer of at least 1 or a percentage from 1% to 100%"))]
     #[serde(default = "default_max_concurrent")]
     pub max_concurrent: Option<IntOrPercent>,
 
@@ -64,7 +66,7 @@ pub struct RingSpec {
     /// of at least 0 (0 halts at the first failure, 2 at the third), or a percentage of the
     /// ring's size from 0% to 100% (rounded down). An operation with no result within the
     /// policy's operation timeout counts as failed. Default 10%.
-    #[x_kube(validation = Rule::new("type(self) == int ? self >= 0 : self.matches('^(100|[1-9]?[0-9])%$')").message("failureThreshold must be an integer of at least 0 or a percentage from 0% to 100%"))]
+    #[x_kube(validation = Rule::new("string(self).matches('^([0-9]+|(100|[1-9]?[0-9])%)$')").message("failureThreshold must be an integer of at least 0 or a percentage from 0% to 100%"))]
     #[serde(default = "default_failure_threshold")]
     pub failure_threshold: Option<IntOrPercent>,
 
@@ -143,4 +145,50 @@ pub struct RingStatus {
     /// The metadata.generation the operator last acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(field: &str, value: serde_json::Value) -> bool {
+        let spec = serde_json::json!({"selector": {}, field: value});
+        RingSpec::validate_cel(&spec, None).is_ok()
+    }
+
+    #[test]
+    fn int_or_percent_rules_hold_without_a_cluster() {
+        for ok in [
+            serde_json::json!(1),
+            serde_json::json!(250),
+            serde_json::json!("1%"),
+            serde_json::json!("100%"),
+        ] {
+            assert!(check("maxConcurrent", ok.clone()), "{ok}");
+        }
+        for bad in [
+            serde_json::json!(0),
+            serde_json::json!(-3),
+            serde_json::json!("0%"),
+            serde_json::json!("150%"),
+            serde_json::json!("half"),
+        ] {
+            assert!(!check("maxConcurrent", bad.clone()), "{bad}");
+        }
+        for ok in [
+            serde_json::json!(0),
+            serde_json::json!(2),
+            serde_json::json!("0%"),
+            serde_json::json!("10%"),
+        ] {
+            assert!(check("failureThreshold", ok.clone()), "{ok}");
+        }
+        for bad in [
+            serde_json::json!(-1),
+            serde_json::json!("101%"),
+            serde_json::json!("a few"),
+        ] {
+            assert!(!check("failureThreshold", bad.clone()), "{bad}");
+        }
+    }
 }
