@@ -209,6 +209,9 @@ fn child(size: usize) {
             "evaluate {size}: first {evaluate_time:?}, then {:?} each",
             started.elapsed() / 5
         );
+        let started = Instant::now();
+        std::hint::black_box(patchwave::engine::validation::validate(&inventory));
+        println!("  of which validation: {:?}", started.elapsed());
         return;
     }
     assert!(evaluation.problems.is_empty(), "{:?}", evaluation.problems);

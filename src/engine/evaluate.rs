@@ -664,7 +664,8 @@ impl<'a> Run<'a> {
     /// ever start. Reports Unassigned and Unscheduled assets.
     fn assign_assets(&mut self) {
         for asset in 0..self.facts.len() {
-            for policy in self.facts[asset].policies.clone() {
+            for p in 0..self.facts[asset].policies.len() {
+                let policy = self.facts[asset].policies[p];
                 let spec = &self.policies[policy].object.spec;
                 let ring = self.first_ring(spec.rings.iter().map(String::as_str), asset);
                 let unscheduled = ring.is_some()
@@ -860,13 +861,8 @@ impl<'a> Run<'a> {
     /// miss an update of its frozen set that the policy owns on them.
     fn members(&self, rollout: &PatchRollout, policy: Option<usize>) -> Vec<Member<'a>> {
         let name = rollout.metadata.name.as_deref().unwrap_or_default();
-        let frozen: FastSet<(&str, Option<&str>)> = rollout
-            .spec
-            .updates
-            .iter()
-            .map(|u| (u.id.as_str(), u.version.as_deref()))
-            .collect();
-        let deadlines: FastMap<(&str, Option<&str>), Option<Timestamp>> = rollout
+        // The frozen set, with each update's deadline: one lookup per update of an asset.
+        let frozen: FastMap<(&str, Option<&str>), Option<Timestamp>> = rollout
             .spec
             .updates
             .iter()
@@ -881,18 +877,20 @@ impl<'a> Run<'a> {
         for asset in 0..self.facts.len() {
             let record = self.facts[asset].records.get(name).cloned();
             let available = self.available(asset);
-            let updates: Vec<usize> = match policy {
-                Some(p) => self
-                    .owned_updates(asset, p)
-                    .filter(|u| {
-                        frozen.contains(&(
-                            available[*u].id.as_str(),
-                            available[*u].version.as_deref(),
-                        ))
-                    })
-                    .collect(),
-                None => Vec::new(),
-            };
+            let mut updates: Vec<usize> = Vec::new();
+            let mut earliest_deadline: Option<Timestamp> = None;
+            if let Some(p) = policy {
+                for u in self.owned_updates(asset, p) {
+                    if let Some(deadline) =
+                        frozen.get(&(available[u].id.as_str(), available[u].version.as_deref()))
+                    {
+                        updates.push(u);
+                        if let Some(d) = deadline {
+                            earliest_deadline = Some(earliest_deadline.map_or(*d, |e| e.min(*d)));
+                        }
+                    }
+                }
+            }
             if record.is_none() && updates.is_empty() {
                 continue;
             }
@@ -903,13 +901,6 @@ impl<'a> Run<'a> {
                     .map(str::to_owned),
             };
             let Some(ring) = ring else { continue };
-            let earliest_deadline = updates
-                .iter()
-                .filter_map(|u| {
-                    *deadlines
-                        .get(&(available[*u].id.as_str(), available[*u].version.as_deref()))?
-                })
-                .min();
             members.push(Member {
                 asset,
                 ring,
@@ -1591,8 +1582,8 @@ impl<'a> Run<'a> {
     /// Asset views (one per asset and governing policy) and the level-triggered reports.
     fn finish(mut self) -> Evaluation {
         let mut views = Vec::new();
-        let rollouts_by_policy: HashMap<&str, Vec<&PatchRollout>> =
-            self.rollouts.iter().fold(HashMap::new(), |mut map, r| {
+        let rollouts_by_policy: FastMap<&str, Vec<&PatchRollout>> =
+            self.rollouts.iter().fold(FastMap::default(), |mut map, r| {
                 map.entry(r.spec.policy.as_str()).or_default().push(r);
                 map
             });
@@ -1611,7 +1602,8 @@ impl<'a> Run<'a> {
                 });
                 continue;
             }
-            for policy in self.facts[asset].policies.clone() {
+            for p in 0..self.facts[asset].policies.len() {
+                let policy = self.facts[asset].policies[p];
                 let policy_name = self.policies[policy].name;
                 let placement =
                     self.placements
@@ -1621,7 +1613,7 @@ impl<'a> Run<'a> {
                             ring: None,
                             unscheduled: false,
                         });
-                let owned: Vec<usize> = self.owned_updates(asset, policy).collect();
+                let owns_missing = self.owned_updates(asset, policy).next().is_some();
                 let latest = rollouts_by_policy.get(policy_name).and_then(|rs| {
                     rs.iter().rev().find(|r| {
                         self.facts[asset]
@@ -1640,14 +1632,14 @@ impl<'a> Run<'a> {
                     AssetState::Held
                 } else if let Some(record) = record.filter(|r| {
                     r.action == OperationAction::Install
-                        && (r.phase != OperationPhase::Running || owned.is_empty())
+                        && (r.phase != OperationPhase::Running || !owns_missing)
                 }) {
                     match record.phase {
-                        OperationPhase::Succeeded if owned.is_empty() => AssetState::Patched,
+                        OperationPhase::Succeeded if !owns_missing => AssetState::Patched,
                         OperationPhase::Succeeded | OperationPhase::Running => AssetState::Pending,
                         _ => AssetState::Failed,
                     }
-                } else if owned.is_empty() {
+                } else if !owns_missing {
                     AssetState::UpToDate
                 } else if placement.unscheduled {
                     AssetState::Unscheduled

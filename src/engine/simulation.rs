@@ -13,7 +13,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::Inventory;
 use super::duration::parse_duration;
-use super::evaluate::{AssetView, Evaluation, Event, EventType, evaluate};
+use super::evaluate::{AssetView, Evaluation, Event, EventType, evaluate, is_terminal};
 use super::validation::Problem;
 use crate::api::asset::{InstalledUpdate, OperationPhase, OperationResult, UpdateRef};
 use crate::api::rollout::Approval;
@@ -60,7 +60,8 @@ pub struct Options {
     /// Approvals given at `from`.
     pub approvals: Vec<Approve>,
     /// Forecast mode (`plan`): every operation succeeds, takes the asset's expected duration,
-    /// and every approval is given as soon as it is needed.
+    /// and every approval is given as soon as it is needed. The run also ends as soon as every
+    /// rollout has finished (a forecast is about the rollouts in sight, not the next ones).
     pub assume_success: bool,
 }
 
@@ -242,6 +243,14 @@ pub fn simulate(
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
+        let all_finished = !inventory.rollouts.is_empty()
+            && inventory
+                .rollouts
+                .iter()
+                .all(|r| r.status.as_ref().is_some_and(|s| is_terminal(s.phase)));
+        if options.assume_success && all_finished {
+            break;
+        }
         match next {
             Some(next) if next <= options.until && next > now => now = next,
             _ => break,
