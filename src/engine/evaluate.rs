@@ -959,7 +959,6 @@ impl<'a> Run<'a> {
         let mut halted_ring: Option<String> = None;
         let mut rolling_back = false;
         let mut blocked_by_window = false;
-        let mut waiting_for_approval = false;
         let mut stalled: Option<String> = None;
         let mut started_at: Option<Timestamp> = None;
 
@@ -1158,7 +1157,6 @@ impl<'a> Run<'a> {
             };
             if !approved {
                 progress.phase = RingPhase::WaitingForApproval;
-                waiting_for_approval = true;
                 rings_out.push(progress);
                 gate = None;
                 continue;
@@ -1212,7 +1210,6 @@ impl<'a> Run<'a> {
                     && ring_in_flight == 0
                     && !blocked_by_window
                 {
-                    waiting_for_approval = true;
                     progress.phase = RingPhase::WaitingForApproval;
                 } else if ring_in_flight == 0 && blocked_by_window {
                     progress.phase = RingPhase::WaitingForWindow;
@@ -1284,7 +1281,6 @@ impl<'a> Run<'a> {
         } else {
             RolloutPhase::Progressing
         };
-        let _ = (waiting_for_approval, blocked_by_window);
         if phase == RolloutPhase::Succeeded && previous.phase != RolloutPhase::Succeeded {
             let message = format!(
                 "rollout {name} succeeded through rings {}",
