@@ -1182,8 +1182,11 @@ impl<'a> Run<'a> {
                     );
                     if first_start && started.started > 0 {
                         let message = format!("ring {ring_name} started: {total} assets");
-                        let at =
-                            self.out.events.len() - usize::try_from(started.started).unwrap_or(0);
+                        let at = self
+                            .out
+                            .events
+                            .len()
+                            .saturating_sub(usize::try_from(started.started).unwrap_or(0));
                         self.out.events.insert(
                             at,
                             Event {
