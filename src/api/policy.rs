@@ -105,7 +105,7 @@ pub struct PatchPolicySpec {
     pub disruption_budgets: Vec<DisruptionBudget>,
 
     /// Criticalities whose assets each need a per-asset approval on the rollout
-    /// (`kubectl patchwave approve ROLLOUT --asset NAME`). Default [Critical]: critical servers
+    /// (an entry `{name: ASSET}` in the rollout's `spec.approvedAssets`). Default Critical: critical servers
     /// stay manually approved. `[]` turns per-asset approval off.
     #[x_kube(merge_strategy = ListMerge::Set)]
     #[schemars(length(max = 4))]

@@ -80,7 +80,7 @@ pub struct RingSpec {
 
     /// Automatic: the ring starts as soon as the previous ring completed and baked.
     /// Manual: it also waits until the ring is approved on the PatchRollout
-    /// (`kubectl patchwave approve ROLLOUT --ring NAME`).
+    /// (an entry `{name: RING}` in the rollout's `spec.approvedRings`).
     #[serde(default)]
     pub approval: RingApproval,
 

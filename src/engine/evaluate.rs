@@ -184,9 +184,6 @@ pub struct AssetView {
     /// The rollout that decides its state, if any.
     #[serde(skip)]
     pub rollout: Option<String>,
-    /// The earliest instant it may start an operation, if known and not now.
-    #[serde(skip)]
-    pub next_start: Option<Timestamp>,
 }
 
 /// Decides what happens next in one namespace at `now`.
@@ -1314,10 +1311,11 @@ impl<'a> Run<'a> {
         let halt_reason = halted_ring.as_ref().and_then(|ring| {
             let progress = rings_out.iter().find(|r| &r.name == ring)?;
             Some(format!(
-                "ring {ring}: {} of {} assets failed ({}); resume with `kubectl patchwave resume {name} --ring {ring}` or abort",
+                "ring {ring}: {} of {} assets failed ({}); to go on, add {{ring: {ring}, halt: {}}} to spec.resumes of {name}; or set spec.abort",
                 progress.failed,
                 progress.total,
-                progress.failed_assets.join(", ")
+                progress.failed_assets.join(", "),
+                progress.halts
             ))
         });
         let message = match phase {
@@ -1597,7 +1595,6 @@ impl<'a> Run<'a> {
                     ring: None,
                     state: AssetState::UpToDate,
                     rollout: None,
-                    next_start: None,
                 });
                 continue;
             }
@@ -1666,7 +1663,6 @@ impl<'a> Run<'a> {
                     ring: placement.ring.map(str::to_owned),
                     state,
                     rollout: latest.and_then(|r| r.metadata.name.clone()),
-                    next_start: None,
                 });
             }
         }
