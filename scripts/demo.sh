@@ -44,6 +44,18 @@ show get rings,maintenancewindows,patchpolicies -n acme
 show get assets -n acme
 show explain ring.spec.failureThreshold
 
+# What the engine would do with this company: the same rules the operator will apply.
+echo
+echo "\$ kubectl patchwave plan -f examples/"
+target/debug/kubectl-patchwave plan -f examples/ | head -40
+echo "..."
+echo
+echo "\$ kubectl patchwave simulate -f examples/ --from now --until +3 weeks --approve ring/rest"
+from=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+until=$(date -u -d '+21 days' +%Y-%m-%dT%H:%M:%SZ)
+target/debug/kubectl-patchwave simulate -f examples/ --from "$from" --until "$until" --approve ring/rest \
+  --approve asset/dc01 --approve asset/dc02 --approve asset/erp01 --approve asset/fs01 | head -30
+
 cat <<TXT
 
 The control plane keeps running. In another shell:
@@ -53,6 +65,6 @@ The control plane keeps running. In another shell:
   kubectl get patchwave -n acme
 
 The operator and its live rollout view arrive with the operator issue; until then this demo
-shows the API. Press Ctrl-C to stop everything.
+shows the API and, offline, what the engine would do. Press Ctrl-C to stop everything.
 TXT
 wait "$cluster"
