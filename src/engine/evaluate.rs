@@ -188,10 +188,14 @@ pub struct AssetView {
 
 /// Decides what happens next in one namespace at `now`.
 pub fn evaluate(inventory: &Inventory, now: Timestamp) -> Evaluation {
-    let problems = validation::validate(inventory);
-    let invalid: HashSet<(&str, &str)> =
-        problems.iter().map(|p| (p.kind, p.name.as_str())).collect();
-    let mut run = Run::new(inventory, &invalid, now);
+    // One validation pass: its verdicts exclude invalid objects, and its compiled window
+    // schedules are reused rather than compiled again.
+    let validation::Validation {
+        problems,
+        validity,
+        mut windows,
+    } = validation::validate_all(inventory);
+    let mut run = Run::new(inventory, &validity, &mut windows, now);
     run.process_outcomes();
     run.count_budgets();
     run.assign_assets();
@@ -294,14 +298,19 @@ struct Placement<'a> {
 }
 
 impl<'a> Run<'a> {
-    fn new(inventory: &'a Inventory, invalid: &HashSet<(&str, &str)>, now: Timestamp) -> Self {
-        let valid = |kind: &str, name: &str| !invalid.contains(&(kind, name));
+    fn new(
+        inventory: &'a Inventory,
+        validity: &validation::Validity,
+        schedules: &mut BTreeMap<String, WindowSchedule>,
+        now: Timestamp,
+    ) -> Self {
+        let valid = |kind: &str, name: &str| validity.is_valid(kind, name);
         let windows = inventory
             .windows
             .iter()
             .filter_map(|w| {
                 let name = w.metadata.name.as_deref()?;
-                if !valid("MaintenanceWindow", name) {
+                if !valid(validation::kind::WINDOW, name) {
                     return None;
                 }
                 Some(CompiledWindow {
@@ -309,7 +318,7 @@ impl<'a> Run<'a> {
                     deny: w.spec.type_ == WindowType::Deny,
                     selector: CompiledSelector::compile(w.spec.selector.as_ref(), "spec.selector")
                         .ok()?,
-                    schedule: windows::compile(&w.spec).ok()?,
+                    schedule: schedules.remove(name)?,
                 })
             })
             .collect();
@@ -318,7 +327,7 @@ impl<'a> Run<'a> {
             .iter()
             .filter_map(|r| {
                 let name = r.metadata.name.as_deref()?;
-                if !valid("Ring", name) {
+                if !valid(validation::kind::RING, name) {
                     return None;
                 }
                 let compiled = CompiledRing {
@@ -335,7 +344,7 @@ impl<'a> Run<'a> {
             .iter()
             .filter_map(|p| {
                 let name = p.metadata.name.as_deref()?;
-                if !valid("PatchPolicy", name) {
+                if !valid(validation::kind::POLICY, name) {
                     return None;
                 }
                 let budgets = p
