@@ -229,8 +229,18 @@ pub fn simulate(
                 }
                 events.push(event.clone());
             }
+            // One evaluation decides everything it can at this instant (outcomes first, then
+            // starts, rings in order). Only a rollout that just finished (its policy may now
+            // create the next one), a created rollout (it receives the up-front approvals only
+            // now) or approvals given by the forecast can enable more.
+            let more = changed
+                || !evaluation.created_rollouts.is_empty()
+                || evaluation
+                    .events
+                    .iter()
+                    .any(|e| e.kind == EventType::RolloutSucceeded);
             last = evaluation;
-            if !changed {
+            if !more {
                 settled = true;
                 break;
             }
@@ -292,7 +302,7 @@ fn grant(
 }
 
 /// Applies an evaluation to the objects in memory, as the operator does on the cluster.
-/// Returns whether anything changed that could change the next evaluation.
+/// Returns whether the forecast granted approvals (which the next evaluation must see).
 fn apply(
     inventory: &mut Inventory,
     evaluation: &Evaluation,
@@ -302,7 +312,7 @@ fn apply(
     behaviours: &[Behaviour],
     completions: &mut BinaryHeap<Reverse<(Timestamp, usize, String)>>,
 ) -> bool {
-    let mut changed = false;
+    let mut granted = false;
     for created in &evaluation.created_rollouts {
         let mut rollout = created.clone();
         grant(
@@ -312,20 +322,13 @@ fn apply(
             options.from,
         );
         inventory.rollouts.push(rollout);
-        changed = true;
     }
     for rollout in &mut inventory.rollouts {
         let Some(name) = rollout.metadata.name.as_deref() else {
             continue;
         };
         if let Some(status) = evaluation.rollout_statuses.get(name) {
-            if rollout.status.as_ref() != Some(status) {
-                // Only transitions the engine reads back count as changes; counters and
-                // messages that merely describe the state do not need another round.
-                let before = rollout.status.as_ref().map(ring_state);
-                changed |= before.as_ref() != Some(&ring_state(status));
-                rollout.status = Some(status.clone());
-            }
+            rollout.status = Some(status.clone());
         }
         if options.assume_success {
             // Forecast: a person approves whatever waits for approval, at once.
@@ -344,7 +347,7 @@ fn apply(
                         &[Approve::Ring(ring)],
                         now,
                     );
-                    changed = true;
+                    granted = true;
                 }
             }
         }
@@ -370,7 +373,7 @@ fn apply(
                         &[Approve::Asset(asset.clone())],
                         now,
                     );
-                    changed = true;
+                    granted = true;
                 }
             }
         }
@@ -396,7 +399,6 @@ fn apply(
         {
             status.operation = None;
         }
-        changed = true;
     }
     for issued in &evaluation.operations {
         let Some(i) = index.get(&issued.asset).copied() else {
@@ -417,24 +419,8 @@ fn apply(
                 .unwrap_or(Timestamp::MAX);
             completions.push(Reverse((at, i, issued.operation.id.clone())));
         }
-        changed = true;
     }
-    changed
-}
-
-/// The parts of a rollout status the engine reads back in its next evaluation.
-type RingState = (
-    crate::api::rollout::RolloutPhase,
-    Vec<(String, crate::api::rollout::RingPhase, i32, i32)>,
-);
-
-fn ring_state(status: &crate::api::PatchRolloutStatus) -> RingState {
-    let rings = status
-        .rings
-        .iter()
-        .map(|r| (r.name.clone(), r.phase, r.halts, r.accepted_failures))
-        .collect();
-    (status.phase, rings)
+    granted
 }
 
 /// A simulated agent finishes operation `id` at `at` with `outcome`, reporting as the real
