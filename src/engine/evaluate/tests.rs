@@ -1,40 +1,15 @@
 //! One test per rule of the engine, over small hand-written namespaces.
 
 use jiff::Timestamp;
-use serde::Deserialize;
 
 use super::*;
 use crate::engine::simulation::{self, Approve, Options};
 
-/// Builds an inventory from multi-document YAML (kinds Asset, Ring, MaintenanceWindow,
-/// PatchPolicy, PatchRollout; `status` kept).
+/// Builds an inventory from multi-document YAML with the same loader the offline commands
+/// use (`status` kept). Objects with semantic problems stay in, as they do for the engine.
 fn inventory(yaml: &str) -> Inventory {
-    let mut inventory = Inventory::default();
-    for document in serde_yaml::Deserializer::from_str(yaml) {
-        let value = serde_yaml::Value::deserialize(document).unwrap();
-        let kind = value
-            .get("kind")
-            .and_then(|k| k.as_str())
-            .unwrap_or_default()
-            .to_owned();
-        match kind.as_str() {
-            "Asset" => inventory
-                .assets
-                .push(serde_yaml::from_value(value).unwrap()),
-            "Ring" => inventory.rings.push(serde_yaml::from_value(value).unwrap()),
-            "MaintenanceWindow" => inventory
-                .windows
-                .push(serde_yaml::from_value(value).unwrap()),
-            "PatchPolicy" => inventory
-                .policies
-                .push(serde_yaml::from_value(value).unwrap()),
-            "PatchRollout" => inventory
-                .rollouts
-                .push(serde_yaml::from_value(value).unwrap()),
-            other => panic!("unknown kind {other}"),
-        }
-    }
-    inventory
+    let mut loaded = crate::cli::load::load_str(std::path::Path::new("test.yaml"), yaml, "default");
+    loaded.namespaces.remove("default").unwrap_or_default()
 }
 
 fn t(text: &str) -> Timestamp {
