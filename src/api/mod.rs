@@ -22,3 +22,11 @@ pub use policy::{PatchPolicy, PatchPolicySpec, PatchPolicyStatus};
 pub use ring::{Ring, RingSpec, RingStatus};
 pub use rollout::{PatchRollout, PatchRolloutSpec, PatchRolloutStatus};
 pub use window::{MaintenanceWindow, MaintenanceWindowSpec, MaintenanceWindowStatus};
+
+/// Field manager of the operator's server-side applies: `status.operation`, the asset's
+/// rollout records and state, and the status of every other kind.
+pub const OPERATOR_FIELD_MANAGER: &str = "patchwave-operator";
+/// Field manager of an agent's server-side applies: only `status.reported` of its own Asset.
+pub const AGENT_FIELD_MANAGER: &str = "patchwave-agent";
+/// Field manager of the kubectl plugin's changes to spec (approvals, pause, resume, hold).
+pub const PLUGIN_FIELD_MANAGER: &str = "kubectl-patchwave";
