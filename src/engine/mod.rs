@@ -4,6 +4,7 @@
 //! and the objects, so the operator, `kubectl patchwave plan` and `simulate` all get the same
 //! answers from the same inputs.
 
+pub mod apply;
 pub mod duration;
 pub mod errors;
 pub mod evaluate;

@@ -301,8 +301,9 @@ fn grant(
     }
 }
 
-/// Applies an evaluation to the objects in memory, as the operator does on the cluster.
-/// Returns whether the forecast granted approvals (which the next evaluation must see).
+/// Applies an evaluation to the objects in memory, as the operator does on the cluster, and
+/// schedules the simulated agents' completions. Returns whether the forecast granted
+/// approvals (which the next evaluation must see).
 fn apply(
     inventory: &mut Inventory,
     evaluation: &Evaluation,
@@ -312,23 +313,19 @@ fn apply(
     behaviours: &[Behaviour],
     completions: &mut BinaryHeap<Reverse<(Timestamp, usize, String)>>,
 ) -> bool {
+    let applied = super::apply::apply(inventory, evaluation);
     let mut granted = false;
-    for created in &evaluation.created_rollouts {
-        let mut rollout = created.clone();
-        grant(
-            &mut rollout.spec.approved_rings,
-            &mut rollout.spec.approved_assets,
-            &options.approvals,
-            options.from,
-        );
-        inventory.rollouts.push(rollout);
-    }
     for rollout in &mut inventory.rollouts {
         let Some(name) = rollout.metadata.name.as_deref() else {
             continue;
         };
-        if let Some(status) = evaluation.rollout_statuses.get(name) {
-            rollout.status = Some(status.clone());
+        if applied.created_rollouts.iter().any(|c| c == name) {
+            grant(
+                &mut rollout.spec.approved_rings,
+                &mut rollout.spec.approved_assets,
+                &options.approvals,
+                options.from,
+            );
         }
         if options.assume_success {
             // Forecast: a person approves whatever waits for approval, at once.
@@ -378,40 +375,10 @@ fn apply(
             }
         }
     }
-    for outcome in &evaluation.outcomes {
-        let Some(asset) = index.get(&outcome.asset).map(|i| &mut inventory.assets[*i]) else {
-            continue;
-        };
-        let status = asset.status.get_or_insert_with(Default::default);
-        if let Some(record) = status
-            .rollouts
-            .iter_mut()
-            .find(|r| r.rollout == outcome.rollout)
-        {
-            record.phase = outcome.phase;
-            record.finished_at = Some(Time(outcome.finished_at));
-            record.message.clone_from(&outcome.message);
-        }
-        if status
-            .operation
-            .as_ref()
-            .is_some_and(|o| o.id == outcome.operation_id)
-        {
-            status.operation = None;
-        }
-    }
     for issued in &evaluation.operations {
         let Some(i) = index.get(&issued.asset).copied() else {
             continue;
         };
-        let status = inventory.assets[i]
-            .status
-            .get_or_insert_with(Default::default);
-        status
-            .rollouts
-            .retain(|r| r.rollout != issued.record.rollout);
-        status.rollouts.push(issued.record.clone());
-        status.operation = Some(issued.operation.clone());
         let behaviour = behaviours[i];
         if behaviour.outcome != Outcome::NoResponse {
             let at = now
