@@ -219,6 +219,21 @@ pub enum RolloutPhase {
     Aborted,
 }
 
+impl RolloutPhase {
+    /// Every phase, for metrics that report zero as well as counts.
+    pub const ALL: [RolloutPhase; 9] = [
+        RolloutPhase::Pending,
+        RolloutPhase::Progressing,
+        RolloutPhase::WaitingForApproval,
+        RolloutPhase::WaitingForWindow,
+        RolloutPhase::Baking,
+        RolloutPhase::Halted,
+        RolloutPhase::RollingBack,
+        RolloutPhase::Succeeded,
+        RolloutPhase::Aborted,
+    ];
+}
+
 /// Where one ring of a rollout stands.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum RingPhase {

@@ -159,9 +159,10 @@ pub struct Event {
 }
 
 /// Where an asset stands under one policy.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
 pub enum AssetState {
     /// No update of the policy is missing.
+    #[default]
     UpToDate,
     /// The policy's rollout patched it.
     Patched,

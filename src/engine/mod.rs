@@ -10,6 +10,7 @@ pub mod errors;
 pub mod evaluate;
 pub mod selector;
 pub mod simulation;
+pub mod status;
 pub mod updates;
 pub mod validation;
 pub mod windows;

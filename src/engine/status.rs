@@ -1,0 +1,398 @@
+//! The status of policies, rings, windows and assets, derived from an evaluation.
+//!
+//! Rollout status comes out of [`evaluate`](super::evaluate::evaluate) itself; the other kinds
+//! summarise it here, so the operator only has to write what this module returns. Pure: the
+//! same objects and `now` give the same statuses.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use jiff::{SignedDuration, Timestamp};
+
+use super::Inventory;
+use super::duration::parse_duration;
+use super::evaluate::{AssetState, Evaluation, is_terminal, set_condition};
+use super::selector;
+use super::validation::{Problem, kind};
+use super::windows::compile;
+use crate::api::{
+    AssetStatus, Condition, MaintenanceWindowStatus, PatchPolicyStatus, RingStatus, Time,
+};
+
+/// An agent silent for longer than this (when the Asset sets no `staleAfter`) is unreachable.
+pub const DEFAULT_STALE_AFTER: SignedDuration = SignedDuration::from_mins(30);
+
+/// Statuses to write, by object name, and when they could next change on their own.
+#[derive(Clone, Debug, Default)]
+pub struct Derived {
+    /// The operator-owned part of each Asset's status, without `operation` and `rollouts`
+    /// (which [`apply`](super::apply::apply) maintains): missing count, state, conditions.
+    pub assets: BTreeMap<String, AssetSummary>,
+    /// PatchPolicy statuses.
+    pub policies: BTreeMap<String, PatchPolicyStatus>,
+    /// Ring statuses.
+    pub rings: BTreeMap<String, RingStatus>,
+    /// MaintenanceWindow statuses.
+    pub windows: BTreeMap<String, MaintenanceWindowStatus>,
+    /// The next instant a derived status changes without any object changing (a window opens
+    /// or closes, an agent becomes stale).
+    pub next_change: Option<Timestamp>,
+}
+
+/// The derived fields of an Asset's status.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AssetSummary {
+    /// Updates the agent reports as available.
+    pub missing_updates: i32,
+    /// The state that matters most across the policies governing the asset.
+    pub state: AssetState,
+    /// `Ready` and `Reachable`.
+    pub conditions: Vec<Condition>,
+    /// The generation these conditions describe.
+    pub observed_generation: Option<i64>,
+}
+
+impl AssetState {
+    /// Every state, for metrics that report zero as well as counts.
+    pub const ALL: [AssetState; 8] = [
+        AssetState::UpToDate,
+        AssetState::Patched,
+        AssetState::Failed,
+        AssetState::Pending,
+        AssetState::Held,
+        AssetState::WaitingForApproval,
+        AssetState::Unscheduled,
+        AssetState::Unassigned,
+    ];
+
+    /// The name written to `status.state`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AssetState::UpToDate => "UpToDate",
+            AssetState::Patched => "Patched",
+            AssetState::Failed => "Failed",
+            AssetState::Pending => "Pending",
+            AssetState::Held => "Held",
+            AssetState::WaitingForApproval => "WaitingForApproval",
+            AssetState::Unscheduled => "Unscheduled",
+            AssetState::Unassigned => "Unassigned",
+        }
+    }
+
+    /// How much a person needs to look at it: of several policies' states, the asset shows
+    /// the one ranked highest (a failure before a wait before a quiet state).
+    fn attention(self) -> u8 {
+        match self {
+            AssetState::Failed => 7,
+            AssetState::WaitingForApproval => 6,
+            AssetState::Unassigned => 5,
+            AssetState::Unscheduled => 4,
+            AssetState::Held => 3,
+            AssetState::Pending => 2,
+            AssetState::Patched => 1,
+            AssetState::UpToDate => 0,
+        }
+    }
+}
+
+/// Derives every status but the rollouts' from the objects and their evaluation at `now`.
+pub fn derive(inventory: &Inventory, evaluation: &Evaluation, now: Timestamp) -> Derived {
+    let mut derived = Derived::default();
+    let problems_of = |kind_name: &str, name: &str| -> Vec<&Problem> {
+        evaluation
+            .problems
+            .iter()
+            .filter(|p| p.kind == kind_name && p.name == name)
+            .collect()
+    };
+    let wake = |t: Timestamp, derived: &mut Derived| {
+        if t > now {
+            derived.next_change = Some(derived.next_change.map_or(t, |n| n.min(t)));
+        }
+    };
+
+    // Assets: the most pressing state across policies, and whether the agent is heard from.
+    let mut states: BTreeMap<&str, AssetState> = BTreeMap::new();
+    for view in &evaluation.assets {
+        let entry = states.entry(view.name.as_str()).or_insert(view.state);
+        if view.state.attention() > entry.attention() {
+            *entry = view.state;
+        }
+    }
+    for asset in &inventory.assets {
+        let Some(name) = asset.metadata.name.as_deref() else {
+            continue;
+        };
+        let previous = asset
+            .status
+            .as_ref()
+            .map(|s| s.conditions.as_slice())
+            .unwrap_or_default();
+        let generation = asset.metadata.generation;
+        let reported = asset.status.as_ref().and_then(|s| s.reported.as_ref());
+        let stale_after = asset
+            .spec
+            .stale_after
+            .as_deref()
+            .and_then(|text| parse_duration(text).ok())
+            .unwrap_or(DEFAULT_STALE_AFTER);
+        let heartbeat = reported
+            .and_then(|r| r.last_heartbeat.as_ref())
+            .map(|t| t.0);
+        let reachable = match heartbeat {
+            None => set_condition(
+                previous,
+                "Reachable",
+                false,
+                "NeverReported",
+                "no agent has reported for this asset yet",
+                generation,
+                now,
+            ),
+            Some(at) => {
+                let stale_at = at.checked_add(stale_after).unwrap_or(Timestamp::MAX);
+                wake(stale_at, &mut derived);
+                if now < stale_at {
+                    set_condition(
+                        previous,
+                        "Reachable",
+                        true,
+                        "HeartbeatFresh",
+                        "the agent reported within staleAfter",
+                        generation,
+                        now,
+                    )
+                } else {
+                    set_condition(
+                        previous,
+                        "Reachable",
+                        false,
+                        "AgentStale",
+                        &format!(
+                            "no heartbeat since {at}, longer than staleAfter ({})",
+                            asset.spec.stale_after.as_deref().unwrap_or("30m")
+                        ),
+                        generation,
+                        now,
+                    )
+                }
+            }
+        };
+        let ready = readiness(previous, &problems_of(kind::ASSET, name), generation, now);
+        derived.assets.insert(
+            name.to_owned(),
+            AssetSummary {
+                missing_updates: reported.map_or(0, |r| {
+                    i32::try_from(r.available_updates.len()).unwrap_or(i32::MAX)
+                }),
+                state: states.get(name).copied().unwrap_or_default(),
+                conditions: vec![ready, reachable],
+                observed_generation: generation,
+            },
+        );
+    }
+
+    // Rings: their size is the number of assets they receive under some policy.
+    let mut ring_members: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for view in &evaluation.assets {
+        if let Some(ring) = view.ring.as_deref() {
+            ring_members
+                .entry(ring)
+                .or_default()
+                .insert(view.name.as_str());
+        }
+    }
+    for ring in &inventory.rings {
+        let Some(name) = ring.metadata.name.as_deref() else {
+            continue;
+        };
+        let previous = ring
+            .status
+            .as_ref()
+            .map(|s| s.conditions.as_slice())
+            .unwrap_or_default();
+        let generation = ring.metadata.generation;
+        derived.rings.insert(
+            name.to_owned(),
+            RingStatus {
+                size: Some(
+                    ring_members
+                        .get(name)
+                        .map_or(0, |m| i32::try_from(m.len()).unwrap_or(i32::MAX)),
+                ),
+                conditions: vec![readiness(
+                    previous,
+                    &problems_of(kind::RING, name),
+                    generation,
+                    now,
+                )],
+                observed_generation: generation,
+            },
+        );
+    }
+
+    // Windows: open now, the next opening and closing, the assets they select.
+    for window in &inventory.windows {
+        let Some(name) = window.metadata.name.as_deref() else {
+            continue;
+        };
+        let previous = window
+            .status
+            .as_ref()
+            .map(|s| s.conditions.as_slice())
+            .unwrap_or_default();
+        let generation = window.metadata.generation;
+        let problems = problems_of(kind::WINDOW, name);
+        let mut status = MaintenanceWindowStatus {
+            matched_assets: Some(
+                i32::try_from(
+                    inventory
+                        .assets
+                        .iter()
+                        .filter(|a| {
+                            selector::matches(
+                                window.spec.selector.as_ref(),
+                                a.metadata.labels.as_ref().unwrap_or(&BTreeMap::new()),
+                            )
+                        })
+                        .count(),
+                )
+                .unwrap_or(i32::MAX),
+            ),
+            conditions: vec![readiness(previous, &problems, generation, now)],
+            observed_generation: generation,
+            ..MaintenanceWindowStatus::default()
+        };
+        if problems.is_empty()
+            && let Ok(schedule) = compile(&window.spec)
+        {
+            let current = schedule.interval_at(now);
+            status.open = Some(current.is_some());
+            let next = schedule.next_open_after(now);
+            status.next_open = next.as_ref().map(|i| Time(i.open));
+            status.next_close = current.as_ref().or(next.as_ref()).map(|i| Time(i.close));
+            if let Some(t) = schedule.next_change_after(now) {
+                wake(t, &mut derived);
+            }
+        }
+        derived.windows.insert(name.to_owned(), status);
+    }
+
+    // Policies: a compact summary of their assets and their active rollout.
+    for policy in &inventory.policies {
+        let Some(name) = policy.metadata.name.as_deref() else {
+            continue;
+        };
+        let previous = policy
+            .status
+            .as_ref()
+            .map(|s| s.conditions.as_slice())
+            .unwrap_or_default();
+        let generation = policy.metadata.generation;
+        let views: Vec<_> = evaluation
+            .assets
+            .iter()
+            .filter(|v| v.policy.as_deref() == Some(name))
+            .collect();
+        let count = |state: AssetState| {
+            i32::try_from(views.iter().filter(|v| v.state == state).count()).unwrap_or(i32::MAX)
+        };
+        let rollouts: Vec<_> = inventory
+            .rollouts
+            .iter()
+            .filter(|r| r.spec.policy == name)
+            .collect();
+        let active = rollouts
+            .iter()
+            .find(|r| !r.status.as_ref().is_some_and(|s| is_terminal(s.phase)));
+        let pending_updates = active.map_or(0, |r| {
+            i32::try_from(r.spec.updates.len()).unwrap_or(i32::MAX)
+        });
+        let overdue_updates = active.map_or(0, |r| {
+            i32::try_from(
+                r.spec
+                    .updates
+                    .iter()
+                    .filter(|u| u.deadline.as_ref().is_some_and(|d| d.0 < now))
+                    .count(),
+            )
+            .unwrap_or(i32::MAX)
+        });
+        if let Some(active) = active {
+            for deadline in active
+                .spec
+                .updates
+                .iter()
+                .filter_map(|u| u.deadline.as_ref())
+            {
+                wake(deadline.0, &mut derived);
+            }
+        }
+        derived.policies.insert(
+            name.to_owned(),
+            PatchPolicyStatus {
+                matched_assets: Some(i32::try_from(views.len()).unwrap_or(i32::MAX)),
+                unassigned_assets: Some(count(AssetState::Unassigned)),
+                unscheduled_assets: Some(count(AssetState::Unscheduled)),
+                pending_updates: Some(pending_updates),
+                overdue_updates: Some(overdue_updates),
+                active_rollout: active.and_then(|r| r.metadata.name.clone()),
+                last_rollout_at: rollouts
+                    .iter()
+                    .filter_map(|r| r.metadata.creation_timestamp.as_ref())
+                    .map(|t| t.0)
+                    .max()
+                    .map(Time),
+                conditions: vec![readiness(
+                    previous,
+                    &problems_of(kind::POLICY, name),
+                    generation,
+                    now,
+                )],
+                observed_generation: generation,
+            },
+        );
+    }
+    derived
+}
+
+/// `Ready` for an object the engine validated: False with the first problem (and how many
+/// more) when it is invalid, so `kubectl wait --for=condition=Ready` fails with the reason.
+fn readiness(
+    previous: &[Condition],
+    problems: &[&Problem],
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Condition {
+    match problems {
+        [] => set_condition(previous, "Ready", true, "Valid", "", generation, now),
+        [first, rest @ ..] => {
+            let mut message = format!("{}: {}", first.field, first.message);
+            if !rest.is_empty() {
+                message.push_str(&format!(" (and {} more problems)", rest.len()));
+            }
+            set_condition(
+                previous,
+                "Ready",
+                false,
+                "InvalidSpec",
+                &message,
+                generation,
+                now,
+            )
+        }
+    }
+}
+
+/// The operator-owned part of an Asset's status as it should be: the engine's operation and
+/// rollout records (already applied to `current`) plus the derived summary.
+pub fn operator_asset_status(current: Option<&AssetStatus>, summary: &AssetSummary) -> AssetStatus {
+    AssetStatus {
+        reported: None,
+        operation: current.and_then(|s| s.operation.clone()),
+        rollouts: current.map(|s| s.rollouts.clone()).unwrap_or_default(),
+        missing_updates: Some(summary.missing_updates),
+        state: Some(summary.state.as_str().to_owned()),
+        conditions: summary.conditions.clone(),
+        observed_generation: summary.observed_generation,
+    }
+}

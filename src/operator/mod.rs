@@ -1,0 +1,409 @@
+//! The operator: watches the five kinds, drives the engine, writes its decisions.
+//!
+//! - [`reconcile`]: one namespace evaluated and its differences written by server-side apply.
+//! - [`fresh`]: read-your-writes on top of the watch caches.
+//! - [`leader`]: the Lease; only its holder writes.
+//! - [`metrics`] and [`http`]: `/metrics`, `/healthz`, `/readyz`.
+//!
+//! All state lives in the API server: the rollout records on each Asset and the rollout
+//! status. An operator killed at any moment and started again evaluates the same objects and
+//! reaches the same decisions; operation ids are deterministic, so nothing is handed out twice.
+
+pub mod error;
+pub mod fresh;
+pub mod http;
+pub mod leader;
+pub mod metrics;
+pub mod reconcile;
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use futures::{StreamExt, future};
+use kube::api::Api;
+use kube::runtime::controller::{Config as ControllerConfig, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+
+use crate::api::{Asset, MaintenanceWindow, PatchPolicy, PatchRollout, Ring};
+use crate::engine::Inventory;
+use crate::engine::evaluate::{Event, EventType};
+use crate::engine::status::Derived;
+use error::Error;
+use fresh::Fresh;
+use leader::{Leadership, LeaseSettings};
+use metrics::{Metrics, NamespaceLabels, NamespaceStateLabels};
+
+/// How the operator runs (the binary fills it from flags and environment).
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Only this namespace; `None` watches all namespaces.
+    pub namespace: Option<String>,
+    /// Where `/metrics`, `/healthz` and `/readyz` listen.
+    pub metrics_address: SocketAddr,
+    /// Leader election; `None` acts at once (a single replica).
+    pub lease: Option<LeaseSettings>,
+    /// How long the controller gathers changes before a reconcile (agents report in bursts).
+    pub debounce: Duration,
+    /// Name of this replica in Events.
+    pub instance: String,
+}
+
+/// Caches of the five kinds.
+#[derive(Clone)]
+pub struct Stores {
+    /// PatchPolicies.
+    pub policies: Store<PatchPolicy>,
+    /// Rings.
+    pub rings: Store<Ring>,
+    /// MaintenanceWindows.
+    pub windows: Store<MaintenanceWindow>,
+    /// Assets.
+    pub assets: Store<Asset>,
+    /// PatchRollouts.
+    pub rollouts: Store<PatchRollout>,
+}
+
+/// Own writes not yet in the caches, per kind.
+#[derive(Default)]
+pub struct FreshWrites {
+    policies: Fresh<PatchPolicy>,
+    rings: Fresh<Ring>,
+    windows: Fresh<MaintenanceWindow>,
+    assets: Fresh<Asset>,
+    rollouts: Fresh<PatchRollout>,
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    /// Client with the operator's identity.
+    pub client: Client,
+    /// The watch caches.
+    pub stores: Stores,
+    fresh: FreshWrites,
+    recorder: Recorder,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// Whether this replica may write.
+    pub leadership: Leadership,
+    announced: reconcile::Announced,
+    halted: Mutex<HashSet<String>>,
+}
+
+impl Context {
+    /// The namespace's objects as the engine sees them: caches plus own fresher writes.
+    fn snapshot(&self, namespace: &str) -> Inventory {
+        fn of<K: Resource<DynamicType = ()> + Clone>(
+            store: &Store<K>,
+            namespace: &str,
+        ) -> Vec<std::sync::Arc<K>> {
+            store.state_filter(|o| o.meta().namespace.as_deref() == Some(namespace))
+        }
+        let mut inventory = Inventory {
+            policies: self
+                .fresh
+                .policies
+                .merge(namespace, of(&self.stores.policies, namespace)),
+            rings: self
+                .fresh
+                .rings
+                .merge(namespace, of(&self.stores.rings, namespace)),
+            windows: self
+                .fresh
+                .windows
+                .merge(namespace, of(&self.stores.windows, namespace)),
+            assets: self
+                .fresh
+                .assets
+                .merge(namespace, of(&self.stores.assets, namespace)),
+            rollouts: self
+                .fresh
+                .rollouts
+                .merge(namespace, of(&self.stores.rollouts, namespace)),
+        };
+        // Deterministic order: the engine breaks ties by position, caches have none.
+        inventory.policies.sort_by_key(ResourceExt::name_any);
+        inventory.rings.sort_by_key(ResourceExt::name_any);
+        inventory.windows.sort_by_key(ResourceExt::name_any);
+        inventory.assets.sort_by_key(ResourceExt::name_any);
+        inventory.rollouts.sort_by_key(|r| {
+            (
+                r.metadata.creation_timestamp.clone().map(|t| t.0),
+                r.name_any(),
+            )
+        });
+        inventory
+    }
+
+    /// Fails the reconcile when this replica lost the lease in the middle of it.
+    fn ensure_leader(&self) -> Result<(), Error> {
+        if self.leadership.is_leader() {
+            Ok(())
+        } else {
+            Err(Error::NotLeader)
+        }
+    }
+
+    /// True the first time `key` is seen by this process.
+    fn first_time(&self, key: String) -> bool {
+        self.announced
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key)
+    }
+
+    /// Updates the gauges of a namespace after a reconcile.
+    fn observe(&self, namespace: &str, inventory: &Inventory, derived: &Derived, events: &[Event]) {
+        let labels = |state: &str| NamespaceStateLabels {
+            namespace: namespace.to_owned(),
+            state: state.to_owned(),
+        };
+        let mut phases: BTreeMap<String, i64> = BTreeMap::new();
+        for rollout in &inventory.rollouts {
+            if let Some(status) = &rollout.status {
+                *phases.entry(format!("{:?}", status.phase)).or_default() += 1;
+            }
+        }
+        for phase in crate::api::rollout::RolloutPhase::ALL {
+            let name = format!("{phase:?}");
+            self.metrics
+                .rollouts
+                .get_or_create(&labels(&name))
+                .set(phases.get(&name).copied().unwrap_or(0));
+        }
+        let mut states: BTreeMap<&str, i64> = BTreeMap::new();
+        for summary in derived.assets.values() {
+            *states.entry(summary.state.as_str()).or_default() += 1;
+        }
+        for state in crate::engine::evaluate::AssetState::ALL {
+            self.metrics
+                .assets
+                .get_or_create(&labels(state.as_str()))
+                .set(states.get(state.as_str()).copied().unwrap_or(0));
+        }
+        let namespace_labels = NamespaceLabels {
+            namespace: namespace.to_owned(),
+        };
+        let in_flight = i64::try_from(reconcile::in_flight(inventory)).unwrap_or(i64::MAX);
+        self.metrics
+            .in_flight
+            .get_or_create(&namespace_labels)
+            .set(in_flight);
+        let mut halted = self.halted.lock().unwrap_or_else(PoisonError::into_inner);
+        for event in events.iter().filter(|e| e.kind == EventType::RingHalted) {
+            let key = format!(
+                "{namespace}/{:?}/{:?}/{}",
+                event.rollout, event.ring, event.time
+            );
+            if halted.insert(key) {
+                self.metrics.halts.get_or_create(&namespace_labels).inc();
+            }
+        }
+    }
+}
+
+/// Why the operator could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The leader Lease could not be set up.
+    #[error("leader election with Lease {namespace}/{name}: {source}")]
+    Lease {
+        /// Lease namespace.
+        namespace: String,
+        /// Lease name.
+        name: String,
+        /// The lease manager's error.
+        #[source]
+        source: kube_lease_manager::LeaseManagerError,
+    },
+    /// The metrics and health endpoints could not listen.
+    #[error("serving /metrics on {address}: {source}")]
+    Http {
+        /// The address.
+        address: SocketAddr,
+        /// The socket error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A reflector over one kind, with managedFields dropped (they are not read and would double
+/// the cache's memory).
+fn reflect<K>(
+    client: &Client,
+    namespace: Option<&str>,
+) -> (
+    Store<K>,
+    impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let api: Api<K> = match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let (store, writer) = reflector::store();
+    let stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .modify(|object: &mut K| object.meta_mut().managed_fields = None)
+        .reflect(writer)
+        .touched_objects();
+    (store, stream)
+}
+
+/// Runs the operator until SIGINT or SIGTERM.
+pub async fn run(client: Client, settings: Settings) -> Result<(), RunError> {
+    let metrics = Arc::new(Metrics::default());
+    let ready = Arc::new(AtomicBool::new(false));
+    let probes = http::Probes {
+        metrics: metrics.clone(),
+        ready: ready.clone(),
+    };
+    let address = settings.metrics_address;
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|source| RunError::Http { address, source })?;
+    tokio::spawn(async move {
+        if let Err(error) = http::serve(listener, probes).await {
+            tracing::error!(%error, "the metrics endpoint stopped");
+        }
+    });
+
+    let (leadership, leadership_changes) = match &settings.lease {
+        Some(lease) => {
+            let (leadership, changes) =
+                leader::elect(client.clone(), lease)
+                    .await
+                    .map_err(|source| RunError::Lease {
+                        namespace: lease.namespace.clone(),
+                        name: lease.name.clone(),
+                        source,
+                    })?;
+            (leadership, changes.boxed())
+        }
+        None => (Leadership::always(), futures::stream::empty().boxed()),
+    };
+
+    let namespace = settings.namespace.as_deref();
+    let (policies, policy_stream) = reflect::<PatchPolicy>(&client, namespace);
+    let (rings, ring_stream) = reflect::<Ring>(&client, namespace);
+    let (windows, window_stream) = reflect::<MaintenanceWindow>(&client, namespace);
+    let (assets, asset_stream) = reflect::<Asset>(&client, namespace);
+    let (rollouts, rollout_stream) = reflect::<PatchRollout>(&client, namespace);
+    let stores = Stores {
+        policies: policies.clone(),
+        rings,
+        windows,
+        assets,
+        rollouts,
+    };
+
+    // Ready once every cache has listed (linkerd's rule: never act on a partial view).
+    {
+        let stores = stores.clone();
+        let ready = ready.clone();
+        tokio::spawn(async move {
+            let synced = future::join5(
+                stores.policies.wait_until_ready(),
+                stores.rings.wait_until_ready(),
+                stores.windows.wait_until_ready(),
+                stores.assets.wait_until_ready(),
+                stores.rollouts.wait_until_ready(),
+            )
+            .await;
+            if synced.0.is_ok() && synced.1.is_ok() && synced.2.is_ok() && synced.3.is_ok() {
+                ready.store(true, Ordering::SeqCst);
+                tracing::info!("caches synced; ready");
+            }
+        });
+    }
+
+    let reporter = Reporter {
+        controller: crate::api::OPERATOR_FIELD_MANAGER.to_owned(),
+        instance: Some(settings.instance.clone()),
+    };
+    let leader_gauge = metrics.clone();
+    let context = Arc::new(Context {
+        client: client.clone(),
+        stores,
+        fresh: FreshWrites::default(),
+        recorder: Recorder::new(client, reporter),
+        metrics,
+        leadership: leadership.clone(),
+        announced: Mutex::default(),
+        halted: Mutex::default(),
+    });
+    leader_gauge.leader.set(i64::from(leadership.is_leader()));
+
+    // Any change in a namespace wakes the policies of that namespace.
+    let wake = move |namespace: Option<String>| {
+        policies
+            .state_filter(|p| p.metadata.namespace == namespace)
+            .into_iter()
+            .map(|p| ObjectRef::from_obj(p.as_ref()))
+            .collect::<Vec<_>>()
+    };
+    let wake_ring = wake.clone();
+    let wake_window = wake.clone();
+    let wake_asset = wake.clone();
+    let wake_rollout = wake;
+    let fresh_context = context.clone();
+    let became_leader = leadership_changes.filter_map(move |leader| {
+        leader_gauge.leader.set(i64::from(leader));
+        if !leader {
+            // Another replica writes now; our memory of own writes would only mislead.
+            fresh_context.fresh.clear();
+        }
+        future::ready(leader.then_some(()))
+    });
+
+    Controller::for_stream(policy_stream, context.stores.policies.clone())
+        .with_config(
+            ControllerConfig::default()
+                .concurrency(1)
+                .debounce(settings.debounce),
+        )
+        .watches_stream(ring_stream, move |r: Ring| wake_ring(r.namespace()))
+        .watches_stream(window_stream, move |w: MaintenanceWindow| {
+            wake_window(w.namespace())
+        })
+        .watches_stream(asset_stream, move |a: Asset| wake_asset(a.namespace()))
+        .watches_stream(rollout_stream, move |r: PatchRollout| {
+            wake_rollout(r.namespace())
+        })
+        .reconcile_all_on(became_leader)
+        .shutdown_on_signal()
+        .run(reconcile::reconcile, reconcile::error_policy, context)
+        .for_each(|result| {
+            if let Err(error) = result {
+                tracing::debug!(%error, "controller");
+            }
+            future::ready(())
+        })
+        .await;
+    tracing::info!("shut down");
+    Ok(())
+}
+
+impl FreshWrites {
+    fn clear(&self) {
+        self.policies.clear();
+        self.rings.clear();
+        self.windows.clear();
+        self.assets.clear();
+        self.rollouts.clear();
+    }
+}

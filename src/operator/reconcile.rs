@@ -1,0 +1,541 @@
+//! One reconcile: evaluate a namespace with the engine and write the differences.
+//!
+//! Every kind is watched; a change to any object of a namespace wakes that namespace's
+//! policies, and the reconcile of a policy evaluates the whole namespace (the engine decides
+//! across policies: update ownership, one operation per asset, disruption budgets). The
+//! controller runs one reconcile at a time, so two decisions never race on the same assets.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt};
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event as KubeEvent, EventType as KubeEventType};
+use kube::{Resource, ResourceExt};
+use serde::Serialize;
+
+use super::Context;
+use super::error::Error;
+use crate::api::asset::OperationPhase;
+use crate::api::{
+    Asset, AssetStatus, MaintenanceWindow, OPERATOR_FIELD_MANAGER, PatchPolicy, PatchRollout, Ring,
+};
+use crate::engine::Inventory;
+use crate::engine::apply::apply;
+use crate::engine::evaluate::{Evaluation, Event, EventType, evaluate};
+use crate::engine::status::{Derived, derive, operator_asset_status};
+
+/// At most this many evaluations per reconcile (a created or finished rollout enables more).
+const MAX_ROUNDS: usize = 8;
+/// Writes in flight at once: enough to keep the API server busy, few enough to be polite.
+const WRITE_CONCURRENCY: usize = 32;
+/// Assets named in one aggregated Event.
+const NAMED_IN_EVENT: usize = 20;
+/// Waking a little after the engine's next instant, so the decision there is already due.
+const WAKE_SLACK: Duration = Duration::from_millis(200);
+
+/// Reconciles the namespace of `policy`.
+pub async fn reconcile(policy: Arc<PatchPolicy>, ctx: Arc<Context>) -> Result<Action, Error> {
+    if !ctx.leadership.is_leader() {
+        // Followers keep their caches warm and wait; becoming the leader reconciles all.
+        return Ok(Action::await_change());
+    }
+    let namespace = policy.namespace().ok_or_else(|| Error::NoNamespace {
+        kind: "PatchPolicy",
+        name: policy.name_any(),
+    })?;
+    let started = Instant::now();
+    let result = reconcile_namespace(&ctx, &namespace).await;
+    ctx.metrics.reconciled(
+        started.elapsed(),
+        result.as_ref().err().map(Error::category),
+    );
+    let next = result?;
+    Ok(match next {
+        Some(at) => {
+            let wait = at.duration_since(Timestamp::now());
+            let wait = Duration::try_from(wait).unwrap_or(Duration::ZERO);
+            Action::requeue(wait + WAKE_SLACK)
+        }
+        None => Action::await_change(),
+    })
+}
+
+/// What the controller does after a failed reconcile: log, count, retry soon.
+pub fn error_policy(policy: Arc<PatchPolicy>, error: &Error, _ctx: Arc<Context>) -> Action {
+    tracing::warn!(
+        policy = %policy.name_any(),
+        namespace = policy.namespace().unwrap_or_default(),
+        category = error.category(),
+        %error,
+        "reconcile failed; retrying"
+    );
+    Action::requeue(Duration::from_secs(5))
+}
+
+/// Evaluates `namespace`, writes what changed, and returns the next instant to look again.
+async fn reconcile_namespace(ctx: &Context, namespace: &str) -> Result<Option<Timestamp>, Error> {
+    let now = Timestamp::now();
+    let original = ctx.snapshot(namespace);
+    let mut inventory = original.clone();
+    let mut events: Vec<Event> = Vec::new();
+    let mut last = Evaluation::default();
+    for _ in 0..MAX_ROUNDS {
+        let evaluation = evaluate(&inventory, now);
+        let applied = apply(&mut inventory, &evaluation);
+        events.extend(evaluation.events.iter().cloned());
+        // As in the simulation: only a created or finished rollout can enable more at `now`.
+        let more = !applied.created_rollouts.is_empty()
+            || evaluation
+                .events
+                .iter()
+                .any(|e| e.kind == EventType::RolloutSucceeded);
+        last = evaluation;
+        if !more {
+            break;
+        }
+    }
+    let derived = derive(&inventory, &last, now);
+    let writer = Writer { ctx, namespace };
+
+    writer.rollouts(&original, &inventory).await?;
+    writer.assets(&original, &inventory, &derived).await?;
+    writer.summaries(&original, &derived).await?;
+    writer.events(&inventory, &events, &last).await;
+    ctx.observe(namespace, &inventory, &derived, &events);
+
+    Ok(match (last.next_change, derived.next_change) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    })
+}
+
+/// Writes one namespace's differences.
+struct Writer<'a> {
+    ctx: &'a Context,
+    namespace: &'a str,
+}
+
+/// The body of a server-side apply of `status` only.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusApply<'a, S: Serialize> {
+    api_version: &'a str,
+    kind: &'a str,
+    metadata: NameOnly<'a>,
+    status: &'a S,
+}
+
+#[derive(Serialize)]
+struct NameOnly<'a> {
+    name: &'a str,
+}
+
+impl Writer<'_> {
+    fn api<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.ctx.client.clone(), self.namespace)
+    }
+
+    /// Server-side apply of `status` with the operator's field manager. Forced: the operator
+    /// is the only owner of these fields, and a stale manager (a person's manual edit) must
+    /// not stall a rollout.
+    async fn apply_status<K, S>(&self, name: &str, status: &S) -> Result<K, Error>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+        S: Serialize,
+    {
+        let kind = K::kind(&());
+        let body = StatusApply {
+            api_version: &K::api_version(&()),
+            kind: &kind,
+            metadata: NameOnly { name },
+            status,
+        };
+        let body = serde_json::to_value(&body).map_err(|source| Error::Encode {
+            kind: static_kind(&kind),
+            name: name.to_owned(),
+            source,
+        })?;
+        let params = PatchParams::apply(OPERATOR_FIELD_MANAGER).force();
+        let written = self
+            .api::<K>()
+            .patch_status(name, &params, &Patch::Apply(&body))
+            .await
+            .map_err(|source| Error::Write {
+                kind: static_kind(&kind),
+                namespace: self.namespace.to_owned(),
+                name: name.to_owned(),
+                source: Box::new(source),
+            })?;
+        self.ctx.metrics.wrote(static_kind(&kind), "apply_status");
+        Ok(written)
+    }
+
+    /// Creates the new rollouts, then writes every rollout status that changed.
+    async fn rollouts(&self, original: &Inventory, inventory: &Inventory) -> Result<(), Error> {
+        let before: BTreeMap<&str, &PatchRollout> = original
+            .rollouts
+            .iter()
+            .filter_map(|r| Some((r.metadata.name.as_deref()?, r)))
+            .collect();
+        for rollout in &inventory.rollouts {
+            let Some(name) = rollout.metadata.name.as_deref() else {
+                continue;
+            };
+            let previous = before.get(name);
+            if previous.is_none() {
+                self.ctx.ensure_leader()?;
+                self.create_rollout(original, rollout).await?;
+            }
+            let unchanged = previous.is_some_and(|p| p.status == rollout.status);
+            if let (false, Some(status)) = (unchanged, rollout.status.as_ref()) {
+                self.ctx.ensure_leader()?;
+                let written: PatchRollout = self.apply_status(name, status).await?;
+                self.ctx.fresh.rollouts.remember(written);
+            }
+        }
+        Ok(())
+    }
+
+    async fn create_rollout(
+        &self,
+        original: &Inventory,
+        rollout: &PatchRollout,
+    ) -> Result<(), Error> {
+        let name = rollout.name_any();
+        let mut object = PatchRollout::new(&name, rollout.spec.clone());
+        object.metadata.namespace = Some(self.namespace.to_owned());
+        object.metadata.labels = Some(BTreeMap::from([(
+            "patchwave.dev/policy".to_owned(),
+            rollout.spec.policy.clone(),
+        )]));
+        // Owned by its policy, so `kubectl tree` and Argo CD show where it came from. Not a
+        // controller reference: the rollout stays as the audit record if the policy goes.
+        let policy = original
+            .policies
+            .iter()
+            .find(|p| p.metadata.name.as_deref() == Some(rollout.spec.policy.as_str()));
+        if let Some(uid) = policy.and_then(|p| p.metadata.uid.clone()) {
+            object.metadata.owner_references = Some(vec![OwnerReference {
+                api_version: PatchPolicy::api_version(&()).into_owned(),
+                kind: PatchPolicy::kind(&()).into_owned(),
+                name: rollout.spec.policy.clone(),
+                uid,
+                controller: Some(false),
+                block_owner_deletion: Some(false),
+            }]);
+        }
+        let params = PostParams {
+            field_manager: Some(OPERATOR_FIELD_MANAGER.to_owned()),
+            ..PostParams::default()
+        };
+        match self.api::<PatchRollout>().create(&params, &object).await {
+            Ok(created) => {
+                self.ctx.metrics.wrote("PatchRollout", "create");
+                self.ctx.fresh.rollouts.remember(created);
+                Ok(())
+            }
+            // Created by an earlier reconcile whose answer we did not see: same name, same set.
+            Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
+            Err(source) => Err(Error::Write {
+                kind: "PatchRollout",
+                namespace: self.namespace.to_owned(),
+                name,
+                source: Box::new(source),
+            }),
+        }
+    }
+
+    /// Writes the operator-owned half of every Asset status that changed.
+    async fn assets(
+        &self,
+        original: &Inventory,
+        inventory: &Inventory,
+        derived: &Derived,
+    ) -> Result<(), Error> {
+        let before: BTreeMap<&str, &Asset> = original
+            .assets
+            .iter()
+            .filter_map(|a| Some((a.metadata.name.as_deref()?, a)))
+            .collect();
+        let mut changes: Vec<(String, AssetStatus)> = Vec::new();
+        for asset in &inventory.assets {
+            let Some(name) = asset.metadata.name.as_deref() else {
+                continue;
+            };
+            let Some(summary) = derived.assets.get(name) else {
+                continue;
+            };
+            let wanted = operator_asset_status(asset.status.as_ref(), summary);
+            let stored = before
+                .get(name)
+                .and_then(|a| a.status.as_ref())
+                .map(operator_part);
+            if stored.as_ref() != Some(&wanted) {
+                changes.push((name.to_owned(), wanted));
+            }
+        }
+        self.ctx.ensure_leader()?;
+        futures::stream::iter(changes)
+            .map(|(name, status)| async move {
+                self.ctx.ensure_leader()?;
+                let written: Asset = self.apply_status(&name, &status).await?;
+                self.ctx.fresh.assets.remember(written);
+                Ok::<(), Error>(())
+            })
+            .buffer_unordered(WRITE_CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(())
+    }
+
+    /// Writes the policy, ring and window statuses that changed.
+    async fn summaries(&self, original: &Inventory, derived: &Derived) -> Result<(), Error> {
+        for policy in &original.policies {
+            let name = policy.name_any();
+            if let Some(status) = derived.policies.get(&name)
+                && policy.status.as_ref() != Some(status)
+            {
+                self.ctx.ensure_leader()?;
+                let written: PatchPolicy = self.apply_status(&name, status).await?;
+                self.ctx.fresh.policies.remember(written);
+            }
+        }
+        for ring in &original.rings {
+            let name = ring.name_any();
+            if let Some(status) = derived.rings.get(&name)
+                && ring.status.as_ref() != Some(status)
+            {
+                self.ctx.ensure_leader()?;
+                let written: Ring = self.apply_status(&name, status).await?;
+                self.ctx.fresh.rings.remember(written);
+            }
+        }
+        for window in &original.windows {
+            let name = window.name_any();
+            if let Some(status) = derived.windows.get(&name)
+                && window.status.as_ref() != Some(status)
+            {
+                self.ctx.ensure_leader()?;
+                let written: MaintenanceWindow = self.apply_status(&name, status).await?;
+                self.ctx.fresh.windows.remember(written);
+            }
+        }
+        Ok(())
+    }
+
+    /// Publishes the engine's events as Kubernetes Events. Starts and successes are summed up
+    /// per rollout and ring (one Event naming the assets), failures get one Event each, and the
+    /// level-triggered reports (unscheduled, unassigned, invalid) once per process.
+    async fn events(&self, inventory: &Inventory, events: &[Event], last: &Evaluation) {
+        // Keyed by rollout, ring and whether it is a start (else a success).
+        let mut grouped: BTreeMap<(String, Option<String>, bool), Vec<String>> = BTreeMap::new();
+        let mut single: Vec<&Event> = Vec::new();
+        for event in events {
+            match (event.kind, &event.rollout, &event.asset) {
+                (EventType::OperationStarted | EventType::OperationSucceeded, Some(r), Some(a)) => {
+                    grouped
+                        .entry((
+                            r.clone(),
+                            event.ring.clone(),
+                            event.kind == EventType::OperationStarted,
+                        ))
+                        .or_default()
+                        .push(a.clone());
+                }
+                (EventType::AssetUnscheduled | EventType::AssetUnassigned, _, _) => {
+                    let key = format!(
+                        "{}/{:?}/{:?}/{:?}",
+                        self.namespace, event.kind, event.policy, event.asset
+                    );
+                    if self.ctx.first_time(key) {
+                        single.push(event);
+                    }
+                }
+                _ => single.push(event),
+            }
+        }
+        let mut published: Vec<(KubeEvent, ObjectReference)> = Vec::new();
+        for ((rollout, ring, started), assets) in grouped {
+            let (kind, verb) = if started {
+                (EventType::OperationStarted, "Started the operation on")
+            } else {
+                (EventType::OperationSucceeded, "The operation succeeded on")
+            };
+            let ring_text = ring.map(|r| format!(" of ring {r}")).unwrap_or_default();
+            published.push((
+                KubeEvent {
+                    type_: KubeEventType::Normal,
+                    reason: format!("{kind:?}"),
+                    note: Some(truncate(&format!(
+                        "{verb} {} asset(s){ring_text}: {}",
+                        assets.len(),
+                        name_list(&assets)
+                    ))),
+                    action: "Reconcile".to_owned(),
+                    secondary: None,
+                },
+                self.reference::<PatchRollout>(&rollout),
+            ));
+        }
+        for event in single {
+            let warning = matches!(
+                event.kind,
+                EventType::OperationFailed
+                    | EventType::OperationTimedOut
+                    | EventType::RingHalted
+                    | EventType::RolloutHalted
+                    | EventType::RollbackStarted
+                    | EventType::AssetUnscheduled
+                    | EventType::AssetUnassigned
+            );
+            let regarding = match (&event.rollout, &event.asset, &event.policy) {
+                (Some(rollout), _, _) => self.reference::<PatchRollout>(rollout),
+                (None, Some(asset), _) => self.reference::<Asset>(asset),
+                (None, None, Some(policy)) => self.reference::<PatchPolicy>(policy),
+                (None, None, None) => continue,
+            };
+            let secondary = match (&event.rollout, &event.asset) {
+                (Some(_), Some(asset)) => Some(self.reference::<Asset>(asset)),
+                _ => None,
+            };
+            published.push((
+                KubeEvent {
+                    type_: if warning {
+                        KubeEventType::Warning
+                    } else {
+                        KubeEventType::Normal
+                    },
+                    reason: format!("{:?}", event.kind),
+                    note: Some(truncate(&event.message)),
+                    action: "Reconcile".to_owned(),
+                    secondary,
+                },
+                regarding,
+            ));
+        }
+        for problem in &last.problems {
+            let key = format!("{}/{problem}", self.namespace);
+            if !self.ctx.first_time(key) {
+                continue;
+            }
+            let regarding = ObjectReference {
+                api_version: Some(PatchPolicy::api_version(&()).into_owned()),
+                kind: Some(problem.kind.to_owned()),
+                name: Some(problem.name.clone()),
+                namespace: Some(self.namespace.to_owned()),
+                ..ObjectReference::default()
+            };
+            published.push((
+                KubeEvent {
+                    type_: KubeEventType::Warning,
+                    reason: "InvalidSpec".to_owned(),
+                    note: Some(truncate(&format!("{}: {}", problem.field, problem.message))),
+                    action: "Validate".to_owned(),
+                    secondary: None,
+                },
+                regarding,
+            ));
+        }
+        let _ = inventory;
+        for (event, regarding) in published {
+            if !self.ctx.leadership.is_leader() {
+                return;
+            }
+            // An Event that cannot be written is logged, not retried: the decision it reports
+            // is already in the objects' status.
+            match self.ctx.recorder.publish(&event, &regarding).await {
+                Ok(()) => self.ctx.metrics.wrote("Event", "event"),
+                Err(error) => {
+                    tracing::warn!(%error, reason = event.reason, "could not publish an Event")
+                }
+            }
+        }
+    }
+
+    fn reference<K>(&self, name: &str) -> ObjectReference
+    where
+        K: Resource<DynamicType = ()>,
+    {
+        ObjectReference {
+            api_version: Some(K::api_version(&()).into_owned()),
+            kind: Some(K::kind(&()).into_owned()),
+            name: Some(name.to_owned()),
+            namespace: Some(self.namespace.to_owned()),
+            ..ObjectReference::default()
+        }
+    }
+}
+
+/// The operator-owned fields of a stored Asset status (what a server-side apply would send).
+fn operator_part(status: &AssetStatus) -> AssetStatus {
+    AssetStatus {
+        reported: None,
+        ..status.clone()
+    }
+}
+
+fn static_kind(kind: &str) -> &'static str {
+    match kind {
+        "Asset" => "Asset",
+        "PatchRollout" => "PatchRollout",
+        "PatchPolicy" => "PatchPolicy",
+        "Ring" => "Ring",
+        "MaintenanceWindow" => "MaintenanceWindow",
+        _ => "Object",
+    }
+}
+
+fn name_list(names: &[String]) -> String {
+    let mut text = names
+        .iter()
+        .take(NAMED_IN_EVENT)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > NAMED_IN_EVENT {
+        text.push_str(&format!(" and {} more", names.len() - NAMED_IN_EVENT));
+    }
+    text
+}
+
+/// Event notes are limited to 1 kB.
+fn truncate(text: &str) -> String {
+    if text.len() <= 1000 {
+        return text.to_owned();
+    }
+    let mut end = 1000;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+/// Assets with an operation in flight (a running record), for the metrics.
+pub(super) fn in_flight(inventory: &Inventory) -> usize {
+    inventory
+        .assets
+        .iter()
+        .filter(|a| {
+            a.status.as_ref().is_some_and(|s| {
+                s.rollouts
+                    .iter()
+                    .any(|r| r.phase == OperationPhase::Running)
+            })
+        })
+        .count()
+}
+
+/// Names already announced, for the once-per-process Events.
+pub(super) type Announced = std::sync::Mutex<HashSet<String>>;
