@@ -27,10 +27,11 @@ use super::common::{Condition, LabelSelector, Time};
     printcolumn(name = "Duration", type_ = "string", json_path = ".spec.duration"),
     printcolumn(name = "Time-Zone", type_ = "string", json_path = ".spec.timeZone"),
     printcolumn(name = "Open", type_ = "boolean", json_path = ".status.open"),
-    printcolumn(name = "Next-Open", type_ = "date", json_path = ".status.nextOpen"),
+    // Strings, not dates: kubectl renders a future date as "<invalid>".
+    printcolumn(name = "Next-Open", type_ = "string", json_path = ".status.nextOpen"),
     printcolumn(
         name = "Next-Close",
-        type_ = "date",
+        type_ = "string",
         json_path = ".status.nextClose",
         priority = 1
     ),

@@ -106,7 +106,7 @@ async fn reconcile_namespace(ctx: &Context, namespace: &str) -> Result<Option<Ti
     writer.rollouts(&original, &inventory).await?;
     writer.assets(&original, &inventory, &derived).await?;
     writer.summaries(&original, &derived).await?;
-    writer.events(&inventory, &events, &last).await;
+    writer.events(&events, &last).await;
     ctx.observe(namespace, &inventory, &derived, &events);
 
     Ok(match (last.next_change, derived.next_change) {
@@ -338,7 +338,7 @@ impl Writer<'_> {
     /// Publishes the engine's events as Kubernetes Events. Starts and successes are summed up
     /// per rollout and ring (one Event naming the assets), failures get one Event each, and the
     /// level-triggered reports (unscheduled, unassigned, invalid) once per process.
-    async fn events(&self, inventory: &Inventory, events: &[Event], last: &Evaluation) {
+    async fn events(&self, events: &[Event], last: &Evaluation) {
         // Keyed by rollout, ring and whether it is a start (else a success).
         let mut grouped: BTreeMap<(String, Option<String>, bool), Vec<String>> = BTreeMap::new();
         let mut single: Vec<&Event> = Vec::new();
@@ -384,7 +384,9 @@ impl Writer<'_> {
                         name_list(&assets)
                     ))),
                     action: "Reconcile".to_owned(),
-                    secondary: None,
+                    // Events of one kind on one object form a series that keeps its first
+                    // note; relating each batch to its first asset keeps the batches apart.
+                    secondary: assets.first().map(|a| self.reference::<Asset>(a)),
                 },
                 self.reference::<PatchRollout>(&rollout),
             ));
@@ -448,7 +450,6 @@ impl Writer<'_> {
                 regarding,
             ));
         }
-        let _ = inventory;
         for (event, regarding) in published {
             if !self.ctx.leadership.is_leader() {
                 return;
