@@ -9,37 +9,23 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashSet};
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 
 use super::Inventory;
-use super::duration::parse_duration;
 use super::evaluate::{AssetView, Evaluation, Event, EventType, evaluate, is_terminal};
 use super::validation::Problem;
-use crate::api::asset::{InstalledUpdate, OperationPhase, OperationResult, UpdateRef};
 use crate::api::rollout::Approval;
-use crate::api::{Asset, OperationAction, Signature, Time};
+use crate::api::{Signature, Time};
 
-/// Annotation choosing a simulated agent's outcome: Succeeded (default), Failed, NoResponse.
-pub const OUTCOME_ANNOTATION: &str = "simulate.patchwave.dev/outcome";
-/// Annotation giving a simulated operation's duration, Go style (default 10m).
-pub const DURATION_ANNOTATION: &str = "simulate.patchwave.dev/duration";
-/// Duration of a simulated operation without annotation or expectedDuration.
-pub const DEFAULT_DURATION: SignedDuration = SignedDuration::from_mins(10);
+// The simulated agent's behaviour lives with the simulated fleet (one copy for both).
+use crate::agent::simulated::{Behaviour, BehaviourError, behaviour, finish_operation};
+pub use crate::agent::simulated::{
+    DEFAULT_DURATION, DURATION_ANNOTATION, OUTCOME_ANNOTATION, Outcome,
+};
 /// Evaluations at one instant before the simulation gives up on reaching a fixed point.
 const MAX_ROUNDS_PER_INSTANT: usize = 64;
 /// Instants a simulation visits at most (a guard against a schedule that never settles).
 const MAX_STEPS: usize = 1_000_000;
-
-/// What a simulated agent does with an operation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// Installs and reports success.
-    Succeeded,
-    /// Reports a failure.
-    Failed,
-    /// Never reports (the operation times out).
-    NoResponse,
-}
 
 /// Something a person approves up front.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -109,46 +95,14 @@ pub enum SimulationError {
     },
 }
 
-/// A simulated agent's behaviour, from the asset's annotations.
-#[derive(Clone, Copy, Debug)]
-struct Behaviour {
-    outcome: Outcome,
-    duration: SignedDuration,
-}
-
-fn behaviour(asset: &Asset, assume_success: bool) -> Result<Behaviour, SimulationError> {
-    let name = asset.metadata.name.clone().unwrap_or_default();
-    let annotations = asset.metadata.annotations.as_ref();
-    let annotation = |key: &str| annotations.and_then(|a| a.get(key)).map(String::as_str);
-    let outcome = match annotation(OUTCOME_ANNOTATION) {
-        _ if assume_success => Outcome::Succeeded,
-        None | Some("Succeeded") => Outcome::Succeeded,
-        Some("Failed") => Outcome::Failed,
-        Some("NoResponse") => Outcome::NoResponse,
-        Some(other) => {
-            return Err(SimulationError::BadAnnotation {
-                asset: name,
-                annotation: OUTCOME_ANNOTATION,
-                message: format!("\"{other}\" is not one of Succeeded, Failed, NoResponse"),
-            });
+impl From<BehaviourError> for SimulationError {
+    fn from(err: BehaviourError) -> Self {
+        SimulationError::BadAnnotation {
+            asset: err.asset,
+            annotation: err.annotation,
+            message: err.message,
         }
-    };
-    // A forecast uses what the asset's owner expects, not the simulation's injected duration.
-    let injected = if assume_success {
-        None
-    } else {
-        annotation(DURATION_ANNOTATION)
-    };
-    let duration_text = injected.or(asset.spec.expected_duration.as_deref());
-    let duration = match duration_text {
-        None => DEFAULT_DURATION,
-        Some(text) => parse_duration(text).map_err(|message| SimulationError::BadAnnotation {
-            asset: name,
-            annotation: DURATION_ANNOTATION,
-            message,
-        })?,
-    };
-    Ok(Behaviour { outcome, duration })
+    }
 }
 
 /// Runs the engine over virtual time from `options.from` to `options.until`.
@@ -388,54 +342,4 @@ fn apply(
         }
     }
     granted
-}
-
-/// A simulated agent finishes operation `id` at `at` with `outcome`, reporting as the real
-/// agent does: the result, the installed versions, and the updates gone from its inventory.
-fn finish_operation(asset: &mut Asset, id: &str, outcome: Outcome, at: Timestamp) {
-    let Some(status) = asset.status.as_mut() else {
-        return;
-    };
-    let Some(operation) = status.operation.clone().filter(|o| o.id == id) else {
-        return;
-    };
-    let reported = status.reported.get_or_insert_with(Default::default);
-    reported.last_heartbeat = Some(Time(at));
-    let phase = match outcome {
-        Outcome::Succeeded => OperationPhase::Succeeded,
-        Outcome::Failed | Outcome::NoResponse => OperationPhase::Failed,
-    };
-    let mut installed: Vec<UpdateRef> = Vec::new();
-    if phase == OperationPhase::Succeeded && operation.action == OperationAction::Install {
-        for wanted in &operation.updates {
-            let position = reported
-                .available_updates
-                .iter()
-                .position(|u| u.id == wanted.id && u.version == wanted.version);
-            if let Some(position) = position {
-                let update = reported.available_updates.remove(position);
-                reported.installed_history.push(InstalledUpdate {
-                    id: update.id,
-                    version: update.version,
-                    action: OperationAction::Install,
-                    at: Time(at),
-                    released_at: update.released_at,
-                    severity: update.severity,
-                    classification: update.classification,
-                    rollout: Some(operation.rollout.clone()),
-                });
-                installed.push(wanted.clone());
-            }
-        }
-    }
-    reported.last_operation = Some(OperationResult {
-        id: id.to_owned(),
-        phase,
-        started_at: Some(operation.issued_at.clone()),
-        finished_at: Some(Time(at)),
-        installed,
-        message: (phase == OperationPhase::Failed).then(|| {
-            "simulated failure (annotation simulate.patchwave.dev/outcome=Failed)".to_owned()
-        }),
-    });
 }

@@ -1,0 +1,15 @@
+//! The agent side of patchwave: the protocol between an Asset's agent and the operator, and
+//! a simulated agent fleet for tests, the demo and benchmarks.
+//!
+//! - [`protocol`]: what an agent reads (`status.operation` of its Asset), what it decides
+//!   ([`protocol::decide`]) and what it writes (only `status.reported`, by server-side apply
+//!   with the field manager `patchwave-agent`). A real agent on a machine will use the same
+//!   code; it is not built yet.
+//! - [`simulated`]: the simulated backend (outcome and duration from annotations), pure, shared
+//!   with the offline `kubectl patchwave simulate`.
+//! - [`fleet`]: many simulated agents in one process against a real API server
+//!   (`patchwave-agent fleet`).
+
+pub mod fleet;
+pub mod protocol;
+pub mod simulated;
