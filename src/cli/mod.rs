@@ -4,10 +4,13 @@
 //! exposing `Args` (a [`clap::Args`]) and `run(&Args) -> Result<ExitCode, CliError>`; adding a
 //! command means adding a variant to [`Command`] and a line to [`run`].
 
+pub mod cluster;
+pub mod control;
 pub mod load;
 pub mod output;
 pub mod plan;
 pub mod simulate;
+pub mod status;
 pub mod validate;
 
 use std::io::Write;
@@ -31,8 +34,9 @@ updates out ring by ring and halts by itself when a ring fails too often.
   PatchRollout       one frozen set of updates on its way through the rings (made by the
                      operator, steered by people)
 
-This plugin works on YAML files without a cluster, for example in the CI of a GitOps
-repository.";
+validate, plan and simulate work on YAML files without a cluster, for example in the CI of a
+GitOps repository. status and the controls (approve, pause, unpause, resume, abort, hold,
+unhold) work on the cluster your kubeconfig points at, like kubectl.";
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -48,8 +52,14 @@ Examples:
   # Play three weeks of rollouts with simulated agents (failures from annotations)
   kubectl patchwave simulate -f examples/ --from 2026-11-30 --until 2026-12-21 --approve ring/rest
 
-Exit status: 0 when all is well, 1 when problems were found, 2 when the command could not
-run (a path that cannot be read, a wrong option).
+  # On the cluster: where the rollouts stand, live, and what to do next
+  kubectl patchwave status -n acme --watch
+  kubectl patchwave approve security-fast-1a2b3c4d --ring rest -n acme --note CHG-1042
+  kubectl patchwave resume security-fast-1a2b3c4d --ring pilot -n acme
+
+Exit status: 0 when all is well, 1 when problems were found or a cluster command failed
+(an object not found, a refused change), 2 when the command could not run (a path that
+cannot be read, a wrong option).
 
 Run `kubectl patchwave COMMAND --help` for the options of a command.";
 
@@ -85,6 +95,22 @@ pub enum Command {
     Plan(plan::Args),
     /// Run the rollout engine over virtual time with simulated agents and show what happens.
     Simulate(simulate::Args),
+    // Help text: the doc comment of the Args struct.
+    Status(status::Args),
+    // Help text: the doc comment of the Args struct.
+    Approve(control::ApproveArgs),
+    /// Pause a rollout: no new operation starts; operations in flight finish.
+    Pause(control::PauseArgs),
+    /// Unpause a paused rollout.
+    Unpause(control::PauseArgs),
+    // Help text: the doc comment of the Args struct.
+    Resume(control::ResumeArgs),
+    // Help text: the doc comment of the Args struct.
+    Abort(control::AbortArgs),
+    // Help text: the doc comment of the Args struct.
+    Hold(control::HoldArgs),
+    // Help text: the doc comment of the Args struct.
+    Unhold(control::UnholdArgs),
 }
 
 /// Why a command could not run. Problems found in manifests are not errors: they are the
@@ -103,12 +129,20 @@ pub enum CliError {
     /// The simulation could not run.
     #[error("{0}")]
     Simulation(String),
+    /// A command on the cluster failed: the kubeconfig, the connection, an object that is not
+    /// there, a change that does not apply or was refused. The message names the object.
+    #[error("{0}")]
+    Cluster(String),
 }
 
 impl CliError {
-    /// The exit status for this error: 2, as for usage errors.
+    /// The exit status for this error: 1 for a failed cluster command, else 2, as for usage
+    /// errors.
     pub fn exit_code(&self) -> ExitCode {
-        ExitCode::from(2)
+        match self {
+            CliError::Cluster(_) => ExitCode::from(1),
+            _ => ExitCode::from(2),
+        }
     }
 }
 
@@ -119,6 +153,14 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Validate(args) => validate::run(args),
         Command::Plan(args) => plan::run(args),
         Command::Simulate(args) => simulate::run(args),
+        Command::Status(args) => status::run(args),
+        Command::Approve(args) => control::approve(args),
+        Command::Pause(args) => control::pause(args, true),
+        Command::Unpause(args) => control::pause(args, false),
+        Command::Resume(args) => control::resume(args),
+        Command::Abort(args) => control::abort(args),
+        Command::Hold(args) => control::hold(args),
+        Command::Unhold(args) => control::unhold(args),
     };
     match result {
         Ok(code) => code,
