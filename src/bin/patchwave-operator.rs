@@ -137,5 +137,31 @@ async fn start(args: Args) -> Result<(), String> {
         debounce: Duration::from_millis(args.debounce_ms),
         instance: identity,
     };
-    run(client, settings).await.map_err(|e| e.to_string())
+    run(client, settings, terminated())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM (what Kubernetes sends before it kills a pod).
+async fn terminated() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
 }

@@ -264,8 +264,13 @@ where
     (store, stream)
 }
 
-/// Runs the operator until SIGINT or SIGTERM.
-pub async fn run(client: Client, settings: Settings) -> Result<(), RunError> {
+/// Runs the operator until `shutdown` completes (the binary passes SIGINT or SIGTERM; tests
+/// pass a channel). A reconcile in progress finishes first.
+pub async fn run(
+    client: Client,
+    settings: Settings,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) -> Result<(), RunError> {
     let metrics = Arc::new(Metrics::default());
     let ready = Arc::new(AtomicBool::new(false));
     let probes = http::Probes {
@@ -385,7 +390,7 @@ pub async fn run(client: Client, settings: Settings) -> Result<(), RunError> {
             wake_rollout(r.namespace())
         })
         .reconcile_all_on(became_leader)
-        .shutdown_on_signal()
+        .graceful_shutdown_on(shutdown)
         .run(reconcile::reconcile, reconcile::error_policy, context)
         .for_each(|result| {
             if let Err(error) = result {

@@ -286,17 +286,29 @@ impl Writer<'_> {
                 changes.push((name.to_owned(), wanted));
             }
         }
-        self.ctx.ensure_leader()?;
-        futures::stream::iter(changes)
-            .map(|(name, status)| async move {
-                self.ctx.ensure_leader()?;
-                let written: Asset = self.apply_status(&name, &status).await?;
-                self.ctx.fresh.assets.remember(written);
-                Ok::<(), Error>(())
-            })
-            .buffer_unordered(WRITE_CONCURRENCY)
-            .try_collect::<Vec<()>>()
-            .await?;
+        // Finished operations are recorded before new ones go out: the slots the engine
+        // freed are free on the server too, so no reader ever sees more than maxConcurrent
+        // running records at once.
+        let (starts, others): (Vec<_>, Vec<_>) = changes.into_iter().partition(|(name, status)| {
+            let stored = before
+                .get(name.as_str())
+                .and_then(|a| a.status.as_ref())
+                .and_then(|s| s.operation.as_ref());
+            status.operation.is_some() && status.operation.as_ref() != stored
+        });
+        for batch in [others, starts] {
+            self.ctx.ensure_leader()?;
+            futures::stream::iter(batch)
+                .map(|(name, status)| async move {
+                    self.ctx.ensure_leader()?;
+                    let written: Asset = self.apply_status(&name, &status).await?;
+                    self.ctx.fresh.assets.remember(written);
+                    Ok::<(), Error>(())
+                })
+                .buffer_unordered(WRITE_CONCURRENCY)
+                .try_collect::<Vec<()>>()
+                .await?;
+        }
         Ok(())
     }
 

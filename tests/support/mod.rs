@@ -7,6 +7,8 @@
 
 #![allow(dead_code)] // every test binary uses a different part of the harness
 
+pub mod scenario;
+
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,0 +1,430 @@
+#![allow(clippy::unwrap_used)] // test support: a poisoned lock is a failed test anyway
+
+//! Building blocks of the operator tests: a namespace with rings, windows, a policy and
+//! assets whose simulated agents run in the test process, and the operator beside them.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::api::events::v1::Event as KubeEvent;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use patchwave::agent::fleet::{self, FleetConfig, FleetHandle};
+use patchwave::api::asset::{AvailableUpdate, OperationPhase, ReportedState};
+use patchwave::api::{
+    Asset, AssetSpec, AssetStatus, Classification, Criticality, OsFamily, PatchRollout, Severity,
+    Time,
+};
+use patchwave::operator::leader::LeaseSettings;
+use patchwave::operator::{self, Settings};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use super::TestEnv;
+
+/// Generous bound for anything that should happen within seconds.
+pub const DEADLINE: Duration = Duration::from_secs(90);
+
+/// An asset to create: name, ring label, criticality, annotations.
+#[derive(Clone, Debug)]
+pub struct AssetPlan {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub criticality: Criticality,
+    pub hold: bool,
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl AssetPlan {
+    /// An asset labelled `ring=<ring>`.
+    pub fn new(name: impl Into<String>, ring: &str) -> Self {
+        AssetPlan {
+            name: name.into(),
+            labels: BTreeMap::from([("ring".to_owned(), ring.to_owned())]),
+            criticality: Criticality::Low,
+            hold: false,
+            annotations: BTreeMap::new(),
+        }
+    }
+
+    /// The simulated agent's outcome (`Failed`, `NoResponse`).
+    pub fn outcome(mut self, outcome: &str) -> Self {
+        self.annotations.insert(
+            "simulate.patchwave.dev/outcome".to_owned(),
+            outcome.to_owned(),
+        );
+        self
+    }
+
+    /// Another label.
+    pub fn label(mut self, key: &str, value: &str) -> Self {
+        self.labels.insert(key.to_owned(), value.to_owned());
+        self
+    }
+
+    /// Criticality.
+    pub fn criticality(mut self, criticality: Criticality) -> Self {
+        self.criticality = criticality;
+        self
+    }
+
+    /// `spec.hold`.
+    pub fn held(mut self) -> Self {
+        self.hold = true;
+        self
+    }
+
+    fn asset(&self) -> Asset {
+        let mut asset = Asset::new(
+            &self.name,
+            AssetSpec {
+                display_name: None,
+                os_family: OsFamily::Linux,
+                criticality: self.criticality,
+                role: None,
+                hold: self.hold,
+                hold_reason: None,
+                owner: None,
+                stale_after: None,
+                expected_duration: Some("10m".to_owned()),
+            },
+        );
+        asset.metadata.labels = Some(self.labels.clone());
+        asset.metadata.annotations = Some(self.annotations.clone());
+        asset
+    }
+
+    /// The asset with the inventory its agent reports first: two security updates.
+    fn seed(&self) -> Asset {
+        let released = Time(Timestamp::now() - SignedDuration::from_hours(24 * 3));
+        let update = |id: &str, version: &str| AvailableUpdate {
+            id: id.to_owned(),
+            version: Some(version.to_owned()),
+            classification: Classification::Security,
+            severity: Severity::Critical,
+            released_at: Some(released.clone()),
+            ..AvailableUpdate::default()
+        };
+        let mut asset = self.asset();
+        asset.status = Some(AssetStatus {
+            reported: Some(ReportedState {
+                available_updates: vec![update("openssl", "3.0.15"), update("curl", "8.11.1")],
+                ..ReportedState::default()
+            }),
+            ..AssetStatus::default()
+        });
+        asset
+    }
+}
+
+/// `count` assets `<prefix>-000`.. in ring `ring`.
+pub fn ring_of(prefix: &str, ring: &str, count: usize) -> Vec<AssetPlan> {
+    (0..count)
+        .map(|i| AssetPlan::new(format!("{prefix}-{i:03}"), ring))
+        .collect()
+}
+
+/// A Ring selecting `ring=<name>`.
+pub fn ring_yaml(
+    name: &str,
+    max_concurrent: &str,
+    threshold: &str,
+    bake: &str,
+    approval: &str,
+) -> String {
+    format!(
+        "apiVersion: patchwave.dev/v1alpha1\nkind: Ring\nmetadata: {{name: {name}}}\nspec:\n  selector: {{matchLabels: {{ring: {name}}}}}\n  maxConcurrent: {max_concurrent:?}\n  failureThreshold: {threshold:?}\n  bakeTime: {bake}\n  approval: {approval}\n"
+    )
+}
+
+/// A one-off Allow (or Deny) window from `start` to `end` selecting `selector` (YAML).
+pub fn window_yaml(
+    name: &str,
+    kind: &str,
+    start: Timestamp,
+    end: Timestamp,
+    selector: &str,
+) -> String {
+    format!(
+        "apiVersion: patchwave.dev/v1alpha1\nkind: MaintenanceWindow\nmetadata: {{name: {name}}}\nspec:\n  type: {kind}\n  selector: {selector}\n  start: \"{}\"\n  end: \"{}\"\n",
+        start.round(jiff::Unit::Second).unwrap_or(start),
+        end.round(jiff::Unit::Second).unwrap_or(end)
+    )
+}
+
+/// A window open from an hour ago for a year.
+pub fn open_window_yaml() -> String {
+    let now = Timestamp::now();
+    window_yaml(
+        "open",
+        "Allow",
+        now - SignedDuration::from_hours(1),
+        now + SignedDuration::from_hours(24 * 365),
+        "{}",
+    )
+}
+
+/// A PatchPolicy over all assets with the given rings and extra spec lines (YAML, indented by
+/// two spaces).
+pub fn policy_yaml(name: &str, rings: &[&str], extra: &str) -> String {
+    format!(
+        "apiVersion: patchwave.dev/v1alpha1\nkind: PatchPolicy\nmetadata: {{name: {name}}}\nspec:\n  selector: {{}}\n  updates: {{classifications: [Security]}}\n  rings: [{}]\n{extra}",
+        rings.join(", ")
+    )
+}
+
+/// Applies YAML documents with kubectl in the test namespace.
+pub fn apply(env: &TestEnv, yaml: &str) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("objects.yaml");
+    std::fs::write(&path, yaml).expect("writing YAML");
+    super::run(env.kubectl().args(["apply", "-f"]).arg(&path));
+}
+
+/// Creates the assets and starts their simulated agents (10m operations take `10m / speed`).
+pub async fn start_fleet(env: &TestEnv, plans: &[AssetPlan], speed: f64) -> FleetHandle {
+    let api: Api<Asset> = env.api();
+    for plan in plans {
+        api.create(&PostParams::default(), &plan.asset())
+            .await
+            .unwrap_or_else(|e| panic!("creating Asset {}: {e}", plan.name));
+    }
+    let mut config = FleetConfig::new(&env.namespace);
+    config.seed = plans.iter().map(AssetPlan::seed).collect();
+    config.speed = speed;
+    config.heartbeat = Duration::from_secs(3600);
+    fleet::spawn(env.client.clone(), config)
+}
+
+/// An operator running inside the test process, scoped to the test namespace.
+pub struct InProcessOperator {
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), operator::RunError>>,
+    /// Where its /metrics listens.
+    pub metrics: SocketAddr,
+}
+
+impl InProcessOperator {
+    /// Stops it and waits until it has.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(30), &mut self.task).await;
+    }
+}
+
+impl Drop for InProcessOperator {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A free TCP port on loopback.
+pub fn free_address() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("binding a free port");
+    listener.local_addr().expect("local address")
+}
+
+/// Starts the operator for the test namespace, without leader election.
+pub fn start_operator(env: &TestEnv) -> InProcessOperator {
+    start_operator_with(env, None)
+}
+
+/// Starts the operator for the test namespace with the given lease settings.
+pub fn start_operator_with(env: &TestEnv, lease: Option<LeaseSettings>) -> InProcessOperator {
+    let metrics = free_address();
+    let settings = Settings {
+        namespace: Some(env.namespace.clone()),
+        metrics_address: metrics,
+        lease,
+        debounce: Duration::from_millis(100),
+        instance: format!("test-{}", env.namespace),
+    };
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(operator::run(env.client.clone(), settings, async move {
+        let _ = stopped.await;
+    }));
+    InProcessOperator {
+        stop: Some(stop),
+        task,
+        metrics,
+    }
+}
+
+/// Polls `probe` until it returns `Some` (at most `deadline`), panicking with `what` and the
+/// last observation otherwise.
+pub async fn eventually<T, F, Fut>(what: &str, deadline: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let started = Instant::now();
+    loop {
+        match probe().await {
+            Ok(value) => return value,
+            Err(last) if started.elapsed() > deadline => {
+                panic!("{what}: not after {deadline:?}; last seen: {last}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+/// The only rollout of the namespace (waits for it).
+pub async fn the_rollout(env: &TestEnv) -> PatchRollout {
+    let api: Api<PatchRollout> = env.api();
+    eventually("a PatchRollout is created", DEADLINE, || async {
+        let list = api
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        match list.items.as_slice() {
+            [one] => Ok(one.clone()),
+            other => Err(format!("{} rollouts", other.len())),
+        }
+    })
+    .await
+}
+
+/// Waits until the rollout `name` satisfies `ready`, returning it.
+pub async fn wait_rollout(
+    env: &TestEnv,
+    name: &str,
+    what: &str,
+    ready: impl Fn(&PatchRollout) -> bool,
+) -> PatchRollout {
+    let api: Api<PatchRollout> = env.api();
+    eventually(what, DEADLINE, || async {
+        let rollout = api.get(name).await.map_err(|e| e.to_string())?;
+        if ready(&rollout) {
+            Ok(rollout)
+        } else {
+            Err(serde_yaml::to_string(&rollout.status).unwrap_or_default())
+        }
+    })
+    .await
+}
+
+/// The phase of a rollout as text.
+pub fn phase(rollout: &PatchRollout) -> String {
+    rollout
+        .status
+        .as_ref()
+        .map(|s| format!("{:?}", s.phase))
+        .unwrap_or_default()
+}
+
+/// The condition `kind` of a rollout: (status, reason).
+pub fn condition(rollout: &PatchRollout, kind: &str) -> Option<(String, String)> {
+    rollout
+        .status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == kind)
+        .map(|c| (c.status.clone(), c.reason.clone()))
+}
+
+/// Events of the namespace (events.k8s.io) with `reason`.
+pub async fn events_with_reason(env: &TestEnv, reason: &str) -> Vec<KubeEvent> {
+    let api: Api<KubeEvent> = env.api();
+    api.list(&ListParams::default())
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some(reason))
+        .collect()
+}
+
+/// Writes a rollout's spec fields as a person would (a JSON merge patch).
+pub async fn patch_rollout_spec(env: &TestEnv, name: &str, spec: serde_json::Value) {
+    let api: Api<PatchRollout> = env.api();
+    api.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({ "spec": spec })),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("patching PatchRollout {name}: {e}"));
+}
+
+/// What an observer of every Asset change saw: the most operations in flight at once per
+/// ring label, and every operation id handed to each asset.
+#[derive(Default, Debug)]
+pub struct Observed {
+    /// Per ring label: the largest number of assets with a running rollout record at once.
+    pub max_in_flight: HashMap<String, usize>,
+    /// Per asset: the distinct operation ids it was given.
+    pub operations: HashMap<String, HashSet<String>>,
+}
+
+/// Watches the namespace's Assets until dropped, recording [`Observed`].
+pub fn observe_assets(env: &TestEnv) -> (Arc<Mutex<Observed>>, JoinHandle<()>) {
+    let observed = Arc::new(Mutex::new(Observed::default()));
+    let api: Api<Asset> = env.api();
+    let shared = observed.clone();
+    let task = tokio::spawn(async move {
+        let mut running: HashMap<String, (String, bool)> = HashMap::new();
+        let mut stream = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .applied_objects()
+            .boxed();
+        while let Some(Ok(asset)) = stream.next().await {
+            let name = asset.metadata.name.clone().unwrap_or_default();
+            let ring = asset
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("ring").cloned())
+                .unwrap_or_default();
+            let status = asset.status.clone().unwrap_or_default();
+            let is_running = status
+                .rollouts
+                .iter()
+                .any(|r| r.phase == OperationPhase::Running);
+            running.insert(name.clone(), (ring.clone(), is_running));
+            let in_ring = running.values().filter(|(r, on)| *r == ring && *on).count();
+            let mut observed = shared.lock().unwrap();
+            let max = observed.max_in_flight.entry(ring).or_default();
+            *max = (*max).max(in_ring);
+            if let Some(operation) = status.operation {
+                observed
+                    .operations
+                    .entry(name)
+                    .or_default()
+                    .insert(operation.id);
+            }
+        }
+    });
+    (observed, task)
+}
+
+/// All assets of the namespace.
+pub async fn assets(env: &TestEnv) -> Vec<Asset> {
+    let api: Api<Asset> = env.api();
+    api.list(&ListParams::default())
+        .await
+        .expect("listing Assets")
+        .items
+}
+
+/// The `status.state` of each asset.
+pub async fn states(env: &TestEnv) -> BTreeMap<String, String> {
+    assets(env)
+        .await
+        .into_iter()
+        .map(|a| {
+            (
+                a.metadata.name.clone().unwrap_or_default(),
+                a.status.and_then(|s| s.state).unwrap_or_default(),
+            )
+        })
+        .collect()
+}
