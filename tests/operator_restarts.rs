@@ -1,0 +1,293 @@
+//! The operator as a separate process: killed with SIGKILL in the middle of a rollout and
+//! started again, and two replicas competing for the leader Lease.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::api::Api;
+use support::scenario::*;
+use support::{TestEnv, install_project_crds, test_env};
+
+/// An operator process; killed when dropped.
+struct OperatorProcess {
+    child: Child,
+    metrics: SocketAddr,
+}
+
+impl OperatorProcess {
+    fn start(env: &TestEnv, extra: &[&str]) -> Self {
+        let metrics = free_address();
+        let log = std::fs::File::create(env.control_plane.work_dir().join(format!(
+            "operator-{}-{}.log",
+            env.namespace,
+            metrics.port()
+        )))
+        .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_patchwave-operator"))
+            .arg("--kubeconfig")
+            .arg(env.control_plane.kubeconfig_path())
+            .args(["--namespace", &env.namespace])
+            .args(["--metrics-address", &metrics.to_string()])
+            .args(["--debounce-ms", "100"])
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        OperatorProcess { child, metrics }
+    }
+
+    fn kill(&mut self) {
+        // SIGKILL: no chance to finish a reconcile or release anything.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The sum of patchwave_operator_writes_total, or None while it does not answer.
+    async fn writes(&self) -> Option<f64> {
+        let text = http_get(self.metrics, "/metrics").await?;
+        Some(
+            text.lines()
+                .filter(|l| l.starts_with("patchwave_operator_writes_total"))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum(),
+        )
+    }
+}
+
+impl Drop for OperatorProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+async fn http_get(address: SocketAddr, path: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.ok()?;
+    Some(response)
+}
+
+/// A small deterministic generator for the kill points (the seed is printed on failure).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next_ms(&mut self, low: u64, high: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        low + (self.0 >> 33) % (high - low)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_killed_again_and_again_finishes_the_rollout_without_double_operations() {
+    install_project_crds();
+    let env = test_env("op-kill").await;
+    apply(
+        &env,
+        &[
+            ring_yaml("r1", "4", "10%", "0s", "Automatic"),
+            ring_yaml("r2", "4", "10%", "0s", "Automatic"),
+            ring_yaml("r3", "4", "10%", "0s", "Automatic"),
+            open_window_yaml(),
+            policy_yaml("security", &["r1", "r2", "r3"], "  manualApproval: []\n"),
+        ]
+        .join("---\n"),
+    );
+    let mut plans = ring_of("a", "r1", 10);
+    plans.extend(ring_of("b", "r2", 30));
+    plans.extend(ring_of("c", "r3", 60));
+    let (observed, watch) = observe_assets(&env);
+    // 10m operations take 1 s: 25 batches of at most 4.
+    let fleet = start_fleet(&env, &plans, 600.0).await;
+
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let mut random = Lcg(seed);
+    let mut operator = OperatorProcess::start(&env, &["--leader-elect=false"]);
+    let rollout = the_rollout(&env).await;
+    let name = rollout.metadata.name.clone().unwrap();
+    let mut kills = 0;
+    let started = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(random.next_ms(1500, 5000))).await;
+        let rollout = wait_rollout(&env, &name, "the rollout can be read", |_| true).await;
+        if phase(&rollout) == "Succeeded" {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(240),
+            "seed {seed}: not finished after {kills} kills: {:?}",
+            rollout.status
+        );
+        operator.kill();
+        kills += 1;
+        operator = OperatorProcess::start(&env, &["--leader-elect=false"]);
+    }
+    assert!(
+        kills >= 5,
+        "seed {seed}: only {kills} kills before the end; the rollout was too quick to test"
+    );
+    let done = wait_rollout(&env, &name, "the rollout succeeds", |r| {
+        phase(r) == "Succeeded"
+    })
+    .await;
+    let status = done.status.unwrap();
+    let totals: Vec<_> = status
+        .rings
+        .iter()
+        .map(|r| (r.total, r.succeeded, r.failed))
+        .collect();
+    assert_eq!(
+        totals,
+        vec![(10, 10, 0), (30, 30, 0), (60, 60, 0)],
+        "seed {seed}"
+    );
+    let stats = fleet.stop().await.unwrap();
+    // Every asset ran exactly one operation: nothing was handed out twice.
+    assert_eq!(
+        (stats.started, stats.finished),
+        (100, 100),
+        "seed {seed}: {stats:?}"
+    );
+    let observed = observed.lock().unwrap();
+    assert_eq!(observed.operations.len(), 100);
+    for (asset, ids) in &observed.operations {
+        assert_eq!(ids.len(), 1, "seed {seed}: {asset} got {ids:?}");
+    }
+    for ring in ["r1", "r2", "r3"] {
+        let max = observed.max_in_flight[ring];
+        assert!(
+            max <= 4,
+            "seed {seed}: ring {ring} had {max} in flight, limit 4"
+        );
+    }
+    watch.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_leader_writes_and_killing_it_hands_over() {
+    install_project_crds();
+    let env = test_env("op-leader").await;
+    apply(
+        &env,
+        &[
+            ring_yaml("r1", "2", "10%", "0s", "Automatic"),
+            open_window_yaml(),
+            policy_yaml("security", &["r1"], "  manualApproval: []\n"),
+        ]
+        .join("---\n"),
+    );
+    let plans = ring_of("a", "r1", 16);
+    // 10m operations take 2 s: 8 batches, about 16 s in all.
+    let fleet = start_fleet(&env, &plans, 300.0).await;
+    let lease_flags = |identity: &'static str| {
+        vec![
+            "--leader-elect=true",
+            "--lease-name",
+            "patchwave-test",
+            "--lease-duration",
+            "4",
+            "--lease-grace",
+            "1",
+            "--identity",
+            identity,
+        ]
+    };
+    let leases: Api<Lease> = env.api();
+    let mut first = OperatorProcess::start(
+        &env,
+        &[
+            &lease_flags("first")[..],
+            &["--lease-namespace", &env.namespace],
+        ]
+        .concat(),
+    );
+    let holder = eventually("the first replica holds the Lease", DEADLINE, || async {
+        let lease = leases
+            .get("patchwave-test")
+            .await
+            .map_err(|e| e.to_string())?;
+        match lease.spec.and_then(|s| s.holder_identity) {
+            Some(h) if h == "first" => Ok(h),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    assert_eq!(holder, "first");
+    let second = OperatorProcess::start(
+        &env,
+        &[
+            &lease_flags("second")[..],
+            &["--lease-namespace", &env.namespace],
+        ]
+        .concat(),
+    );
+    let name = the_rollout(&env).await.metadata.name.unwrap();
+    wait_rollout(&env, &name, "some operations finish", |r| {
+        r.status.as_ref().is_some_and(|s| s.rings[0].succeeded >= 2)
+    })
+    .await;
+    // The follower is up (it answers) and has written nothing.
+    let follower_writes = eventually("the follower answers /metrics", DEADLINE, || async {
+        second.writes().await.ok_or_else(|| "no answer".to_owned())
+    })
+    .await;
+    assert_eq!(follower_writes, 0.0, "the follower wrote");
+    assert!(
+        first.writes().await.unwrap_or(0.0) > 0.0,
+        "the leader wrote nothing"
+    );
+
+    let killed_at = Instant::now();
+    first.kill();
+    let holder = eventually(
+        "the second replica takes over the Lease",
+        DEADLINE,
+        || async {
+            let lease = leases
+                .get("patchwave-test")
+                .await
+                .map_err(|e| e.to_string())?;
+            match lease.spec.and_then(|s| s.holder_identity) {
+                Some(h) if h == "second" => Ok(h),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
+    let took = killed_at.elapsed();
+    assert_eq!(holder, "second");
+    // Within the lease time (4 s) plus one renewal attempt.
+    assert!(took < Duration::from_secs(10), "took over after {took:?}");
+    let done = wait_rollout(&env, &name, "the new leader finishes the rollout", |r| {
+        phase(r) == "Succeeded"
+    })
+    .await;
+    assert_eq!(done.status.unwrap().rings[0].succeeded, 16);
+    assert!(
+        second.writes().await.unwrap_or(0.0) > 0.0,
+        "the new leader wrote nothing"
+    );
+    let stats = fleet.stop().await.unwrap();
+    assert_eq!(stats.started, 16, "{stats:?}");
+}
