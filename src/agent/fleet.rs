@@ -409,6 +409,7 @@ impl Fleet {
         let mut events = std::pin::pin!(events);
         let mut shutdown = std::pin::pin!(shutdown);
         let mut summary = tokio::time::interval_at(Instant::now() + SUMMARY_EVERY, SUMMARY_EVERY);
+        let mut failed_before = 0;
         loop {
             let next_heartbeat = self.heartbeats.peek().map(|Reverse((at, _))| *at);
             tokio::select! {
@@ -437,6 +438,10 @@ impl Fleet {
                 }
                 _ = summary.tick() => {
                     let stats = self.shared.counters.snapshot(self.agents.len());
+                    if stats.failed_writes > failed_before {
+                        warn!(failed = stats.failed_writes - failed_before, "writes failed in the last minute");
+                    }
+                    failed_before = stats.failed_writes;
                     info!(?stats, tasks = self.tasks.len(), "fleet summary");
                 }
             }
@@ -828,10 +833,16 @@ async fn write(
                     }
                 }
                 if attempt >= attempts {
-                    warn!(asset = %agent.name, error = %err, attempt, "writing the agent's report failed; giving up");
+                    // Only heartbeats give up, and the next one replaces them: the fleet
+                    // summary counts these failures instead of one line per asset.
+                    debug!(asset = %agent.name, error = %err, attempt, "writing the agent's report failed; giving up");
                     return Err(WriteFailure::GaveUp);
                 }
-                debug!(asset = %agent.name, error = %err, attempt, "writing the agent's report failed; retrying");
+                if attempt == 1 || attempt % 10 == 0 {
+                    warn!(asset = %agent.name, error = %err, attempt, "writing the agent's report failed; retrying");
+                } else {
+                    debug!(asset = %agent.name, error = %err, attempt, "writing the agent's report failed; retrying");
+                }
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(RETRY_MAX);
             }

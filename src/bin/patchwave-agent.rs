@@ -53,7 +53,7 @@ The fleet does not create Assets; apply them first (kubectl apply -f examples/).
 
 Environment:
   KUBECONFIG   kubeconfig to use (else ~/.kube/config, else in-cluster)
-  RUST_LOG     log filter, e.g. patchwave=debug (default info)";
+  RUST_LOG     log filter, e.g. info,patchwave=debug (default info,kube_client=off)";
 
 const FLEET_AFTER_HELP: &str = "\
 Examples:
@@ -145,7 +145,8 @@ fn parse_interval(text: &str) -> Result<Duration, String> {
 
 fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        // kube's client logs every failed request at ERROR; the fleet reports them itself.
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube_client=off"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
