@@ -111,13 +111,12 @@ async fn examples_apply_server_side_and_kubectl_tells_the_story() {
                 "apply",
                 "--server-side",
                 "--field-manager=patchwave-test",
-                "-R",
-                "-f",
+                "-k",
             ])
             .arg(&examples)
             .output()
             .unwrap(),
-        "kubectl apply --server-side -R -f examples/",
+        "kubectl apply --server-side -k examples/",
     );
 
     let assets: Api<Asset> = Api::namespaced(env.client.clone(), "acme");
