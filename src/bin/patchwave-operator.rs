@@ -70,6 +70,13 @@ struct Args {
     #[arg(long, env = "PATCHWAVE_DEBOUNCE_MS", default_value_t = 300)]
     debounce_ms: u64,
 
+    /// Seconds an Asset's state may lag when nobody has to act on it (an asset now waiting its
+    /// turn): the change rides along with the asset's next operation write instead, which
+    /// saves a write per asset in large rollouts. Failures, approvals, holds and unscheduled
+    /// assets are written at once.
+    #[arg(long, env = "PATCHWAVE_SUMMARY_DELAY_SECONDS", default_value_t = 60)]
+    summary_delay_seconds: u64,
+
     /// Log filter (tracing's EnvFilter syntax).
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     log: String,
@@ -136,6 +143,7 @@ async fn start(args: Args) -> Result<(), String> {
         }),
         debounce: Duration::from_millis(args.debounce_ms),
         instance: identity,
+        summary_delay: Duration::from_secs(args.summary_delay_seconds),
     };
     run(client, settings, terminated())
         .await

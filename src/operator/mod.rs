@@ -2,6 +2,7 @@
 //!
 //! - [`reconcile`]: one namespace evaluated and its differences written by server-side apply.
 //! - [`fresh`]: read-your-writes on top of the watch caches.
+//! - [`coalesce`]: Asset summaries nobody has to act on wait for the next operation write.
 //! - [`leader`]: the Lease; only its holder writes.
 //! - [`metrics`] and [`http`]: `/metrics`, `/healthz`, `/readyz`.
 //!
@@ -9,6 +10,7 @@
 //! status. An operator killed at any moment and started again evaluates the same objects and
 //! reaches the same decisions; operation ids are deterministic, so nothing is handed out twice.
 
+pub mod coalesce;
 pub mod error;
 pub mod fresh;
 pub mod http;
@@ -53,6 +55,9 @@ pub struct Settings {
     pub debounce: Duration,
     /// Name of this replica in Events.
     pub instance: String,
+    /// How long an Asset summary change that needs no one's attention may wait for the
+    /// asset's next operation write before it is written alone (see [`coalesce`]).
+    pub summary_delay: Duration,
 }
 
 /// Caches of the five kinds.
@@ -94,6 +99,7 @@ pub struct Context {
     pub leadership: Leadership,
     announced: reconcile::Announced,
     halted: Mutex<HashSet<String>>,
+    coalesce: coalesce::Coalesce,
 }
 
 impl Context {
@@ -350,6 +356,7 @@ pub async fn run(
         leadership: leadership.clone(),
         announced: Mutex::default(),
         halted: Mutex::default(),
+        coalesce: coalesce::Coalesce::new(settings.summary_delay),
     });
     leader_gauge.leader.set(i64::from(leadership.is_leader()));
 

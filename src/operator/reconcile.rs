@@ -104,15 +104,15 @@ async fn reconcile_namespace(ctx: &Context, namespace: &str) -> Result<Option<Ti
     let writer = Writer { ctx, namespace };
 
     writer.rollouts(&original, &inventory).await?;
-    writer.assets(&original, &inventory, &derived).await?;
+    let summaries_due = writer.assets(&original, &inventory, &derived).await?;
     writer.summaries(&original, &derived).await?;
     writer.events(&events, &last).await;
     ctx.observe(namespace, &inventory, &derived, &events);
 
-    Ok(match (last.next_change, derived.next_change) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    })
+    Ok([last.next_change, derived.next_change, summaries_due]
+        .into_iter()
+        .flatten()
+        .min())
 }
 
 /// Writes one namespace's differences.
@@ -257,19 +257,21 @@ impl Writer<'_> {
         }
     }
 
-    /// Writes the operator-owned half of every Asset status that changed.
+    /// Writes the operator-owned half of every Asset status that changed. Returns when a
+    /// held-back summary is due (see [`Coalesce`]).
     async fn assets(
         &self,
         original: &Inventory,
         inventory: &Inventory,
         derived: &Derived,
-    ) -> Result<(), Error> {
+    ) -> Result<Option<Timestamp>, Error> {
         let before: BTreeMap<&str, &Asset> = original
             .assets
             .iter()
             .filter_map(|a| Some((a.metadata.name.as_deref()?, a)))
             .collect();
         let mut changes: Vec<(String, AssetStatus)> = Vec::new();
+        let mut due: Option<Timestamp> = None;
         for asset in &inventory.assets {
             let Some(name) = asset.metadata.name.as_deref() else {
                 continue;
@@ -282,8 +284,17 @@ impl Writer<'_> {
                 .get(name)
                 .and_then(|a| a.status.as_ref())
                 .map(operator_part);
-            if stored.as_ref() != Some(&wanted) {
-                changes.push((name.to_owned(), wanted));
+            if stored.as_ref() == Some(&wanted) {
+                self.ctx.coalesce.forget(self.namespace, name);
+                continue;
+            }
+            match self
+                .ctx
+                .coalesce
+                .decide(self.namespace, name, stored.as_ref(), &wanted)
+            {
+                Some(at) => due = Some(due.map_or(at, |d| d.min(at))),
+                None => changes.push((name.to_owned(), wanted)),
             }
         }
         // Finished operations are recorded before new ones go out: the slots the engine
@@ -303,13 +314,14 @@ impl Writer<'_> {
                     self.ctx.ensure_leader()?;
                     let written: Asset = self.apply_status(&name, &status).await?;
                     self.ctx.fresh.assets.remember(written);
+                    self.ctx.coalesce.forget(self.namespace, &name);
                     Ok::<(), Error>(())
                 })
                 .buffer_unordered(WRITE_CONCURRENCY)
                 .try_collect::<Vec<()>>()
                 .await?;
         }
-        Ok(())
+        Ok(due)
     }
 
     /// Writes the policy, ring and window statuses that changed.
@@ -351,18 +363,17 @@ impl Writer<'_> {
     /// per rollout and ring (one Event naming the assets), failures get one Event each, and the
     /// level-triggered reports (unscheduled, unassigned, invalid) once per process.
     async fn events(&self, events: &[Event], last: &Evaluation) {
-        // Keyed by rollout, ring and whether it is a start (else a success).
-        let mut grouped: BTreeMap<(String, Option<String>, bool), Vec<String>> = BTreeMap::new();
+        // Starts, keyed by rollout and ring.
+        let mut grouped: BTreeMap<(String, Option<String>), Vec<String>> = BTreeMap::new();
         let mut single: Vec<&Event> = Vec::new();
         for event in events {
             match (event.kind, &event.rollout, &event.asset) {
-                (EventType::OperationStarted | EventType::OperationSucceeded, Some(r), Some(a)) => {
+                // Successes are counted in the rollout status and summed up by RingCompleted;
+                // an Event per batch would cost a write per batch and tell nothing new.
+                (EventType::OperationSucceeded, _, _) => {}
+                (EventType::OperationStarted, Some(r), Some(a)) => {
                     grouped
-                        .entry((
-                            r.clone(),
-                            event.ring.clone(),
-                            event.kind == EventType::OperationStarted,
-                        ))
+                        .entry((r.clone(), event.ring.clone()))
                         .or_default()
                         .push(a.clone());
                 }
@@ -379,12 +390,8 @@ impl Writer<'_> {
             }
         }
         let mut published: Vec<(KubeEvent, ObjectReference)> = Vec::new();
-        for ((rollout, ring, started), assets) in grouped {
-            let (kind, verb) = if started {
-                (EventType::OperationStarted, "Started the operation on")
-            } else {
-                (EventType::OperationSucceeded, "The operation succeeded on")
-            };
+        for ((rollout, ring), assets) in grouped {
+            let (kind, verb) = (EventType::OperationStarted, "Started the operation on");
             let ring_text = ring.map(|r| format!(" of ring {r}")).unwrap_or_default();
             published.push((
                 KubeEvent {

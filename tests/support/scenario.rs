@@ -245,6 +245,7 @@ pub fn start_operator_with(env: &TestEnv, lease: Option<LeaseSettings>) -> InPro
         lease,
         debounce: Duration::from_millis(100),
         instance: format!("test-{}", env.namespace),
+        summary_delay: Duration::from_secs(60),
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(operator::run(env.client.clone(), settings, async move {
