@@ -9,4 +9,5 @@ pub mod api;
 pub mod cli;
 pub mod devcluster;
 pub mod engine;
+pub mod kpi;
 pub mod operator;

@@ -15,7 +15,7 @@ use serde::Serialize;
 use super::Inventory;
 use super::duration::parse_duration;
 use super::selector::CompiledSelector;
-use super::updates::{CompiledFilter, content_hash, deadline};
+use super::updates::{CompiledFilter, claim_order, content_hash, deadline};
 use super::validation::{self, Problem};
 use super::windows::{self, StartPermission, WindowSchedule};
 use crate::api::asset::{AssetRolloutRecord, Operation, OperationPhase, UpdateRef};
@@ -381,11 +381,10 @@ impl<'a> Run<'a> {
             })
             .collect();
         policies.sort_by(|a, b| {
-            b.object
-                .spec
-                .priority
-                .cmp(&a.object.spec.priority)
-                .then(a.name.cmp(b.name))
+            claim_order(
+                (a.object.spec.priority, a.name),
+                (b.object.spec.priority, b.name),
+            )
         });
         let asset_index = inventory
             .assets

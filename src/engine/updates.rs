@@ -103,6 +103,12 @@ pub fn glob_matches(pattern: &str, text: &str) -> bool {
     pattern[p..].iter().all(|c| *c == '*')
 }
 
+/// The order in which policies claim updates: highest priority first, then by name. The
+/// engine and the KPIs both decide ownership in this order.
+pub fn claim_order(a: (i32, &str), b: (i32, &str)) -> std::cmp::Ordering {
+    b.0.cmp(&a.0).then(a.1.cmp(b.1))
+}
+
 /// Days allowed after release for `update` under `deadlines`: the severity's deadline, or the
 /// security deadline for Security updates if that is sooner.
 pub fn deadline_days(
