@@ -12,7 +12,9 @@ use std::process::Output;
 use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Api, Client};
-use patchwave::api::{Asset, MaintenanceWindow, PatchPolicy, PatchRollout, Ring};
+use patchwave::api::{
+    Asset, IncidentImpact, MaintenanceWindow, PatchIncident, PatchPolicy, PatchRollout, Ring,
+};
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
@@ -242,6 +244,8 @@ async fn kubectl_explain_shows_the_field_docs() {
     assert!(text.contains("one managed endpoint"), "{text}");
     let text = explain("patchrollout.status.phase");
     assert!(text.contains("WaitingForWindow"), "{text}");
+    let text = explain("patchincident");
+    assert!(text.contains("It is an audit record"), "{text}");
 }
 
 /// One invalid manifest: the documents before the last are created (and must succeed), the
@@ -375,4 +379,46 @@ async fn legitimate_changes_to_a_rollout_pass_its_transition_rules() {
         Some("alice")
     );
     assert!(patched.spec.abort.is_some());
+}
+
+#[tokio::test]
+async fn an_incident_keeps_its_spec_but_takes_labels() {
+    let env = support::test_env("incident").await;
+    support::install_crds(repo("crds"));
+    let incident: PatchIncident = serde_yaml::from_str(
+        "metadata: {name: dc01-20261130190211}\nspec: {asset: dc01, rollout: r1, note: INC-2231 DNS down}\n",
+    )
+    .unwrap();
+    let api = env.api::<PatchIncident>();
+    let created = api.create(&PostParams::default(), &incident).await.unwrap();
+    assert_eq!(created.spec.impact, IncidentImpact::Medium, "the default");
+    // Metadata is not part of the record: labels for selection may be added later.
+    let labelled = api
+        .patch(
+            "dc01-20261130190211",
+            &PatchParams::default(),
+            &Patch::Merge(&serde_json::json!({"metadata": {"labels": {"team": "it"}}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(labelled.spec, created.spec);
+    // An identical spec is no change either (a re-apply of the same manifest passes).
+    api.patch(
+        "dc01-20261130190211",
+        &PatchParams::default(),
+        &Patch::Merge(&serde_json::json!({"spec": {"note": "INC-2231 DNS down"}})),
+    )
+    .await
+    .unwrap();
+    let out = stdout_of(
+        env.kubectl()
+            .args(["get", "pinc", "-o", "name"])
+            .output()
+            .unwrap(),
+        "kubectl get pinc",
+    );
+    assert!(
+        out.contains("patchincident.patchwave.dev/dc01-20261130190211"),
+        "{out}"
+    );
 }

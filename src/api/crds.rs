@@ -3,7 +3,7 @@
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
-use super::{Asset, MaintenanceWindow, PatchPolicy, PatchRollout, Ring};
+use super::{Asset, MaintenanceWindow, PatchIncident, PatchPolicy, PatchRollout, Ring};
 
 /// Every CRD of the API, each with the file name it has under `crds/`.
 pub fn all() -> Vec<(&'static str, CustomResourceDefinition)> {
@@ -18,6 +18,10 @@ pub fn all() -> Vec<(&'static str, CustomResourceDefinition)> {
         (
             "patchrollout.yaml",
             reflow_descriptions(PatchRollout::crd()),
+        ),
+        (
+            "patchincident.yaml",
+            reflow_descriptions(PatchIncident::crd()),
         ),
     ]
 }

@@ -1,4 +1,4 @@
-//! The five kinds of `patchwave.dev/v1alpha1`, shared by the operator, the agent and the CLI.
+//! The six kinds of `patchwave.dev/v1alpha1`, shared by the operator, the agent and the CLI.
 //!
 //! Field docs become `kubectl explain` text, so they are written for the people who write the
 //! YAML. Everything the schema and CEL can check is checked by the API server; what they cannot
@@ -11,6 +11,7 @@
 pub mod asset;
 pub mod common;
 pub mod crds;
+pub mod incident;
 pub mod policy;
 pub mod ring;
 pub mod rollout;
@@ -18,6 +19,7 @@ pub mod window;
 
 pub use asset::{Asset, AssetSpec, AssetStatus};
 pub use common::*;
+pub use incident::{IncidentImpact, PatchIncident, PatchIncidentSpec};
 pub use policy::{PatchPolicy, PatchPolicySpec, PatchPolicyStatus};
 pub use ring::{Ring, RingSpec, RingStatus};
 pub use rollout::{PatchRollout, PatchRolloutSpec, PatchRolloutStatus};
@@ -28,5 +30,6 @@ pub use window::{MaintenanceWindow, MaintenanceWindowSpec, MaintenanceWindowStat
 pub const OPERATOR_FIELD_MANAGER: &str = "patchwave-operator";
 /// Field manager of an agent's server-side applies: only `status.reported` of its own Asset.
 pub const AGENT_FIELD_MANAGER: &str = "patchwave-agent";
-/// Field manager of the kubectl plugin's changes to spec (approvals, pause, resume, hold).
+/// Field manager of the kubectl plugin's changes to spec (approvals, pause, resume, hold) and
+/// of the PatchIncidents it records.
 pub const PLUGIN_FIELD_MANAGER: &str = "kubectl-patchwave";

@@ -135,8 +135,8 @@ pub struct UnholdArgs {
     pub cluster: ClusterArgs,
 }
 
-/// A signature by the caller, now, with `note`.
-async fn sign(cluster: &Cluster, note: Option<&str>) -> Signature {
+/// A signature by the caller, now, with `note` (also used by `incident`).
+pub(crate) async fn sign(cluster: &Cluster, note: Option<&str>) -> Signature {
     Signature {
         by: Some(cluster.identity().await),
         // Whole seconds: what the API server stores anyway, and what messages show.

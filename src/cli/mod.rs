@@ -6,6 +6,7 @@
 
 pub mod cluster;
 pub mod control;
+pub mod incident;
 pub mod load;
 pub mod output;
 pub mod plan;
@@ -33,10 +34,12 @@ updates out ring by ring and halts by itself when a ring fails too often.
   PatchPolicy        which updates, on which assets, through which rings, with which deadlines
   PatchRollout       one frozen set of updates on its way through the rings (made by the
                      operator, steered by people)
+  PatchIncident      an incident a person attributes to a rollout on an asset; an audit
+                     record that cannot be changed
 
 validate, plan and simulate work on YAML files without a cluster, for example in the CI of a
 GitOps repository. status and the controls (approve, pause, unpause, resume, abort, hold,
-unhold) work on the cluster your kubeconfig points at, like kubectl.";
+unhold) and incident work on the cluster your kubeconfig points at, like kubectl.";
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -56,6 +59,9 @@ Examples:
   kubectl patchwave status -n acme --watch
   kubectl patchwave approve security-fast-1a2b3c4d --ring rest -n acme --note CHG-1042
   kubectl patchwave resume security-fast-1a2b3c4d --ring pilot -n acme
+
+  # Record an incident caused by a patch (listed by `kubectl get patchincidents`)
+  kubectl patchwave incident dc01 --rollout security-fast-1a2b3c4d -n acme --note 'INC-2231: DNS down'
 
 Exit status: 0 when all is well, 1 when problems were found or a cluster command failed
 (an object not found, a refused change), 2 when the command could not run (a path that
@@ -111,6 +117,8 @@ pub enum Command {
     Hold(control::HoldArgs),
     // Help text: the doc comment of the Args struct.
     Unhold(control::UnholdArgs),
+    // Help text: the doc comment of the Args struct.
+    Incident(incident::IncidentArgs),
 }
 
 /// Why a command could not run. Problems found in manifests are not errors: they are the
@@ -161,6 +169,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Abort(args) => control::abort(args),
         Command::Hold(args) => control::hold(args),
         Command::Unhold(args) => control::unhold(args),
+        Command::Incident(args) => incident::run(args),
     };
     match result {
         Ok(code) => code,
