@@ -114,6 +114,26 @@ async fn three_rings_complete_in_order_with_bake_time_and_never_exceed_max_concu
         .unwrap();
     let policy_status = policy.status.unwrap();
     assert_eq!(policy_status.matched_assets, Some(70));
+    // Live compliance: everything installed within days of release, nothing missing.
+    let policies: Api<PatchPolicy> = env.api();
+    let compliance = eventually("the policy's compliance is current", DEADLINE, || async {
+        let status = policies
+            .get("security")
+            .await
+            .map_err(|e| e.to_string())?
+            .status
+            .unwrap_or_default();
+        match (&status.compliance, status.pending_updates) {
+            (Some(c), Some(0)) if c.compliant_assets == 70 => Ok(c.clone()),
+            _ => Err(format!(
+                "{:?} pending {:?}",
+                status.compliance, status.pending_updates
+            )),
+        }
+    })
+    .await;
+    assert_eq!(compliance.compliant_percent, 100);
+    assert_eq!(compliance.incidents, 0);
     assert!(
         policy_status
             .conditions
@@ -149,6 +169,14 @@ async fn three_rings_complete_in_order_with_bake_time_and_never_exceed_max_concu
         metrics.contains("patchwave_operator_writes_total"),
         "{metrics}"
     );
+    assert!(
+        metrics.contains(&format!(
+            "patchwave_compliance_ratio{{namespace=\"{}\",criticality=\"all\"}} 1.0",
+            env.namespace
+        )),
+        "{metrics}"
+    );
+    assert!(metrics.contains("patchwave_open_updates{"), "{metrics}");
     assert_eq!(reqwest_like_get(operator.metrics, "/readyz").await, "ok");
     operator.stop().await;
     fleet.stop().await.unwrap();

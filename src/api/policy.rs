@@ -45,6 +45,12 @@ use super::common::{
         description = "Missing updates past their deadline"
     ),
     printcolumn(
+        name = "Compliant",
+        type_ = "string",
+        json_path = ".status.compliance.compliantPercent",
+        description = "Percent of selected assets with no update past its deadline"
+    ),
+    printcolumn(
         name = "Rollout",
         type_ = "string",
         json_path = ".status.activeRollout"
@@ -274,6 +280,31 @@ fn default_operation_timeout() -> String {
     "2h".to_owned()
 }
 
+/// Compliance and KPIs of a policy's assets over the last 30 days.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyCompliance {
+    /// Selected assets with no missing update past its deadline (under whichever policy owns
+    /// the update).
+    pub compliant_assets: i32,
+    /// compliantAssets as a whole percentage of the selected assets (rounded down); 100 when
+    /// the policy selects no asset.
+    pub compliant_percent: i32,
+    /// Percent of updates on the selected assets installed within 7 days of release (or
+    /// enrolment), judged at the 7-day mark; absent when no mark fell in the window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patch_rate_within7_days: Option<i32>,
+    /// The same within 30 days.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patch_rate_within30_days: Option<i32>,
+    /// Mean hours from release (or enrolment) to first installation, for updates first
+    /// installed in the window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_time_to_patch_hours: Option<i32>,
+    /// Failed or timed-out installs, rollbacks and recorded incidents in the window.
+    pub incidents: i32,
+}
+
 /// Observed state of a PatchPolicy.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -287,12 +318,16 @@ pub struct PatchPolicyStatus {
     /// Selected assets no Allow window selects (never patched; listed in events).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unscheduled_assets: Option<i32>,
-    /// Approved updates missing on selected assets (asset-update pairs).
+    /// Missing updates this policy owns on its assets (asset-update pairs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_updates: Option<i32>,
-    /// Missing updates past their deadline (asset-update pairs).
+    /// Of those, past this policy's deadline (asset-update pairs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overdue_updates: Option<i32>,
+    /// Compliance and KPIs of the selected assets over the last 30 days (refreshed at least
+    /// every 15 minutes; the definitions are in the README, "KPI definitions").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compliance: Option<PolicyCompliance>,
     /// The rollout currently moving through the rings, if any.
     #[schemars(length(max = 253))]
     #[serde(default, skip_serializing_if = "Option::is_none")]

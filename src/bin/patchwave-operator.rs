@@ -144,6 +144,7 @@ async fn start(args: Args) -> Result<(), String> {
         debounce: Duration::from_millis(args.debounce_ms),
         instance: identity,
         summary_delay: Duration::from_secs(args.summary_delay_seconds),
+        figures_refresh: patchwave::operator::compliance::REFRESH,
     };
     run(client, settings, terminated())
         .await

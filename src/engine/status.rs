@@ -304,37 +304,17 @@ pub fn derive(inventory: &Inventory, evaluation: &Evaluation, now: Timestamp) ->
         let active = rollouts
             .iter()
             .find(|r| !r.status.as_ref().is_some_and(|s| is_terminal(s.phase)));
-        let pending_updates = active.map_or(0, |r| {
-            i32::try_from(r.spec.updates.len()).unwrap_or(i32::MAX)
-        });
-        let overdue_updates = active.map_or(0, |r| {
-            i32::try_from(
-                r.spec
-                    .updates
-                    .iter()
-                    .filter(|u| u.deadline.as_ref().is_some_and(|d| d.0 < now))
-                    .count(),
-            )
-            .unwrap_or(i32::MAX)
-        });
-        if let Some(active) = active {
-            for deadline in active
-                .spec
-                .updates
-                .iter()
-                .filter_map(|u| u.deadline.as_ref())
-            {
-                wake(deadline.0, &mut derived);
-            }
-        }
         derived.policies.insert(
             name.to_owned(),
             PatchPolicyStatus {
                 matched_assets: Some(i32::try_from(views.len()).unwrap_or(i32::MAX)),
                 unassigned_assets: Some(count(AssetState::Unassigned)),
                 unscheduled_assets: Some(count(AssetState::Unscheduled)),
-                pending_updates: Some(pending_updates),
-                overdue_updates: Some(overdue_updates),
+                // Filled in by the KPIs (crate::kpi), which own the counting of missing and
+                // overdue asset-update pairs.
+                pending_updates: None,
+                overdue_updates: None,
+                compliance: None,
                 active_rollout: active.and_then(|r| r.metadata.name.clone()),
                 last_rollout_at: rollouts
                     .iter()

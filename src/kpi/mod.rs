@@ -297,6 +297,8 @@ pub struct Figures {
     pub overdue_by_severity: BTreeMap<String, u32>,
     /// Overdue instances by policy.
     pub overdue_by_policy: BTreeMap<String, u32>,
+    /// Open instances by the policy that owns them.
+    pub open_by_policy: BTreeMap<String, u32>,
     /// The most overdue instances (at most [`MAX_LISTED`], most overdue first).
     pub most_overdue: Vec<OverdueUpdate>,
     /// Compliance of all assets.
@@ -305,6 +307,9 @@ pub struct Figures {
     pub compliance_by_criticality: BTreeMap<String, Compliance>,
     /// Assets that are not compliant (at most [`MAX_LISTED`]).
     pub non_compliant_assets: Vec<String>,
+    /// Every asset that is not compliant (for per-policy summaries; not serialised).
+    #[serde(skip)]
+    pub overdue_assets: BTreeSet<String>,
     /// Rollouts created in the period.
     pub rollouts: RolloutFigures,
     /// Operations that ended in the period.
@@ -542,7 +547,14 @@ pub fn figures(inputs: Inputs<'_>, period: Period) -> Figures {
             .entry(severity.clone())
             .or_default()
             .count(age);
-        let (Some(policy), Some(clock)) = (claims.owner(instance), instance.clock) else {
+        let owner = claims.owner(instance);
+        if let Some(policy) = owner {
+            *figures
+                .open_by_policy
+                .entry(policy.metadata.name.clone().unwrap_or_default())
+                .or_default() += 1;
+        }
+        let (Some(policy), Some(clock)) = (owner, instance.clock) else {
             continue;
         };
         let due_days = deadline_days(
@@ -591,6 +603,7 @@ pub fn figures(inputs: Inputs<'_>, period: Period) -> Figures {
         });
     }
 
+    figures.overdue_assets = overdue_assets.iter().map(|a| (*a).to_owned()).collect();
     for asset in &managed {
         let name = asset.metadata.name.as_deref().unwrap_or_default();
         let compliant = !overdue_assets.contains(name);

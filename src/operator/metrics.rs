@@ -49,6 +49,55 @@ pub struct NamespaceLabels {
     pub namespace: String,
 }
 
+/// Labels of a per-namespace figure by one dimension (criticality, horizon, severity, kind).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CriticalityLabels {
+    /// Namespace.
+    pub namespace: String,
+    /// Asset criticality, or `all`.
+    pub criticality: String,
+}
+
+/// Labels of a patch rate.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HorizonLabels {
+    /// Namespace.
+    pub namespace: String,
+    /// `7d`, `14d` or `30d`.
+    pub within: String,
+}
+
+/// Labels of open updates.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OpenLabels {
+    /// Namespace.
+    pub namespace: String,
+    /// Update severity.
+    pub severity: String,
+    /// `0-7d`, `8-14d`, `15-30d`, `over-30d`, `unknown`.
+    pub age: String,
+}
+
+/// Labels of overdue updates.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SeverityLabels {
+    /// Namespace.
+    pub namespace: String,
+    /// Update severity.
+    pub severity: String,
+}
+
+/// Labels of incidents.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct IncidentLabels {
+    /// Namespace.
+    pub namespace: String,
+    /// `failed_operation`, `rollback` or `recorded`.
+    pub kind: String,
+}
+
+type Ratio = Gauge<f64, std::sync::atomic::AtomicU64>;
+
 /// Every metric the operator exports.
 pub struct Metrics {
     /// The registry `/metrics` encodes.
@@ -71,6 +120,22 @@ pub struct Metrics {
     pub halts: Family<NamespaceLabels, Counter>,
     /// 1 while this replica holds the leader lease.
     pub leader: Gauge,
+    /// Share of compliant assets (no update past its deadline), last 30 days.
+    pub compliance: Family<CriticalityLabels, Ratio>,
+    /// Patch rate within 7, 14 and 30 days, last 30 days.
+    pub patch_rate: Family<HorizonLabels, Ratio>,
+    /// Critical and Security updates installed within 7 days, last 30 days.
+    pub critical_security_within7: Family<NamespaceLabels, Ratio>,
+    /// Mean time to patch, last 30 days.
+    pub time_to_patch_mean: Family<NamespaceLabels, Ratio>,
+    /// Median time to patch, last 30 days.
+    pub time_to_patch_median: Family<NamespaceLabels, Ratio>,
+    /// Open (missing) updates by severity and age.
+    pub open_updates: Family<OpenLabels, Gauge>,
+    /// Updates past their policy's deadline by severity.
+    pub overdue_updates: Family<SeverityLabels, Gauge>,
+    /// Incidents caused by patches, last 30 days.
+    pub incidents: Family<IncidentLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -119,8 +184,66 @@ impl Default for Metrics {
             "1 while this replica holds the leader lease",
             leader.clone(),
         );
+        let compliance = Family::<CriticalityLabels, Ratio>::default();
+        registry.register(
+            "compliance_ratio",
+            "Share of assets with no update past its deadline (criticality=all for every asset)",
+            compliance.clone(),
+        );
+        let patch_rate = Family::<HorizonLabels, Ratio>::default();
+        registry.register(
+            "patch_rate_ratio",
+            "Share of updates installed within 7, 14 or 30 days of release or enrolment, judged at that mark, marks of the last 30 days",
+            patch_rate.clone(),
+        );
+        let critical_security_within7 = Family::<NamespaceLabels, Ratio>::default();
+        registry.register(
+            "critical_security_within_7d_ratio",
+            "Share of critical and security updates installed within 7 days, marks of the last 30 days",
+            critical_security_within7.clone(),
+        );
+        let time_to_patch_mean = Family::<NamespaceLabels, Ratio>::default();
+        registry.register_with_unit(
+            "time_to_patch_mean",
+            "Mean time from release (or enrolment) to first installation, installations of the last 30 days",
+            prometheus_client::registry::Unit::Seconds,
+            time_to_patch_mean.clone(),
+        );
+        let time_to_patch_median = Family::<NamespaceLabels, Ratio>::default();
+        registry.register_with_unit(
+            "time_to_patch_median",
+            "Median time from release (or enrolment) to first installation, installations of the last 30 days",
+            prometheus_client::registry::Unit::Seconds,
+            time_to_patch_median.clone(),
+        );
+        let open_updates = Family::<OpenLabels, Gauge>::default();
+        registry.register(
+            "open_updates",
+            "Missing updates (asset-update pairs) by severity and age",
+            open_updates.clone(),
+        );
+        let overdue_updates = Family::<SeverityLabels, Gauge>::default();
+        registry.register(
+            "overdue_updates",
+            "Missing updates past their policy's deadline by severity",
+            overdue_updates.clone(),
+        );
+        let incidents = Family::<IncidentLabels, Gauge>::default();
+        registry.register(
+            "patch_incidents",
+            "Incidents caused by patches in the last 30 days: failed operations, rollbacks, recorded",
+            incidents.clone(),
+        );
         Metrics {
             registry,
+            compliance,
+            patch_rate,
+            critical_security_within7,
+            time_to_patch_mean,
+            time_to_patch_median,
+            open_updates,
+            overdue_updates,
+            incidents,
             reconciles,
             errors,
             duration,
@@ -149,6 +272,119 @@ impl Metrics {
             .inc();
         if let Some(category) = error {
             self.errors.get_or_create(&ErrorLabels { category }).inc();
+        }
+    }
+
+    /// Sets the compliance gauges of `namespace` from its figures. A rate with nothing to
+    /// judge is removed rather than reported as zero.
+    pub fn observe_compliance(&self, namespace: &str, figures: &crate::kpi::Figures) {
+        let ns = || namespace.to_owned();
+        let set_ratio =
+            |family: &Family<CriticalityLabels, Ratio>, criticality: &str, rate: Option<f64>| {
+                let labels = CriticalityLabels {
+                    namespace: ns(),
+                    criticality: criticality.to_owned(),
+                };
+                match rate {
+                    Some(rate) => {
+                        family.get_or_create(&labels).set(rate);
+                    }
+                    None => {
+                        family.remove(&labels);
+                    }
+                }
+            };
+        set_ratio(&self.compliance, "all", figures.compliance.rate);
+        for (criticality, compliance) in &figures.compliance_by_criticality {
+            set_ratio(&self.compliance, criticality, compliance.rate);
+        }
+        for (within, rate) in [
+            ("7d", figures.patch_rate.within7.rate),
+            ("14d", figures.patch_rate.within14.rate),
+            ("30d", figures.patch_rate.within30.rate),
+        ] {
+            let labels = HorizonLabels {
+                namespace: ns(),
+                within: within.to_owned(),
+            };
+            match rate {
+                Some(rate) => {
+                    self.patch_rate.get_or_create(&labels).set(rate);
+                }
+                None => {
+                    self.patch_rate.remove(&labels);
+                }
+            }
+        }
+        let namespace_labels = NamespaceLabels { namespace: ns() };
+        for (family, value) in [
+            (
+                &self.critical_security_within7,
+                figures.critical_security_within7.rate,
+            ),
+            (
+                &self.time_to_patch_mean,
+                figures.time_to_patch.mean_hours.map(|h| h * 3600.0),
+            ),
+            (
+                &self.time_to_patch_median,
+                figures.time_to_patch.median_hours.map(|h| h * 3600.0),
+            ),
+        ] {
+            match value {
+                Some(value) => {
+                    family.get_or_create(&namespace_labels).set(value);
+                }
+                None => {
+                    family.remove(&namespace_labels);
+                }
+            }
+        }
+        for severity in ["Critical", "Important", "Moderate", "Low", "Unspecified"] {
+            let buckets = figures
+                .open_by_severity
+                .get(severity)
+                .cloned()
+                .unwrap_or_default();
+            for (age, n) in [
+                ("0-7d", buckets.days0to7),
+                ("8-14d", buckets.days8to14),
+                ("15-30d", buckets.days15to30),
+                ("over-30d", buckets.over30),
+                ("unknown", buckets.unknown),
+            ] {
+                self.open_updates
+                    .get_or_create(&OpenLabels {
+                        namespace: ns(),
+                        severity: severity.to_owned(),
+                        age: age.to_owned(),
+                    })
+                    .set(i64::from(n));
+            }
+            self.overdue_updates
+                .get_or_create(&SeverityLabels {
+                    namespace: ns(),
+                    severity: severity.to_owned(),
+                })
+                .set(i64::from(
+                    figures
+                        .overdue_by_severity
+                        .get(severity)
+                        .copied()
+                        .unwrap_or(0),
+                ));
+        }
+        for (kind, n) in [
+            ("failed_operation", figures.incidents.failed_operations),
+            ("rollback", figures.incidents.rollbacks),
+            ("recorded", figures.incidents.recorded),
+        ] {
+            self.incidents
+                .get_or_create(&IncidentLabels {
+                    namespace: ns(),
+                    kind: kind.to_owned(),
+                })
+                .set(i64::from(n));
         }
     }
 

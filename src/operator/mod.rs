@@ -4,6 +4,7 @@
 //! - [`fresh`]: read-your-writes on top of the watch caches.
 //! - [`coalesce`]: Asset summaries nobody has to act on wait for the next operation write.
 //! - [`leader`]: the Lease; only its holder writes.
+//! - [`compliance`]: live KPIs for policy status and metrics.
 //! - [`metrics`] and [`http`]: `/metrics`, `/healthz`, `/readyz`.
 //!
 //! All state lives in the API server: the rollout records on each Asset and the rollout
@@ -11,6 +12,7 @@
 //! reaches the same decisions; operation ids are deterministic, so nothing is handed out twice.
 
 pub mod coalesce;
+pub mod compliance;
 pub mod error;
 pub mod fresh;
 pub mod http;
@@ -58,6 +60,8 @@ pub struct Settings {
     /// How long an Asset summary change that needs no one's attention may wait for the
     /// asset's next operation write before it is written alone (see [`coalesce`]).
     pub summary_delay: Duration,
+    /// How long compliance figures are reused while objects change (see [`compliance`]).
+    pub figures_refresh: Duration,
 }
 
 /// Caches of the five kinds.
@@ -100,6 +104,7 @@ pub struct Context {
     announced: reconcile::Announced,
     halted: Mutex<HashSet<String>>,
     coalesce: coalesce::Coalesce,
+    compliance: compliance::Compliance,
 }
 
 impl Context {
@@ -357,6 +362,7 @@ pub async fn run(
         announced: Mutex::default(),
         halted: Mutex::default(),
         coalesce: coalesce::Coalesce::new(settings.summary_delay),
+        compliance: compliance::Compliance::new(settings.figures_refresh),
     });
     leader_gauge.leader.set(i64::from(leadership.is_leader()));
 

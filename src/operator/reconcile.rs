@@ -100,7 +100,13 @@ async fn reconcile_namespace(ctx: &Context, namespace: &str) -> Result<Option<Ti
             break;
         }
     }
-    let derived = derive(&inventory, &last, now);
+    let mut derived = derive(&inventory, &last, now);
+    let (figures, figures_due) =
+        ctx.compliance
+            .of(namespace, &original, &inventory, &[], now, &ctx.metrics);
+    for (name, status) in derived.policies.iter_mut() {
+        figures.fill(name, status);
+    }
     let writer = Writer { ctx, namespace };
 
     writer.rollouts(&original, &inventory).await?;
@@ -109,10 +115,15 @@ async fn reconcile_namespace(ctx: &Context, namespace: &str) -> Result<Option<Ti
     writer.events(&events, &last).await;
     ctx.observe(namespace, &inventory, &derived, &events);
 
-    Ok([last.next_change, derived.next_change, summaries_due]
-        .into_iter()
-        .flatten()
-        .min())
+    Ok([
+        last.next_change,
+        derived.next_change,
+        summaries_due,
+        Some(figures_due),
+    ]
+    .into_iter()
+    .flatten()
+    .min())
 }
 
 /// Writes one namespace's differences.

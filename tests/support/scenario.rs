@@ -246,6 +246,7 @@ pub fn start_operator_with(env: &TestEnv, lease: Option<LeaseSettings>) -> InPro
         debounce: Duration::from_millis(100),
         instance: format!("test-{}", env.namespace),
         summary_delay: Duration::from_secs(60),
+        figures_refresh: Duration::from_secs(2),
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(operator::run(env.client.clone(), settings, async move {
