@@ -74,7 +74,7 @@ struct Args {
     /// turn): the change rides along with the asset's next operation write instead, which
     /// saves a write per asset in large rollouts. Failures, approvals, holds and unscheduled
     /// assets are written at once.
-    #[arg(long, env = "PATCHWAVE_SUMMARY_DELAY_SECONDS", default_value_t = 60)]
+    #[arg(long, env = "PATCHWAVE_SUMMARY_DELAY_SECONDS", default_value_t = 300)]
     summary_delay_seconds: u64,
 
     /// Log filter (tracing's EnvFilter syntax).

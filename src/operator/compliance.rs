@@ -96,13 +96,12 @@ impl Compliance {
     pub fn of(
         &self,
         namespace: &str,
-        stored: &Inventory,
+        fingerprint: u64,
         inventory: &Inventory,
         incidents: &[RecordedIncident],
         now: Timestamp,
         metrics: &Metrics,
     ) -> (Arc<NamespaceFigures>, Timestamp) {
-        let fingerprint = fingerprint(stored);
         let mut cache = self
             .namespaces
             .lock()
@@ -124,7 +123,7 @@ impl Compliance {
 }
 
 /// A hash of every object's name and resourceVersion: equal while nothing changed.
-fn fingerprint(inventory: &Inventory) -> u64 {
+pub fn fingerprint(inventory: &Inventory) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     let metas = inventory

@@ -29,8 +29,10 @@ fn revision<K: ResourceExt>(object: &K) -> Option<u64> {
 }
 
 impl<K: ResourceExt + Clone> Fresh<K> {
-    /// Remembers an object as the API server returned it after a write.
-    pub fn remember(&self, object: K) {
+    /// Remembers an object as the API server returned it after a write (without its
+    /// managedFields, which the engine never reads).
+    pub fn remember(&self, mut object: K) {
+        object.meta_mut().managed_fields = None;
         let key = (object.namespace().unwrap_or_default(), object.name_any());
         let mut objects = self.objects.lock().unwrap_or_else(PoisonError::into_inner);
         objects.insert(key, Arc::new(object));

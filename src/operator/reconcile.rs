@@ -23,7 +23,8 @@ use super::Context;
 use super::error::Error;
 use crate::api::asset::OperationPhase;
 use crate::api::{
-    Asset, AssetStatus, MaintenanceWindow, OPERATOR_FIELD_MANAGER, PatchPolicy, PatchRollout, Ring,
+    Asset, AssetStatus, MaintenanceWindow, MaintenanceWindowStatus, OPERATOR_FIELD_MANAGER,
+    PatchPolicy, PatchPolicyStatus, PatchRollout, PatchRolloutStatus, Ring, RingStatus,
 };
 use crate::engine::Inventory;
 use crate::engine::apply::apply;
@@ -81,8 +82,8 @@ pub fn error_policy(policy: Arc<PatchPolicy>, error: &Error, _ctx: Arc<Context>)
 /// Evaluates `namespace`, writes what changed, and returns the next instant to look again.
 async fn reconcile_namespace(ctx: &Context, namespace: &str) -> Result<Option<Timestamp>, Error> {
     let now = Timestamp::now();
-    let original = ctx.snapshot(namespace);
-    let mut inventory = original.clone();
+    let mut inventory = ctx.snapshot(namespace);
+    let original = Stored::of(&inventory);
     let mut events: Vec<Event> = Vec::new();
     let mut last = Evaluation::default();
     for _ in 0..MAX_ROUNDS {
@@ -101,16 +102,24 @@ async fn reconcile_namespace(ctx: &Context, namespace: &str) -> Result<Option<Ti
         }
     }
     let mut derived = derive(&inventory, &last, now);
-    let (figures, figures_due) =
-        ctx.compliance
-            .of(namespace, &original, &inventory, &[], now, &ctx.metrics);
+    let (figures, figures_due) = ctx.compliance.of(
+        namespace,
+        original.fingerprint,
+        &inventory,
+        &[],
+        now,
+        &ctx.metrics,
+    );
     for (name, status) in derived.policies.iter_mut() {
         figures.fill(name, status);
     }
     let writer = Writer { ctx, namespace };
 
-    writer.rollouts(&original, &inventory).await?;
+    // Assets before rollout status: a rollout never shows Succeeded (or a ring Completed)
+    // before the writes that finished it are on the server.
+    writer.create_rollouts(&original, &inventory).await?;
     let summaries_due = writer.assets(&original, &inventory, &derived).await?;
+    writer.rollout_statuses(&original, &inventory).await?;
     writer.summaries(&original, &derived).await?;
     writer.events(&events, &last).await;
     ctx.observe(namespace, &inventory, &derived, &events);
@@ -124,6 +133,37 @@ async fn reconcile_namespace(ctx: &Context, namespace: &str) -> Result<Option<Ti
     .into_iter()
     .flatten()
     .min())
+}
+
+/// What the API server holds now, as far as the writes compare: statuses and the policies'
+/// uids. The agents' inventories, the biggest part of an Asset, are not copied.
+struct Stored {
+    rollouts: BTreeMap<String, Option<PatchRolloutStatus>>,
+    /// The operator-owned part of each Asset's status.
+    assets: BTreeMap<String, Option<AssetStatus>>,
+    policies: BTreeMap<String, (Option<String>, Option<PatchPolicyStatus>)>,
+    rings: BTreeMap<String, Option<RingStatus>>,
+    windows: BTreeMap<String, Option<MaintenanceWindowStatus>>,
+    /// Names and resourceVersions of assets, rollouts and policies (see `compliance`).
+    fingerprint: u64,
+}
+
+impl Stored {
+    fn of(inventory: &Inventory) -> Self {
+        fn named<K: ResourceExt, T>(objects: &[K], value: impl Fn(&K) -> T) -> BTreeMap<String, T> {
+            objects.iter().map(|o| (o.name_any(), value(o))).collect()
+        }
+        Stored {
+            rollouts: named(&inventory.rollouts, |r| r.status.clone()),
+            assets: named(&inventory.assets, |a| a.status.as_ref().map(operator_part)),
+            policies: named(&inventory.policies, |p| {
+                (p.metadata.uid.clone(), p.status.clone())
+            }),
+            rings: named(&inventory.rings, |r| r.status.clone()),
+            windows: named(&inventory.windows, |w| w.status.clone()),
+            fingerprint: super::compliance::fingerprint(inventory),
+        }
+    }
 }
 
 /// Writes one namespace's differences.
@@ -193,23 +233,34 @@ impl Writer<'_> {
         Ok(written)
     }
 
-    /// Creates the new rollouts, then writes every rollout status that changed.
-    async fn rollouts(&self, original: &Inventory, inventory: &Inventory) -> Result<(), Error> {
-        let before: BTreeMap<&str, &PatchRollout> = original
-            .rollouts
-            .iter()
-            .filter_map(|r| Some((r.metadata.name.as_deref()?, r)))
-            .collect();
+    /// Creates the rollouts the engine decided on.
+    async fn create_rollouts(&self, original: &Stored, inventory: &Inventory) -> Result<(), Error> {
         for rollout in &inventory.rollouts {
             let Some(name) = rollout.metadata.name.as_deref() else {
                 continue;
             };
-            let previous = before.get(name);
-            if previous.is_none() {
+            if !original.rollouts.contains_key(name) {
                 self.ctx.ensure_leader()?;
                 self.create_rollout(original, rollout).await?;
             }
-            let unchanged = previous.is_some_and(|p| p.status == rollout.status);
+        }
+        Ok(())
+    }
+
+    /// Writes every rollout status that changed (and those of new rollouts).
+    async fn rollout_statuses(
+        &self,
+        original: &Stored,
+        inventory: &Inventory,
+    ) -> Result<(), Error> {
+        for rollout in &inventory.rollouts {
+            let Some(name) = rollout.metadata.name.as_deref() else {
+                continue;
+            };
+            let unchanged = original
+                .rollouts
+                .get(name)
+                .is_some_and(|stored| *stored == rollout.status);
             if let (false, Some(status)) = (unchanged, rollout.status.as_ref()) {
                 self.ctx.ensure_leader()?;
                 let written: PatchRollout = self.apply_status(name, status).await?;
@@ -219,11 +270,7 @@ impl Writer<'_> {
         Ok(())
     }
 
-    async fn create_rollout(
-        &self,
-        original: &Inventory,
-        rollout: &PatchRollout,
-    ) -> Result<(), Error> {
+    async fn create_rollout(&self, original: &Stored, rollout: &PatchRollout) -> Result<(), Error> {
         let name = rollout.name_any();
         let mut object = PatchRollout::new(&name, rollout.spec.clone());
         object.metadata.namespace = Some(self.namespace.to_owned());
@@ -233,11 +280,11 @@ impl Writer<'_> {
         )]));
         // Owned by its policy, so `kubectl tree` and Argo CD show where it came from. Not a
         // controller reference: the rollout stays as the audit record if the policy goes.
-        let policy = original
+        let policy_uid = original
             .policies
-            .iter()
-            .find(|p| p.metadata.name.as_deref() == Some(rollout.spec.policy.as_str()));
-        if let Some(uid) = policy.and_then(|p| p.metadata.uid.clone()) {
+            .get(&rollout.spec.policy)
+            .and_then(|(uid, _)| uid.clone());
+        if let Some(uid) = policy_uid {
             object.metadata.owner_references = Some(vec![OwnerReference {
                 api_version: PatchPolicy::api_version(&()).into_owned(),
                 kind: PatchPolicy::kind(&()).into_owned(),
@@ -272,15 +319,11 @@ impl Writer<'_> {
     /// held-back summary is due (see [`Coalesce`]).
     async fn assets(
         &self,
-        original: &Inventory,
+        original: &Stored,
         inventory: &Inventory,
         derived: &Derived,
     ) -> Result<Option<Timestamp>, Error> {
-        let before: BTreeMap<&str, &Asset> = original
-            .assets
-            .iter()
-            .filter_map(|a| Some((a.metadata.name.as_deref()?, a)))
-            .collect();
+        let before = &original.assets;
         let mut changes: Vec<(String, AssetStatus)> = Vec::new();
         let mut due: Option<Timestamp> = None;
         for asset in &inventory.assets {
@@ -291,18 +334,15 @@ impl Writer<'_> {
                 continue;
             };
             let wanted = operator_asset_status(asset.status.as_ref(), summary);
-            let stored = before
-                .get(name)
-                .and_then(|a| a.status.as_ref())
-                .map(operator_part);
-            if stored.as_ref() == Some(&wanted) {
+            let stored = before.get(name).and_then(Option::as_ref);
+            if stored == Some(&wanted) {
                 self.ctx.coalesce.forget(self.namespace, name);
                 continue;
             }
             match self
                 .ctx
                 .coalesce
-                .decide(self.namespace, name, stored.as_ref(), &wanted)
+                .decide(self.namespace, name, stored, &wanted)
             {
                 Some(at) => due = Some(due.map_or(at, |d| d.min(at))),
                 None => changes.push((name.to_owned(), wanted)),
@@ -314,7 +354,7 @@ impl Writer<'_> {
         let (starts, others): (Vec<_>, Vec<_>) = changes.into_iter().partition(|(name, status)| {
             let stored = before
                 .get(name.as_str())
-                .and_then(|a| a.status.as_ref())
+                .and_then(Option::as_ref)
                 .and_then(|s| s.operation.as_ref());
             status.operation.is_some() && status.operation.as_ref() != stored
         });
@@ -336,34 +376,31 @@ impl Writer<'_> {
     }
 
     /// Writes the policy, ring and window statuses that changed.
-    async fn summaries(&self, original: &Inventory, derived: &Derived) -> Result<(), Error> {
-        for policy in &original.policies {
-            let name = policy.name_any();
-            if let Some(status) = derived.policies.get(&name)
-                && policy.status.as_ref() != Some(status)
+    async fn summaries(&self, original: &Stored, derived: &Derived) -> Result<(), Error> {
+        for (name, (_, stored)) in &original.policies {
+            if let Some(status) = derived.policies.get(name)
+                && stored.as_ref() != Some(status)
             {
                 self.ctx.ensure_leader()?;
-                let written: PatchPolicy = self.apply_status(&name, status).await?;
+                let written: PatchPolicy = self.apply_status(name, status).await?;
                 self.ctx.fresh.policies.remember(written);
             }
         }
-        for ring in &original.rings {
-            let name = ring.name_any();
-            if let Some(status) = derived.rings.get(&name)
-                && ring.status.as_ref() != Some(status)
+        for (name, stored) in &original.rings {
+            if let Some(status) = derived.rings.get(name)
+                && stored.as_ref() != Some(status)
             {
                 self.ctx.ensure_leader()?;
-                let written: Ring = self.apply_status(&name, status).await?;
+                let written: Ring = self.apply_status(name, status).await?;
                 self.ctx.fresh.rings.remember(written);
             }
         }
-        for window in &original.windows {
-            let name = window.name_any();
-            if let Some(status) = derived.windows.get(&name)
-                && window.status.as_ref() != Some(status)
+        for (name, stored) in &original.windows {
+            if let Some(status) = derived.windows.get(name)
+                && stored.as_ref() != Some(status)
             {
                 self.ctx.ensure_leader()?;
-                let written: MaintenanceWindow = self.apply_status(&name, status).await?;
+                let written: MaintenanceWindow = self.apply_status(name, status).await?;
                 self.ctx.fresh.windows.remember(written);
             }
         }
@@ -513,7 +550,12 @@ impl Writer<'_> {
 fn operator_part(status: &AssetStatus) -> AssetStatus {
     AssetStatus {
         reported: None,
-        ..status.clone()
+        operation: status.operation.clone(),
+        rollouts: status.rollouts.clone(),
+        missing_updates: status.missing_updates,
+        state: status.state.clone(),
+        conditions: status.conditions.clone(),
+        observed_generation: status.observed_generation,
     }
 }
 
