@@ -20,7 +20,7 @@ use super::cluster::{self, Cluster, ClusterArgs, ObjectRef};
 use super::output::{OutputFormat, progress_bar};
 use super::{CliError, print};
 use crate::api::rollout::{RingPhase, RolloutPhase};
-use crate::api::{Asset, PatchRollout};
+use crate::api::{Asset, PatchPolicy, PatchRollout};
 use crate::engine::evaluate::is_terminal;
 
 /// The live view redraws at most this often.
@@ -76,6 +76,43 @@ pub struct StatusReport {
     pub hidden_rollouts: usize,
     /// The Assets of the namespace by `status.state`.
     pub assets: AssetSummary,
+    /// Each policy's compliance over the last 30 days, as the operator last computed it.
+    pub compliance: Vec<PolicyComplianceView>,
+}
+
+/// A policy's live compliance (from its status; the operator computes it with the KPIs).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyComplianceView {
+    /// The policy.
+    pub policy: String,
+    /// Assets it selects.
+    pub assets: Option<i32>,
+    /// Missing asset-update pairs it owns.
+    pub pending_updates: Option<i32>,
+    /// Of those, past its deadline.
+    pub overdue_updates: Option<i32>,
+    /// Its compliance summary; `None` until the operator has computed one.
+    pub compliance: Option<crate::api::policy::PolicyCompliance>,
+}
+
+fn compliance_views<'a>(
+    policies: impl Iterator<Item = &'a PatchPolicy>,
+) -> Vec<PolicyComplianceView> {
+    let mut views: Vec<PolicyComplianceView> = policies
+        .map(|p| {
+            let status = p.status.clone().unwrap_or_default();
+            PolicyComplianceView {
+                policy: p.metadata.name.clone().unwrap_or_default(),
+                assets: status.matched_assets,
+                pending_updates: status.pending_updates,
+                overdue_updates: status.overdue_updates,
+                compliance: status.compliance,
+            }
+        })
+        .collect();
+    views.sort_by(|a, b| a.policy.cmp(&b.policy));
+    views
 }
 
 /// One rollout in the status.
@@ -181,6 +218,12 @@ pub fn run(args: &Args) -> Result<ExitCode, CliError> {
             .await
             .map_err(|e| list("assets", e))?
             .items;
+        let policies = cluster
+            .api::<PatchPolicy>()
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| list("patchpolicies", e))?
+            .items;
         if let Some(name) = &args.rollout
             && !rollouts
                 .iter()
@@ -192,7 +235,7 @@ pub fn run(args: &Args) -> Result<ExitCode, CliError> {
                 cluster.namespace
             )));
         }
-        let report = build_report(
+        let mut report = build_report(
             &cluster.namespace,
             rollouts.iter(),
             &assets,
@@ -200,6 +243,7 @@ pub fn run(args: &Args) -> Result<ExitCode, CliError> {
             args.all,
             Timestamp::now(),
         );
+        report.compliance = compliance_views(policies.iter());
         match args.output {
             OutputFormat::Json => super::print_json(&report)?,
             OutputFormat::Table => print(&render_table(&report, args.rollout.as_deref()))?,
@@ -226,11 +270,19 @@ fn moved<K>(event: &watcher::Event<K>) -> Moved {
     }
 }
 
-/// The live view: reflectors over the namespace's PatchRollouts and Assets; a frame after both
-/// are listed and after every change, at most every [`REDRAW_EVERY`].
+/// The live view: reflectors over the namespace's PatchRollouts, Assets and PatchPolicies; a
+/// frame after all are listed and after every change, at most every [`REDRAW_EVERY`].
 async fn watch(args: &Args, cluster: &Cluster) -> Result<ExitCode, CliError> {
     let (rollout_store, rollout_writer) = reflector::store::<PatchRollout>();
     let (asset_store, asset_writer) = reflector::store::<Asset>();
+    let (policy_store, policy_writer) = reflector::store::<PatchPolicy>();
+    let policies = reflector::reflector(
+        policy_writer,
+        watcher::watcher(cluster.api::<PatchPolicy>(), watcher::Config::default()),
+    )
+    .default_backoff()
+    .map(|event| event.map(|e| moved(&e)))
+    .boxed();
     let rollouts = reflector::reflector(
         rollout_writer,
         watcher::watcher(cluster.api::<PatchRollout>(), watcher::Config::default()),
@@ -245,14 +297,14 @@ async fn watch(args: &Args, cluster: &Cluster) -> Result<ExitCode, CliError> {
     .default_backoff()
     .map(|event| event.map(|e| moved(&e)))
     .boxed();
-    let mut events = stream::select(rollouts, assets);
+    let mut events = stream::select(stream::select(rollouts, assets), policies);
     let terminal = std::io::stdout().is_terminal();
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     let (mut listed, mut dirty, mut frames) = (0, false, 0usize);
     let mut next_draw = tokio::time::Instant::now();
     loop {
-        let ready = listed >= 2 && dirty;
+        let ready = listed >= 3 && dirty;
         tokio::select! {
             _ = &mut ctrl_c => break,
             event = events.next() => match event {
@@ -267,7 +319,7 @@ async fn watch(args: &Args, cluster: &Cluster) -> Result<ExitCode, CliError> {
             () = tokio::time::sleep_until(next_draw), if ready => {
                 let rollouts = rollout_store.state();
                 let assets: Vec<Asset> = asset_store.state().iter().map(|a| (**a).clone()).collect();
-                let report = build_report(
+                let mut report = build_report(
                     &cluster.namespace,
                     rollouts.iter().map(|r| &**r),
                     &assets,
@@ -275,6 +327,7 @@ async fn watch(args: &Args, cluster: &Cluster) -> Result<ExitCode, CliError> {
                     args.all,
                     Timestamp::now(),
                 );
+                report.compliance = compliance_views(policy_store.state().iter().map(|p| &**p));
                 let frame = match args.output {
                     OutputFormat::Json => serde_json::to_string(&report)
                         .map_err(|e| CliError::Output(std::io::Error::other(e)))? + "\n",
@@ -339,6 +392,7 @@ pub fn build_report<'a>(
         rollouts: views,
         hidden_rollouts: hidden,
         assets: assets_summary,
+        compliance: Vec::new(),
     }
 }
 
@@ -606,6 +660,29 @@ pub fn render_table(report: &StatusReport, only: Option<&str>) -> String {
         if states.is_empty() { "" } else { ": " },
         states.join(", ")
     );
+    if !report.compliance.is_empty() {
+        out += "compliance, last 30 days:\n";
+    }
+    for view in &report.compliance {
+        let percent = |p: Option<i32>| p.map_or("n/a".to_owned(), |p| format!("{p}%"));
+        out += &match &view.compliance {
+            None => format!("  {}: not computed yet\n", view.policy),
+            Some(c) => format!(
+                "  {}: {} of {} assets compliant ({}%), {} missing, {} overdue; within 7 days {}, within 30 days {}, mean time to patch {}, {} incident(s)\n",
+                view.policy,
+                c.compliant_assets,
+                view.assets.unwrap_or(0),
+                c.compliant_percent,
+                view.pending_updates.unwrap_or(0),
+                view.overdue_updates.unwrap_or(0),
+                percent(c.patch_rate_within7_days),
+                percent(c.patch_rate_within30_days),
+                c.mean_time_to_patch_hours
+                    .map_or("n/a".to_owned(), |h| format!("{h} h")),
+                c.incidents
+            ),
+        };
+    }
     out
 }
 
@@ -694,5 +771,33 @@ status:
         let names: Vec<String> = (1..=7).map(|i| format!("a{i}")).collect();
         assert_eq!(list_names(&names, 9), "a1, a2, a3, a4, a5 and 4 more");
         assert_eq!(list_names(&[], 0), "-");
+    }
+
+    #[test]
+    fn compliance_is_shown_next_to_the_rollouts() {
+        let policy: PatchPolicy = serde_yaml::from_str(
+            "apiVersion: patchwave.dev/v1alpha1\nkind: PatchPolicy\nmetadata: {name: security-fast}\nspec: {rings: [pilot]}\nstatus:\n  matchedAssets: 30\n  pendingUpdates: 4\n  overdueUpdates: 1\n  compliance: {compliantAssets: 29, compliantPercent: 96, patchRateWithin7Days: 88, meanTimeToPatchHours: 31, incidents: 2}\n",
+        )
+        .unwrap();
+        let fresh: PatchPolicy = serde_yaml::from_str(
+            "apiVersion: patchwave.dev/v1alpha1\nkind: PatchPolicy\nmetadata: {name: monthly}\nspec: {rings: [pilot]}\n",
+        )
+        .unwrap();
+        let mut report = build_report(
+            "acme",
+            std::iter::empty(),
+            &[],
+            None,
+            false,
+            Timestamp::UNIX_EPOCH,
+        );
+        report.compliance = compliance_views([&policy, &fresh].into_iter());
+        let table = render_table(&report, None);
+        assert!(table.contains("compliance, last 30 days:"), "{table}");
+        assert!(
+            table.contains("security-fast: 29 of 30 assets compliant (96%), 4 missing, 1 overdue; within 7 days 88%, within 30 days n/a, mean time to patch 31 h, 2 incident(s)"),
+            "{table}"
+        );
+        assert!(table.contains("monthly: not computed yet"), "{table}");
     }
 }
