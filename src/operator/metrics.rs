@@ -396,3 +396,72 @@ impl Metrics {
         text
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every series the Grafana dashboard queries is one the operator exports.
+    #[test]
+    fn the_dashboard_uses_only_exported_metrics() {
+        let metrics = Metrics::default();
+        let figures = crate::kpi::Figures {
+            compliance: crate::kpi::Compliance {
+                assets: 2,
+                compliant: 1,
+                rate: Some(0.5),
+            },
+            ..crate::kpi::Figures::default()
+        };
+        let mut figures = figures;
+        figures.patch_rate.within7.rate = Some(0.9);
+        figures.critical_security_within7.rate = Some(1.0);
+        figures.time_to_patch.mean_hours = Some(2.0);
+        figures.time_to_patch.median_hours = Some(1.0);
+        metrics.observe_compliance("acme", &figures);
+        metrics.wrote("Asset", "apply_status");
+        metrics.reconciled(Duration::from_millis(5), Some("Conflict"));
+        let labels = NamespaceStateLabels {
+            namespace: "acme".to_owned(),
+            state: "Succeeded".to_owned(),
+        };
+        metrics.rollouts.get_or_create(&labels).set(1);
+        metrics.assets.get_or_create(&labels).set(1);
+        let ns = NamespaceLabels {
+            namespace: "acme".to_owned(),
+        };
+        metrics.in_flight.get_or_create(&ns).set(0);
+        metrics.halts.get_or_create(&ns).inc();
+        let exported = metrics.encode();
+
+        let dashboard: serde_json::Value = serde_json::from_str(include_str!(
+            "../../config/grafana/patchwave-dashboard.json"
+        ))
+        .expect("the dashboard is JSON");
+        let mut used = Vec::new();
+        for panel in dashboard["panels"].as_array().expect("panels") {
+            for target in panel["targets"].as_array().expect("targets") {
+                let expr = target["expr"].as_str().expect("expr");
+                let mut rest = expr;
+                while let Some(start) = rest.find("patchwave_") {
+                    let name: String = rest[start..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                        .collect();
+                    rest = &rest[start + name.len()..];
+                    used.push(name);
+                }
+            }
+        }
+        assert!(used.len() >= 14, "{used:?}");
+        for name in used {
+            assert!(
+                exported
+                    .lines()
+                    .any(|l| l.starts_with(&format!("{name}{{"))
+                        || l.starts_with(&format!("{name} "))),
+                "the dashboard queries {name}, which the operator does not export:\n{exported}"
+            );
+        }
+    }
+}
