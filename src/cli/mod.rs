@@ -10,6 +10,7 @@ pub mod incident;
 pub mod load;
 pub mod output;
 pub mod plan;
+pub mod report;
 pub mod simulate;
 pub mod status;
 pub mod validate;
@@ -62,6 +63,9 @@ Examples:
 
   # Record an incident caused by a patch (listed by `kubectl get patchincidents`)
   kubectl patchwave incident dc01 --rollout security-fast-1a2b3c4d -n acme --note 'INC-2231: DNS down'
+
+  # The monthly report for decision makers: one HTML file that prints on A4
+  kubectl patchwave report -n acme --month 2026-11 --output acme-2026-11.html
 
 Exit status: 0 when all is well, 1 when problems were found or a cluster command failed
 (an object not found, a refused change), 2 when the command could not run (a path that
@@ -119,6 +123,8 @@ pub enum Command {
     Unhold(control::UnholdArgs),
     // Help text: the doc comment of the Args struct.
     Incident(incident::IncidentArgs),
+    // Help text: the doc comment of the Args struct.
+    Report(report::Args),
 }
 
 /// Why a command could not run. Problems found in manifests are not errors: they are the
@@ -170,6 +176,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Hold(args) => control::hold(args),
         Command::Unhold(args) => control::unhold(args),
         Command::Incident(args) => incident::run(args),
+        Command::Report(args) => report::run(args),
     };
     match result {
         Ok(code) => code,
