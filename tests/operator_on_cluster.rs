@@ -289,6 +289,46 @@ async fn a_ring_over_its_failure_threshold_halts_everything_until_resumed() {
     let status = done.status.unwrap();
     assert_eq!((status.rings[0].succeeded, status.rings[0].failed), (4, 2));
     assert_eq!((status.rings[1].succeeded, status.rings[1].failed), (4, 0));
+
+    // The two failures are incidents caused by patches; a person records a third.
+    let policies: Api<PatchPolicy> = env.api();
+    let incidents_now = || async {
+        let status = policies
+            .get("security")
+            .await
+            .map_err(|e| e.to_string())?
+            .status
+            .unwrap_or_default();
+        Ok::<_, String>(status.compliance.map(|c| c.incidents))
+    };
+    eventually(
+        "the policy counts the failed operations",
+        DEADLINE,
+        || async {
+            match incidents_now().await? {
+                Some(2) => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
+    let incident: patchwave::api::PatchIncident = serde_json::from_value(json!({
+        "apiVersion": "patchwave.dev/v1alpha1", "kind": "PatchIncident",
+        "metadata": {"name": "a-000-outlook"},
+        "spec": {"asset": "a-000", "rollout": name, "note": "Outlook crashes at start"}
+    }))
+    .unwrap();
+    Api::<patchwave::api::PatchIncident>::namespaced(env.client.clone(), &env.namespace)
+        .create(&Default::default(), &incident)
+        .await
+        .unwrap();
+    eventually("the recorded incident is counted", DEADLINE, || async {
+        match incidents_now().await? {
+            Some(3) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
     fleet.stop().await.unwrap();
 }
 

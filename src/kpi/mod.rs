@@ -75,6 +75,26 @@ pub struct RecordedIncident {
     pub note: String,
 }
 
+impl RecordedIncident {
+    /// A PatchIncident as the KPIs count it: when it happened is `spec.occurredAt`, else when
+    /// it was recorded; `None` when it has neither.
+    pub fn of(incident: &crate::api::PatchIncident) -> Option<RecordedIncident> {
+        let occurred_at = incident
+            .spec
+            .occurred_at
+            .as_ref()
+            .or(incident.metadata.creation_timestamp.as_ref())
+            .map(|t| t.0)?;
+        Some(RecordedIncident {
+            asset: incident.spec.asset.clone(),
+            rollout: incident.spec.rollout.clone(),
+            impact: incident.spec.impact.as_str().to_owned(),
+            occurred_at,
+            note: incident.spec.note.clone(),
+        })
+    }
+}
+
 /// Everything the KPIs are computed from (one namespace, or several merged).
 #[derive(Clone, Copy, Debug)]
 pub struct Inputs<'a> {

@@ -122,8 +122,9 @@ impl Compliance {
     }
 }
 
-/// A hash of every object's name and resourceVersion: equal while nothing changed.
-pub fn fingerprint(inventory: &Inventory) -> u64 {
+/// A hash of every object's name and resourceVersion (and the recorded incidents): equal
+/// while nothing changed.
+pub fn fingerprint(inventory: &Inventory, incidents: &[RecordedIncident]) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     let metas = inventory
@@ -135,6 +136,11 @@ pub fn fingerprint(inventory: &Inventory) -> u64 {
     for meta in metas {
         meta.name.hash(&mut hasher);
         meta.resource_version.hash(&mut hasher);
+    }
+    for incident in incidents {
+        incident.asset.hash(&mut hasher);
+        incident.occurred_at.hash(&mut hasher);
+        incident.note.hash(&mut hasher);
     }
     hasher.finish()
 }

@@ -35,7 +35,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
-use crate::api::{Asset, MaintenanceWindow, PatchPolicy, PatchRollout, Ring};
+use crate::api::{Asset, MaintenanceWindow, PatchIncident, PatchPolicy, PatchRollout, Ring};
 use crate::engine::Inventory;
 use crate::engine::evaluate::{Event, EventType};
 use crate::engine::status::Derived;
@@ -77,6 +77,8 @@ pub struct Stores {
     pub assets: Store<Asset>,
     /// PatchRollouts.
     pub rollouts: Store<PatchRollout>,
+    /// PatchIncidents (for the live incident figures).
+    pub incidents: Store<PatchIncident>,
 }
 
 /// Own writes not yet in the caches, per kind.
@@ -150,6 +152,16 @@ impl Context {
             )
         });
         inventory
+    }
+
+    /// The incidents people recorded in `namespace`, as the KPIs count them.
+    fn incidents(&self, namespace: &str) -> Vec<crate::kpi::RecordedIncident> {
+        self.stores
+            .incidents
+            .state_filter(|i| i.metadata.namespace.as_deref() == Some(namespace))
+            .iter()
+            .filter_map(|i| crate::kpi::RecordedIncident::of(i))
+            .collect()
     }
 
     /// Fails the reconcile when this replica lost the lease in the middle of it.
@@ -319,12 +331,14 @@ pub async fn run(
     let (windows, window_stream) = reflect::<MaintenanceWindow>(&client, namespace);
     let (assets, asset_stream) = reflect::<Asset>(&client, namespace);
     let (rollouts, rollout_stream) = reflect::<PatchRollout>(&client, namespace);
+    let (incidents, incident_stream) = reflect::<PatchIncident>(&client, namespace);
     let stores = Stores {
         policies: policies.clone(),
         rings,
         windows,
         assets,
         rollouts,
+        incidents,
     };
 
     // Ready once every cache has listed (linkerd's rule: never act on a partial view).
@@ -377,7 +391,8 @@ pub async fn run(
     let wake_ring = wake.clone();
     let wake_window = wake.clone();
     let wake_asset = wake.clone();
-    let wake_rollout = wake;
+    let wake_rollout = wake.clone();
+    let wake_incident = wake;
     let fresh_context = context.clone();
     let became_leader = leadership_changes.filter_map(move |leader| {
         leader_gauge.leader.set(i64::from(leader));
@@ -401,6 +416,9 @@ pub async fn run(
         .watches_stream(asset_stream, move |a: Asset| wake_asset(a.namespace()))
         .watches_stream(rollout_stream, move |r: PatchRollout| {
             wake_rollout(r.namespace())
+        })
+        .watches_stream(incident_stream, move |i: PatchIncident| {
+            wake_incident(i.namespace())
         })
         .reconcile_all_on(became_leader)
         .graceful_shutdown_on(shutdown)

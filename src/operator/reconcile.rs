@@ -83,7 +83,8 @@ pub fn error_policy(policy: Arc<PatchPolicy>, error: &Error, _ctx: Arc<Context>)
 async fn reconcile_namespace(ctx: &Context, namespace: &str) -> Result<Option<Timestamp>, Error> {
     let now = Timestamp::now();
     let mut inventory = ctx.snapshot(namespace);
-    let original = Stored::of(&inventory);
+    let incidents = ctx.incidents(namespace);
+    let original = Stored::of(&inventory, &incidents);
     let mut events: Vec<Event> = Vec::new();
     let mut last = Evaluation::default();
     for _ in 0..MAX_ROUNDS {
@@ -106,7 +107,7 @@ async fn reconcile_namespace(ctx: &Context, namespace: &str) -> Result<Option<Ti
         namespace,
         original.fingerprint,
         &inventory,
-        &[],
+        &incidents,
         now,
         &ctx.metrics,
     );
@@ -149,7 +150,7 @@ struct Stored {
 }
 
 impl Stored {
-    fn of(inventory: &Inventory) -> Self {
+    fn of(inventory: &Inventory, incidents: &[crate::kpi::RecordedIncident]) -> Self {
         fn named<K: ResourceExt, T>(objects: &[K], value: impl Fn(&K) -> T) -> BTreeMap<String, T> {
             objects.iter().map(|o| (o.name_any(), value(o))).collect()
         }
@@ -161,7 +162,7 @@ impl Stored {
             }),
             rings: named(&inventory.rings, |r| r.status.clone()),
             windows: named(&inventory.windows, |w| w.status.clone()),
-            fingerprint: super::compliance::fingerprint(inventory),
+            fingerprint: super::compliance::fingerprint(inventory, incidents),
         }
     }
 }
