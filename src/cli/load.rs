@@ -425,7 +425,8 @@ impl Loader {
             }
             return;
         }
-        if group != GROUP {
+        // Incidents are audit records the engine never reads (the report reads them itself).
+        if group != GROUP || kind_name == "PatchIncident" {
             self.out.skipped += 1;
             return;
         }

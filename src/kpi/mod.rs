@@ -207,6 +207,8 @@ impl AgeBuckets {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OverdueUpdate {
+    /// The asset's namespace.
+    pub namespace: String,
     /// Asset.
     pub asset: String,
     /// Update id.
@@ -362,8 +364,12 @@ impl Instance<'_> {
             .is_some_and(|(_, action)| *action == OperationAction::Install)
     }
 
-    /// Missing at `t`: reported as available (and not installed since), or rolled back.
+    /// Missing at `t`: its clock had started (an update released later was not missing yet)
+    /// and it was not installed: reported as available now, or in the history.
     fn open_at(&self, t: Timestamp) -> bool {
+        if self.clock.is_some_and(|clock| clock > t) {
+            return false;
+        }
         !self.installed_at(t) && (self.available || !self.history.is_empty())
     }
 
@@ -593,6 +599,12 @@ pub fn figures(inputs: Inputs<'_>, period: Period) -> Figures {
                 .or_default() += 1;
             overdue_assets.insert(asset_name);
             overdue.push(OverdueUpdate {
+                namespace: instance
+                    .asset
+                    .metadata
+                    .namespace
+                    .clone()
+                    .unwrap_or_default(),
                 asset: asset_name.to_owned(),
                 update: instance.id.to_owned(),
                 severity: instance.severity,

@@ -387,13 +387,21 @@ fn decisions(inputs: Inputs<'_>, current: &Figures) -> Vec<Decision> {
         .filter(|o| o.severity == crate::api::Severity::Critical)
     {
         out.push(Decision {
-            namespace: String::new(),
+            namespace: overdue.namespace.clone(),
             what: format!(
-                "Critical update {} on {} is {} day(s) past the deadline of {}.",
+                "Critical update {} on {} is {} day(s) past the deadline of {}: approve, \
+                 unhold or schedule it, or record why not.",
                 overdue.update, overdue.asset, overdue.days_overdue, overdue.policy
             ),
             object: format!("asset/{}", overdue.asset),
-            command: None,
+            command: Some(format!(
+                "kubectl patchwave status -n {}",
+                if overdue.namespace.is_empty() {
+                    "NAMESPACE"
+                } else {
+                    &overdue.namespace
+                }
+            )),
         });
     }
     out

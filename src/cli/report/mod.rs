@@ -284,26 +284,14 @@ where
 /// A PatchIncident as the KPIs count it; `None` (with a warning) when it says neither when it
 /// happened nor when it was recorded.
 fn recorded_incident(incident: &PatchIncident) -> Option<RecordedIncident> {
-    let name = incident.metadata.name.as_deref().unwrap_or("?");
-    let occurred_at = incident
-        .spec
-        .occurred_at
-        .as_ref()
-        .or(incident.metadata.creation_timestamp.as_ref())
-        .map(|t| t.0);
-    let Some(occurred_at) = occurred_at else {
+    let recorded = RecordedIncident::of(incident);
+    if recorded.is_none() {
         warn(&format!(
-            "patchincident {name} has neither spec.occurredAt nor a creation time; it is left out"
+            "patchincident {} has neither spec.occurredAt nor a creation time; it is left out",
+            incident.metadata.name.as_deref().unwrap_or("?")
         ));
-        return None;
-    };
-    Some(RecordedIncident {
-        asset: incident.spec.asset.clone(),
-        rollout: incident.spec.rollout.clone(),
-        impact: incident.spec.impact.as_str().to_owned(),
-        occurred_at,
-        note: incident.spec.note.clone(),
-    })
+    }
+    recorded
 }
 
 /// Reads the objects from files and folders with the loader of `plan` and `simulate`, plus
