@@ -10,6 +10,15 @@ cd "$(dirname "$0")/.."
 PATCHWAVE_CONTROLPLANE_BIN=$(bash tests/controlplane/build.sh)
 export PATCHWAVE_CONTROLPLANE_BIN
 
+# Headless Chromium renders the HTML report in tests/cli_report.rs (Debian's package).
+if ! command -v chromium >/dev/null; then
+  echo "installing chromium (Debian's package) for the HTML report test..."
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+fi
+
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --locked

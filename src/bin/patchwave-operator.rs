@@ -96,7 +96,12 @@ fn main() -> ExitCode {
     } else {
         subscriber.init();
     }
-    let runtime = match tokio::runtime::Runtime::new() {
+    // One thread: reconciles run one at a time anyway, the rest is waiting on the API server,
+    // and a single allocator arena keeps the resident memory of a large fleet down.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
