@@ -216,6 +216,20 @@ pub fn evaluate(inventory: &Inventory, now: Timestamp) -> Evaluation {
     evaluation
 }
 
+impl Evaluation {
+    /// Whether evaluating again at the same instant, after applying this evaluation, could
+    /// decide more. One evaluation decides everything it can at its instant (outcomes first,
+    /// then starts, rings in order); only a created rollout (it exists for the next one) or a
+    /// finished one (its policy may now create the next) can enable more.
+    pub fn enables_more(&self) -> bool {
+        !self.created_rollouts.is_empty()
+            || self
+                .events
+                .iter()
+                .any(|e| e.kind == EventType::RolloutSucceeded)
+    }
+}
+
 /// Whether a rollout phase is final.
 pub fn is_terminal(phase: RolloutPhase) -> bool {
     matches!(phase, RolloutPhase::Succeeded | RolloutPhase::Aborted)

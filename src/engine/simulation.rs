@@ -183,16 +183,9 @@ pub fn simulate(
                 }
                 events.push(event.clone());
             }
-            // One evaluation decides everything it can at this instant (outcomes first, then
-            // starts, rings in order). Only a rollout that just finished (its policy may now
-            // create the next one), a created rollout (it receives the up-front approvals only
-            // now) or approvals given by the forecast can enable more.
-            let more = changed
-                || !evaluation.created_rollouts.is_empty()
-                || evaluation
-                    .events
-                    .iter()
-                    .any(|e| e.kind == EventType::RolloutSucceeded);
+            // Approvals the forecast gave (and those a created rollout receives only now) can
+            // enable more, besides what the engine itself says.
+            let more = changed || evaluation.enables_more();
             last = evaluation;
             if !more {
                 settled = true;

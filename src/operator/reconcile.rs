@@ -89,14 +89,9 @@ async fn reconcile_namespace(ctx: &Context, namespace: &str) -> Result<Option<Ti
     let mut last = Evaluation::default();
     for _ in 0..MAX_ROUNDS {
         let evaluation = evaluate(&inventory, now);
-        let applied = apply(&mut inventory, &evaluation);
+        apply(&mut inventory, &evaluation);
         events.extend(evaluation.events.iter().cloned());
-        // As in the simulation: only a created or finished rollout can enable more at `now`.
-        let more = !applied.created_rollouts.is_empty()
-            || evaluation
-                .events
-                .iter()
-                .any(|e| e.kind == EventType::RolloutSucceeded);
+        let more = evaluation.enables_more();
         last = evaluation;
         if !more {
             break;
