@@ -593,3 +593,58 @@ async fn an_invalid_policy_is_not_ready_and_a_valid_one_beside_it_rolls_out() {
     assert!(!events_with_reason(&env, "InvalidSpec").await.is_empty());
     fleet.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_write_is_reported_by_category_and_retried() {
+    install_project_crds();
+    let env = test_env("op-forbidden").await;
+    apply(
+        &env,
+        &[
+            ring_yaml("r1", "100%", "1", "0s", "Automatic"),
+            open_window_yaml(),
+            policy_yaml("security", &["r1"], "  manualApproval: []\n"),
+            // An identity that may do everything the operator does but write Asset status.
+            "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: no-asset-status}\nrules:\n- apiGroups: [patchwave.dev]\n  resources: ['*']\n  verbs: [get, list, watch, create]\n- apiGroups: [patchwave.dev]\n  resources: [patchrollouts/status, patchpolicies/status, rings/status, maintenancewindows/status]\n  verbs: [patch]\n- apiGroups: [events.k8s.io]\n  resources: [events]\n  verbs: [create, patch]\n".to_owned(),
+            "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {name: no-asset-status}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: no-asset-status}\nsubjects: [{kind: User, name: half-operator, apiGroup: rbac.authorization.k8s.io}]\n".to_owned(),
+        ]
+        .join("---\n"),
+    );
+    let plans = ring_of("a", "r1", 2);
+    let fleet = start_fleet(&env, &plans, 600.0).await;
+    let client = env
+        .control_plane
+        .client_as("half-operator", &[])
+        .await
+        .unwrap();
+    let operator = start_operator_as(&env, client, None);
+
+    let events = eventually("a Forbidden Warning on the policy", DEADLINE, || async {
+        let events = events_with_reason(&env, "Forbidden").await;
+        if events.is_empty() {
+            Err("no Forbidden Event yet".to_owned())
+        } else {
+            Ok(events)
+        }
+    })
+    .await;
+    let event = &events[0];
+    assert_eq!(event.type_.as_deref(), Some("Warning"));
+    assert_eq!(
+        event.regarding.as_ref().and_then(|r| r.name.as_deref()),
+        Some("security")
+    );
+    assert!(
+        event.note.as_deref().unwrap_or_default().contains("Asset"),
+        "{event:?}"
+    );
+    let metrics = reqwest_like_get(operator.metrics, "/metrics").await;
+    assert!(
+        metrics.contains("patchwave_reconcile_errors_total{category=\"Forbidden\"}"),
+        "{metrics}"
+    );
+    // The rollout itself was created: only the Asset writes are refused.
+    the_rollout(&env).await;
+    operator.stop().await;
+    fleet.stop().await.unwrap();
+}

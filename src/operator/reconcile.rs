@@ -67,8 +67,9 @@ pub async fn reconcile(policy: Arc<PatchPolicy>, ctx: Arc<Context>) -> Result<Ac
     })
 }
 
-/// What the controller does after a failed reconcile: log, count, retry soon.
-pub fn error_policy(policy: Arc<PatchPolicy>, error: &Error, _ctx: Arc<Context>) -> Action {
+/// What the controller does after a failed reconcile: log, tell the policy's readers with a
+/// Warning Event whose reason is the error's category, retry soon. Other policies go on.
+pub fn error_policy(policy: Arc<PatchPolicy>, error: &Error, ctx: Arc<Context>) -> Action {
     tracing::warn!(
         policy = %policy.name_any(),
         namespace = policy.namespace().unwrap_or_default(),
@@ -76,6 +77,24 @@ pub fn error_policy(policy: Arc<PatchPolicy>, error: &Error, _ctx: Arc<Context>)
         %error,
         "reconcile failed; retrying"
     );
+    if ctx.leadership.is_leader() && !matches!(error, Error::NotLeader) {
+        let event = KubeEvent {
+            type_: KubeEventType::Warning,
+            reason: error.category().to_owned(),
+            note: Some(truncate(&format!(
+                "reconcile failed, retrying in 5 s: {error}"
+            ))),
+            action: "Reconcile".to_owned(),
+            secondary: None,
+        };
+        let regarding = policy.object_ref(&());
+        tokio::spawn(async move {
+            // The API server may be the problem; the log line above has the error anyway.
+            if ctx.recorder.publish(&event, &regarding).await.is_ok() {
+                ctx.metrics.wrote("Event", "event");
+            }
+        });
+    }
     Action::requeue(Duration::from_secs(5))
 }
 

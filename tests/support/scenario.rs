@@ -238,6 +238,15 @@ pub fn start_operator(env: &TestEnv) -> InProcessOperator {
 
 /// Starts the operator for the test namespace with the given lease settings.
 pub fn start_operator_with(env: &TestEnv, lease: Option<LeaseSettings>) -> InProcessOperator {
+    start_operator_as(env, env.client.clone(), lease)
+}
+
+/// Starts the operator for the test namespace with another identity's client.
+pub fn start_operator_as(
+    env: &TestEnv,
+    client: kube::Client,
+    lease: Option<LeaseSettings>,
+) -> InProcessOperator {
     let metrics = free_address();
     let settings = Settings {
         namespace: Some(env.namespace.clone()),
@@ -249,7 +258,7 @@ pub fn start_operator_with(env: &TestEnv, lease: Option<LeaseSettings>) -> InPro
         figures_refresh: Duration::from_secs(2),
     };
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(operator::run(env.client.clone(), settings, async move {
+    let task = tokio::spawn(operator::run(client, settings, async move {
         let _ = stopped.await;
     }));
     InProcessOperator {
