@@ -413,7 +413,11 @@ async fn approvals_holds_deny_windows_and_unscheduled_assets() {
     install_project_crds();
     let env = test_env("op-approve").await;
     let now = Timestamp::now();
-    let deny_until = now + SignedDuration::from_secs(12);
+    // Whole seconds: the window's end and the rollout's times are written with second
+    // resolution.
+    let deny_until = (now + SignedDuration::from_secs(12))
+        .round(jiff::Unit::Second)
+        .unwrap();
     apply(
         &env,
         &[
