@@ -256,8 +256,8 @@ pub enum RunError {
     },
 }
 
-/// A reflector over one kind, with managedFields dropped (they are not read and would double
-/// the cache's memory).
+/// A reflector over one kind, with managedFields and kubectl's last-applied copy dropped (they
+/// are not read and would double the cache's memory).
 fn reflect<K>(
     client: &Client,
     namespace: Option<&str>,
@@ -281,7 +281,14 @@ where
     let (store, writer) = reflector::store();
     let stream = watcher(api, watcher::Config::default())
         .default_backoff()
-        .modify(|object: &mut K| object.meta_mut().managed_fields = None)
+        .modify(|object: &mut K| {
+            let meta = object.meta_mut();
+            meta.managed_fields = None;
+            // A client-side `kubectl apply` keeps a whole copy of the object here.
+            if let Some(annotations) = meta.annotations.as_mut() {
+                annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+            }
+        })
         .reflect(writer)
         .touched_objects();
     (store, stream)

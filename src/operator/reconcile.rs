@@ -128,6 +128,13 @@ async fn reconcile_namespace(ctx: &Context, namespace: &str) -> Result<Option<Ti
     for (name, status) in derived.policies.iter_mut() {
         figures.fill(name, status);
     }
+    // Applied and derived: only the problems and the next instant are still needed. Freed
+    // before the writes, the peak memory of a large batch drops by one copy of its operations.
+    last.operations = Vec::new();
+    last.outcomes = Vec::new();
+    last.assets = Vec::new();
+    last.rollout_statuses = BTreeMap::new();
+    last.created_rollouts = Vec::new();
     let writer = Writer { ctx, namespace };
 
     // Assets before rollout status: a rollout never shows Succeeded (or a ring Completed)
@@ -339,16 +346,20 @@ impl Writer<'_> {
         derived: &Derived,
     ) -> Result<Option<Timestamp>, Error> {
         let before = &original.assets;
-        let mut changes: Vec<(String, AssetStatus)> = Vec::new();
+        // What changed, as (index into the inventory's assets, hands out a new operation);
+        // each status is built again when it is written, a few at a time, not all at once.
+        let mut changes: Vec<(usize, bool)> = Vec::new();
         let mut due: Option<Timestamp> = None;
-        for asset in &inventory.assets {
-            let Some(name) = asset.metadata.name.as_deref() else {
+        let wanted_of = |index: usize| -> Option<(&str, AssetStatus)> {
+            let asset = &inventory.assets[index];
+            let name = asset.metadata.name.as_deref()?;
+            let summary = derived.assets.get(name)?;
+            Some((name, operator_asset_status(asset.status.as_ref(), summary)))
+        };
+        for index in 0..inventory.assets.len() {
+            let Some((name, wanted)) = wanted_of(index) else {
                 continue;
             };
-            let Some(summary) = derived.assets.get(name) else {
-                continue;
-            };
-            let wanted = operator_asset_status(asset.status.as_ref(), summary);
             let stored = before.get(name).and_then(Option::as_ref);
             if stored == Some(&wanted) {
                 self.ctx.coalesce.forget(self.namespace, name);
@@ -360,27 +371,30 @@ impl Writer<'_> {
                 .decide(self.namespace, name, stored, &wanted)
             {
                 Some(at) => due = Some(due.map_or(at, |d| d.min(at))),
-                None => changes.push((name.to_owned(), wanted)),
+                None => {
+                    let stored_operation = stored.and_then(|s| s.operation.as_ref());
+                    let starts =
+                        wanted.operation.is_some() && wanted.operation.as_ref() != stored_operation;
+                    changes.push((index, starts));
+                }
             }
         }
         // Finished operations are recorded before new ones go out: the slots the engine
         // freed are free on the server too, so no reader ever sees more than maxConcurrent
         // running records at once.
-        let (starts, others): (Vec<_>, Vec<_>) = changes.into_iter().partition(|(name, status)| {
-            let stored = before
-                .get(name.as_str())
-                .and_then(Option::as_ref)
-                .and_then(|s| s.operation.as_ref());
-            status.operation.is_some() && status.operation.as_ref() != stored
-        });
+        let (starts, others): (Vec<_>, Vec<_>) =
+            changes.into_iter().partition(|(_, starts)| *starts);
         for batch in [others, starts] {
             self.ctx.ensure_leader()?;
             futures::stream::iter(batch)
-                .map(|(name, status)| async move {
+                .map(|(index, _)| async move {
                     self.ctx.ensure_leader()?;
-                    let written: Asset = self.apply_status(&name, &status).await?;
+                    let Some((name, status)) = wanted_of(index) else {
+                        return Ok(());
+                    };
+                    let written: Asset = self.apply_status(name, &status).await?;
                     self.ctx.fresh.assets.remember(written);
-                    self.ctx.coalesce.forget(self.namespace, &name);
+                    self.ctx.coalesce.forget(self.namespace, name);
                     Ok::<(), Error>(())
                 })
                 .buffer_unordered(WRITE_CONCURRENCY)
