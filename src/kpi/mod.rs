@@ -95,13 +95,14 @@ impl RecordedIncident {
     }
 }
 
-/// Everything the KPIs are computed from (one namespace, or several merged).
+/// Everything the KPIs are computed from (one namespace, or several merged). Assets and
+/// rollouts are borrowed one by one, so a subset (a policy's assets) costs no copy.
 #[derive(Clone, Copy, Debug)]
 pub struct Inputs<'a> {
     /// Assets with their reported status.
-    pub assets: &'a [Asset],
+    pub assets: &'a [&'a Asset],
     /// PatchRollouts with their status.
-    pub rollouts: &'a [PatchRollout],
+    pub rollouts: &'a [&'a PatchRollout],
     /// PatchPolicies (for deadlines and ownership).
     pub policies: &'a [PatchPolicy],
     /// Recorded incidents.
@@ -390,9 +391,9 @@ fn enrolled_at(asset: &Asset) -> Option<Timestamp> {
 }
 
 /// Every update instance of every asset.
-fn instances(assets: &[Asset]) -> Vec<Instance<'_>> {
+fn instances<'a>(assets: &[&'a Asset]) -> Vec<Instance<'a>> {
     let mut out = Vec::new();
-    for asset in assets {
+    for &asset in assets {
         let Some(reported) = asset.status.as_ref().and_then(|s| s.reported.as_ref()) else {
             continue;
         };
@@ -509,6 +510,7 @@ pub fn figures(inputs: Inputs<'_>, period: Period) -> Figures {
     let managed: Vec<&Asset> = inputs
         .assets
         .iter()
+        .copied()
         .filter(|a| enrolled_at(a).is_none_or(|e| e < end))
         .collect();
     figures.assets = u32::try_from(managed.len()).unwrap_or(u32::MAX);
@@ -650,7 +652,7 @@ pub fn figures(inputs: Inputs<'_>, period: Period) -> Figures {
         }
     }
 
-    for rollout in inputs.rollouts {
+    for &rollout in inputs.rollouts {
         let created = rollout.metadata.creation_timestamp.as_ref().map(|t| t.0);
         if !created.is_some_and(|c| period.contains(c)) {
             continue;
@@ -671,7 +673,7 @@ pub fn figures(inputs: Inputs<'_>, period: Period) -> Figures {
         }
     }
 
-    for asset in inputs.assets {
+    for &asset in inputs.assets {
         let records: &[AssetRolloutRecord] = asset
             .status
             .as_ref()

@@ -302,7 +302,7 @@ pub fn build(
 /// silent agents and assets that are never patched.
 fn decisions(inputs: Inputs<'_>, current: &Figures) -> Vec<Decision> {
     let mut out = Vec::new();
-    for rollout in inputs.rollouts {
+    for &rollout in inputs.rollouts {
         let (Some(name), Some(status)) = (rollout.metadata.name.as_deref(), &rollout.status) else {
             continue;
         };
@@ -342,7 +342,7 @@ fn decisions(inputs: Inputs<'_>, current: &Figures) -> Vec<Decision> {
             });
         }
     }
-    for asset in inputs.assets {
+    for &asset in inputs.assets {
         let (Some(name), Some(status)) = (asset.metadata.name.as_deref(), &asset.status) else {
             continue;
         };

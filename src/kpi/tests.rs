@@ -137,8 +137,8 @@ fn november_figures() -> Figures {
     let (assets, policies, rollouts, incidents) = (company(), policies(), rollouts(), incidents());
     figures(
         Inputs {
-            assets: &assets,
-            rollouts: &rollouts,
+            assets: &assets.iter().collect::<Vec<_>>(),
+            rollouts: &rollouts.iter().collect::<Vec<_>>(),
             policies: &policies,
             incidents: &incidents,
         },
@@ -249,7 +249,7 @@ fn an_asset_enrolled_after_the_period_is_not_counted_and_a_higher_priority_polic
     })));
     let f = figures(
         Inputs {
-            assets: &assets,
+            assets: &assets.iter().collect::<Vec<_>>(),
             rollouts: &[],
             policies: &policies,
             incidents: &[],
@@ -264,7 +264,7 @@ fn an_asset_enrolled_after_the_period_is_not_counted_and_a_higher_priority_polic
 
 #[test]
 fn an_update_without_a_release_date_is_counted_apart() {
-    let assets = vec![asset(json!({
+    let assets = [asset(json!({
         "apiVersion": "patchwave.dev/v1alpha1", "kind": "Asset",
         "metadata": {"name": "x", "creationTimestamp": "2026-10-01T00:00:00Z"},
         "spec": {"osFamily": "MacOS"},
@@ -276,7 +276,7 @@ fn an_update_without_a_release_date_is_counted_apart() {
     }))];
     let f = figures(
         Inputs {
-            assets: &assets,
+            assets: &assets.iter().collect::<Vec<_>>(),
             rollouts: &[],
             policies: &policies(),
             incidents: &[],

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use jiff::{SignedDuration, Timestamp};
 
 use super::metrics::Metrics;
-use crate::api::PatchPolicyStatus;
 use crate::api::policy::PolicyCompliance;
+use crate::api::{Asset, PatchPolicyStatus, PatchRollout};
 use crate::engine::Inventory;
 use crate::engine::selector;
 use crate::kpi::{Figures, Inputs, Period, RecordedIncident, figures};
@@ -155,10 +155,12 @@ pub fn compute(
         from: now.checked_sub(WINDOW).unwrap_or(Timestamp::MIN),
         to: now,
     };
+    let assets: Vec<&Asset> = inventory.assets.iter().collect();
+    let rollouts: Vec<&PatchRollout> = inventory.rollouts.iter().collect();
     let all = figures(
         Inputs {
-            assets: &inventory.assets,
-            rollouts: &inventory.rollouts,
+            assets: &assets,
+            rollouts: &rollouts,
             policies: &inventory.policies,
             incidents,
         },
@@ -169,26 +171,25 @@ pub fn compute(
         let Some(name) = policy.metadata.name.as_deref() else {
             continue;
         };
-        let assets: Vec<_> = inventory
-            .assets
+        // The policy's share: its assets and rollouts borrowed, not copied.
+        let own_assets: Vec<&Asset> = assets
             .iter()
+            .copied()
             .filter(|a| {
                 selector::matches(
                     policy.spec.selector.as_ref(),
                     a.metadata.labels.as_ref().unwrap_or(&BTreeMap::new()),
                 )
             })
-            .cloned()
             .collect();
-        let names: std::collections::BTreeSet<&str> = assets
+        let names: std::collections::BTreeSet<&str> = own_assets
             .iter()
             .filter_map(|a| a.metadata.name.as_deref())
             .collect();
-        let rollouts: Vec<_> = inventory
-            .rollouts
+        let own_rollouts: Vec<&PatchRollout> = rollouts
             .iter()
+            .copied()
             .filter(|r| r.spec.policy == name)
-            .cloned()
             .collect();
         let own_incidents: Vec<_> = incidents
             .iter()
@@ -197,8 +198,8 @@ pub fn compute(
             .collect();
         let mine = figures(
             Inputs {
-                assets: &assets,
-                rollouts: &rollouts,
+                assets: &own_assets,
+                rollouts: &own_rollouts,
                 policies: &inventory.policies,
                 incidents: &own_incidents,
             },

@@ -143,10 +143,12 @@ pub fn run(args: &Args) -> Result<ExitCode, CliError> {
     } else {
         from_files(&args.paths, args.cluster.namespace.as_deref())?
     };
+    let assets: Vec<&Asset> = sources.assets.iter().collect();
+    let rollouts: Vec<&PatchRollout> = sources.rollouts.iter().collect();
     let report = report::build(
         Inputs {
-            assets: &sources.assets,
-            rollouts: &sources.rollouts,
+            assets: &assets,
+            rollouts: &rollouts,
             policies: &sources.policies,
             incidents: &sources.incidents,
         },
