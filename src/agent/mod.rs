@@ -10,6 +10,7 @@
 //! - [`fleet`]: many simulated agents in one process against a real API server
 //!   (`patchwave-agent fleet`).
 
+pub mod backend;
 pub mod fleet;
 pub mod protocol;
 pub mod simulated;

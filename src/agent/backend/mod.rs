@@ -1,0 +1,146 @@
+//! Package backends: how the agent on a machine learns what is missing and installs it.
+//!
+//! Every backend implements [`Backend`]. Backends are synchronous (they run the platform's
+//! tools and wait); the agent loop calls them on a blocking thread. Each one runs its tools
+//! through a [`CommandRunner`], so tests feed it outputs recorded from the real tools
+//! (`tests/fixtures/backends/`) and only the apt backend is tested against this machine.
+//!
+//! - [`apt`]: Debian and Ubuntu (apt-get, apt-cache, dpkg-query).
+//! - [`dnf`]: RHEL, Fedora, Alma, Rocky (dnf or yum, rpm, needs-restarting).
+//! - [`zypper`]: SUSE (zypper patches with category and severity).
+//! - [`windows_update`]: Windows Update Agent API through PowerShell (KB ids, MSRC severity).
+//! - [`softwareupdate`]: macOS `softwareupdate`.
+//! - [`simulated`]: a package database in a file, with failure and duration injection, for
+//!   the demo, tests and benchmarks.
+//!
+//! [`detect`] picks one for the machine; `patchwave-agent run --backend` overrides it.
+
+pub mod apt;
+pub mod command;
+pub mod dnf;
+pub mod simulated;
+pub mod softwareupdate;
+pub mod windows_update;
+pub mod zypper;
+
+use crate::api::asset::{AvailableUpdate, OsFacts, UpdateRef};
+
+pub use command::{CommandOutput, CommandRunner, SystemRunner};
+
+/// What a backend found on the machine.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Inventory {
+    /// Facts about the operating system.
+    pub os: OsFacts,
+    /// Updates available and not installed, each with the version that would be installed and
+    /// the version installed now (what a rollback returns to).
+    pub available: Vec<AvailableUpdate>,
+    /// true when the OS waits for a reboot to finish an earlier install.
+    pub reboot_pending: bool,
+}
+
+/// What an install or rollback changed.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ChangeOutcome {
+    /// The versions now installed for the operation's updates (what the agent reports).
+    pub installed: Vec<UpdateRef>,
+    /// true when the change needs a reboot to take effect.
+    pub reboot_required: bool,
+    /// A short excerpt of the tool's output, for the operation's message.
+    pub log_excerpt: String,
+}
+
+/// Why a backend could not do what was asked. Messages name the tool, the command and an
+/// excerpt of its output, so the operation's message tells a person what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// The tool could not be started at all (missing binary, permission).
+    #[error("{backend}: cannot run `{command}`: {source}")]
+    Spawn {
+        /// Backend name.
+        backend: &'static str,
+        /// The command line.
+        command: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The tool ran and failed.
+    #[error("{backend}: `{command}` exited with {status}: {excerpt}")]
+    Failed {
+        /// Backend name.
+        backend: &'static str,
+        /// The command line.
+        command: String,
+        /// Exit status, as text ("status 100", "signal 9").
+        status: String,
+        /// The end of stderr (or stdout), cut to a few hundred characters.
+        excerpt: String,
+    },
+    /// The tool's output could not be understood.
+    #[error("{backend}: cannot parse the output of `{command}` (line {line}): {message}")]
+    Parse {
+        /// Backend name.
+        backend: &'static str,
+        /// The command line.
+        command: String,
+        /// 1-based line of the output.
+        line: usize,
+        /// What was expected.
+        message: String,
+    },
+    /// The operation asked for something the machine cannot do (an update not available at
+    /// the listed version, a rollback whose old version the archive no longer has).
+    #[error("{backend}: {message}")]
+    Unsatisfiable {
+        /// Backend name.
+        backend: &'static str,
+        /// What is missing, naming the update and version.
+        message: String,
+    },
+    /// The backend cannot run on this machine (wrong OS, tool absent).
+    #[error("backend {backend} is not available here: {reason}")]
+    Unavailable {
+        /// Backend name.
+        backend: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A package backend. Implementations must be safe to call again after a crash: the agent's
+/// journal calls [`Backend::installed_versions`] to learn the true outcome of an interrupted
+/// operation instead of installing twice.
+pub trait Backend: Send + Sync {
+    /// Short name reported in `status.reported.backend`: apt, dnf, zypper, windows-update,
+    /// softwareupdate or simulated.
+    fn name(&self) -> &'static str;
+
+    /// Lists OS facts, available updates and the reboot state.
+    fn inventory(&self) -> Result<Inventory, BackendError>;
+
+    /// Installs exactly `updates` at their listed versions (a missing version means "the one
+    /// the update is", as for Windows KBs). Fails without changing anything when an update is
+    /// not available at its version, where the tool allows checking first.
+    fn install(&self, updates: &[UpdateRef]) -> Result<ChangeOutcome, BackendError>;
+
+    /// Returns `updates` to the versions given (the versions installed before the rollout).
+    fn rollback(&self, updates: &[UpdateRef]) -> Result<ChangeOutcome, BackendError>;
+
+    /// The version installed now for each of `updates` (None: not installed). Read-only.
+    fn installed_versions(
+        &self,
+        updates: &[UpdateRef],
+    ) -> Result<Vec<(UpdateRef, Option<String>)>, BackendError>;
+}
+
+/// The backends `--backend` accepts.
+pub const BACKEND_NAMES: [&str; 7] = [
+    "auto",
+    "apt",
+    "dnf",
+    "zypper",
+    "windows-update",
+    "softwareupdate",
+    "simulated",
+];
