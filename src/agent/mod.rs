@@ -7,10 +7,13 @@
 //!   code; it is not built yet.
 //! - [`simulated`]: the simulated backend (outcome and duration from annotations), pure, shared
 //!   with the offline `kubectl patchwave simulate`.
+//! - [`enrollment`]: the least-privilege identity of an enrolled agent (`kubectl patchwave
+//!   enroll`).
 //! - [`fleet`]: many simulated agents in one process against a real API server
 //!   (`patchwave-agent fleet`).
 
 pub mod backend;
+pub mod enrollment;
 pub mod fleet;
 pub mod protocol;
 pub mod simulated;

@@ -124,7 +124,7 @@ impl Cluster {
 
 /// Reads the kubeconfig: the given path list (':'-separated, merged), else $KUBECONFIG or
 /// ~/.kube/config as kube does.
-fn read_kubeconfig(paths: Option<&str>) -> Result<Kubeconfig, CliError> {
+pub(crate) fn read_kubeconfig(paths: Option<&str>) -> Result<Kubeconfig, CliError> {
     let paths: Vec<PathBuf> = paths
         .map(|p| {
             std::env::split_paths(p)

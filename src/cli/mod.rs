@@ -6,6 +6,7 @@
 
 pub mod cluster;
 pub mod control;
+pub mod enroll;
 pub mod incident;
 pub mod load;
 pub mod output;
@@ -40,7 +41,7 @@ updates out ring by ring and halts by itself when a ring fails too often.
 
 validate, plan and simulate work on YAML files without a cluster, for example in the CI of a
 GitOps repository. status and the controls (approve, pause, unpause, resume, abort, hold,
-unhold) and incident work on the cluster your kubeconfig points at, like kubectl.";
+unhold), incident and enroll work on the cluster your kubeconfig points at, like kubectl.";
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -66,6 +67,9 @@ Examples:
 
   # The monthly report for decision makers: one HTML file that prints on A4
   kubectl patchwave report -n acme --month 2026-11 --output acme-2026-11.html
+
+  # Enrol a machine: its Asset and a kubeconfig its agent may use for nothing else
+  kubectl patchwave enroll web-1 -n acme --os-family Linux --kubeconfig-out web-1.kubeconfig
 
 Exit status: 0 when all is well, 1 when problems were found or a cluster command failed
 (an object not found, a refused change), 2 when the command could not run (a path that
@@ -125,6 +129,8 @@ pub enum Command {
     Incident(incident::IncidentArgs),
     // Help text: the doc comment of the Args struct.
     Report(report::Args),
+    // Help text: the doc comment of the Args struct.
+    Enroll(enroll::Args),
 }
 
 /// Why a command could not run. Problems found in manifests are not errors: they are the
@@ -177,6 +183,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Unhold(args) => control::unhold(args),
         Command::Incident(args) => incident::run(args),
         Command::Report(args) => report::run(args),
+        Command::Enroll(args) => enroll::run(args),
     };
     match result {
         Ok(code) => code,
