@@ -318,7 +318,21 @@ async fn enroll_creates_the_asset_and_a_kubeconfig_the_agent_works_with() {
         path.display()
     );
     assert!(note.contains(&expected), "{note}");
-    assert!(note.contains("The token expires at"), "{note}");
+    // The token lives --token-ttl (24h), give or take the time the test took.
+    let expires: Timestamp = note
+        .split("The token expires at ")
+        .nth(1)
+        .and_then(|rest| rest.split_once("Z."))
+        .map(|(at, _)| format!("{at}Z"))
+        .unwrap_or_else(|| panic!("no expiry in the note: {note}"))
+        .parse()
+        .unwrap();
+    let lifetime = expires.duration_since(Timestamp::now());
+    assert!(
+        lifetime > jiff::SignedDuration::from_hours(23)
+            && lifetime <= jiff::SignedDuration::from_hours(24),
+        "token lifetime {lifetime:?}"
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -444,6 +458,20 @@ async fn stored_heartbeat(env: &TestEnv, name: &str) -> Time {
         .and_then(|s| s.reported)
         .and_then(|r| r.last_heartbeat)
         .expect("a heartbeat was stored")
+}
+
+/// Polls `api.get(name)` until the API server answers 401; panics after `within`.
+async fn assert_unauthorized_within(api: &Api<Asset>, name: &str, within: Duration) {
+    let start = std::time::Instant::now();
+    loop {
+        match api.get(name).await {
+            Err(kube::Error::Api(status)) if status.code == 401 => return,
+            other if start.elapsed() > within => {
+                panic!("the revoked token still authenticates after {within:?}: {other:?}")
+            }
+            _ => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
 }
 
 fn good_report_with(heartbeat: &Time) -> ReportedState {
@@ -601,29 +629,52 @@ async fn bad_reports_are_rejected_with_the_field_named_and_the_good_one_stays() 
         .and_then(|s| s.reported)
         .unwrap();
 
-    // Wrong types.
+    // Wrong types, as a merge patch: 422 naming the field.
+    let merge = PatchParams::default();
     assert_denied(
-        apply_status(
-            &agent,
-            "web-1",
-            json!({"reported": {"availableUpdates": "lots"}}),
-        )
-        .await,
-        "availableUpdates as a string",
+        agent
+            .patch_status(
+                "web-1",
+                &merge,
+                &Patch::Merge(json!({"status": {"reported": {"availableUpdates": "lots"}}})),
+            )
+            .await,
+        "availableUpdates as a string (merge patch)",
         422,
         &["status.reported.availableUpdates", "must be of type array"],
     );
     assert_denied(
-        apply_status(
-            &agent,
-            "web-1",
-            json!({"reported": {"rebootPending": "yes"}}),
-        )
-        .await,
-        "rebootPending as a string",
+        agent
+            .patch_status(
+                "web-1",
+                &merge,
+                &Patch::Merge(json!({"status": {"reported": {"rebootPending": "yes"}}})),
+            )
+            .await,
+        "rebootPending as a string (merge patch)",
         422,
-        &["status.reported.rebootPending", "boolean"],
+        &["status.reported.rebootPending", "must be of type boolean"],
     );
+    // The same by server-side apply (the agent's way): refused with the field named, but as
+    // 500 (kube-apiserver answers a type mismatch in an apply patch with an internal error;
+    // kubernetes/kubernetes#139253).
+    for (body, field) in [
+        (
+            json!({"reported": {"availableUpdates": "lots"}}),
+            ".status.reported.availableUpdates",
+        ),
+        (
+            json!({"reported": {"rebootPending": "yes"}}),
+            ".status.reported.rebootPending",
+        ),
+    ] {
+        assert_denied(
+            apply_status(&agent, "web-1", body).await,
+            "wrong type (server-side apply)",
+            500,
+            &["failed to create typed patch object", field],
+        );
+    }
     // Too many updates.
     let mut many = good_report();
     many.available_updates = (0..501)
@@ -990,12 +1041,11 @@ async fn revoke_locks_the_agent_out_and_enrolling_again_works() {
     ] {
         assert!(out.contains(&line), "{out}");
     }
-    assert_denied(
-        agent.get("lt-meier").await,
-        "the revoked agent reads its Asset",
-        401,
-        &["Unauthorized"],
-    );
+    // At once: the permissions are gone (the RoleBinding went first)...
+    let (code, message) = api_error(agent.get("lt-meier").await, "the revoked agent reads");
+    assert!(code == 403 || code == 401, "{code}: {message}");
+    // ...and within the API server's token cache (10 s) the token no longer authenticates.
+    assert_unauthorized_within(&agent, "lt-meier", Duration::from_secs(20)).await;
     // Idempotent, and the Asset with its history stays.
     let (out, _) = ok(&env, &["enroll", "lt-meier", "--revoke"]);
     assert!(
@@ -1021,6 +1071,10 @@ async fn revoke_locks_the_agent_out_and_enrolling_again_works() {
         "the old token after enrolling again",
         401,
         &["Unauthorized"],
+    );
+    assert_eq!(
+        agent_again.get("lt-meier").await.unwrap().name_any(),
+        "lt-meier"
     );
 
     // Retired: the Asset goes too.

@@ -49,8 +49,9 @@ use crate::api::{Asset, AssetSpec, Criticality, OsFamily, PLUGIN_FIELD_MANAGER};
 /// Enrolling again is safe: the identity is updated and a new token issued (older tokens stay
 /// valid until they expire or the enrolment is revoked).
 ///
-/// --revoke deletes the RoleBinding, Role and ServiceAccount; every token of the agent stops
-/// working at once. The Asset stays (with its history) unless --delete-asset is given.
+/// --revoke deletes the RoleBinding, Role and ServiceAccount: the agent may do nothing from
+/// then on, and its tokens stop authenticating within 10 seconds (the API server's token
+/// cache). The Asset stays (with its history) unless --delete-asset is given.
 /// Revoking what is not there is not an error.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
@@ -112,8 +113,8 @@ pub struct Args {
     /// standard output.
     #[arg(long, value_name = "FILE", conflicts_with = "revoke")]
     pub kubeconfig_out: Option<PathBuf>,
-    /// Delete the agent's identity (RoleBinding, Role, ServiceAccount): its tokens stop
-    /// working at once.
+    /// Delete the agent's identity (RoleBinding, Role, ServiceAccount): its permissions end at
+    /// once, its tokens stop authenticating within 10 seconds.
     #[arg(long)]
     pub revoke: bool,
     /// With --revoke: delete the Asset too.
@@ -514,7 +515,8 @@ async fn revoke(args: &Args) -> Result<ExitCode, CliError> {
         lines.push(line);
     }
     lines.push(format!(
-        "The agent of asset {}/{} is locked out: its tokens no longer authenticate.{}",
+        "The agent of asset {}/{} is locked out: it may do nothing from now on, and its tokens \
+         stop authenticating within 10 seconds (the API server caches token reviews that long).{}",
         identity.namespace,
         identity.asset,
         if args.delete_asset {
