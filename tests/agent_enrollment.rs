@@ -1015,10 +1015,84 @@ async fn the_node_agent_writes_the_asset_of_its_node_only() {
         403,
         &[POLICY_DENIED, "has no Asset of its own"],
     );
+    // An agent identity with nothing after the prefix has no Asset either. (No real
+    // ServiceAccount can be named so; a user name can, through impersonation.)
+    support::run(env.kubectl().args([
+        "create",
+        "rolebinding",
+        "empty-suffix",
+        "--role=node-agent",
+        &format!(
+            "--user=system:serviceaccount:{}:patchwave-agent-",
+            env.namespace
+        ),
+    ]));
+    let nameless: Api<Asset> = Api::namespaced(
+        env.control_plane
+            .service_account_client(&env.namespace, "patchwave-agent-")
+            .await
+            .unwrap(),
+        &env.namespace,
+    );
+    assert_denied(
+        protocol::report(&nameless, "node-b", &good_report()).await,
+        "an agent identity without an asset name",
+        403,
+        &[POLICY_DENIED, "nothing follows patchwave-agent-"],
+    );
     nodes
         .delete(&node_name, &DeleteParams::default())
         .await
         .unwrap();
+}
+
+/// The Helm chart copies the policy file as it is: two documents, cluster-scoped, nothing
+/// namespace-specific.
+#[test]
+fn the_policy_file_is_two_plain_cluster_scoped_documents() {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("config/agent-policy/admission-policy.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let documents: Vec<Value> = serde_yaml::Deserializer::from_str(&text)
+        .map(|document| serde::Deserialize::deserialize(document).unwrap())
+        .collect();
+    let kinds: Vec<(&str, &str, &str)> = documents
+        .iter()
+        .map(|d| {
+            (
+                d["apiVersion"].as_str().unwrap(),
+                d["kind"].as_str().unwrap(),
+                d["metadata"]["name"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (
+                "admissionregistration.k8s.io/v1",
+                "ValidatingAdmissionPolicy",
+                "patchwave-agent-own-asset"
+            ),
+            (
+                "admissionregistration.k8s.io/v1",
+                "ValidatingAdmissionPolicyBinding",
+                "patchwave-agent-own-asset"
+            ),
+        ]
+    );
+    for document in &documents {
+        assert!(document["metadata"].get("namespace").is_none());
+    }
+    assert_eq!(
+        documents[1]["spec"]["policyName"],
+        "patchwave-agent-own-asset"
+    );
+    assert!(documents[1]["spec"].get("paramRef").is_none());
+    assert!(
+        !text.contains("{{"),
+        "no templating: the chart copies the file as it is"
+    );
 }
 
 #[tokio::test]
