@@ -1244,6 +1244,30 @@ async fn enroll_merges_into_an_existing_asset_and_refuses_what_it_cannot_do() {
         )),
         "{err}"
     );
+    // The same for a Role of that name.
+    support::run(env.kubectl().args([
+        "create",
+        "role",
+        "patchwave-agent-db02",
+        "--verb=get",
+        "--resource=secrets",
+    ]));
+    let err = fails(&env, &["enroll", "db02", "--os-family", "Linux"], 1);
+    assert!(
+        err.contains(&format!(
+            "role {ns}/patchwave-agent-db02 exists but was not made by enrolment"
+        )),
+        "{err}"
+    );
+    assert!(
+        env.api::<ServiceAccount>()
+            .get_opt("patchwave-agent-db02")
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing of the identity was made"
+    );
+    assert!(env.api::<Asset>().get_opt("db02").await.unwrap().is_none());
     // ...nor deleted by --revoke.
     let err = fails(&env, &["enroll", "db01", "--revoke"], 1);
     assert!(err.contains("was not made by enrolment"), "{err}");

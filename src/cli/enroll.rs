@@ -206,8 +206,11 @@ async fn enroll(args: &Args, request: EnrolRequest) -> Result<ExitCode, CliError
     let cluster = Cluster::connect(&args.cluster).await?;
     let identity = identity(args, &cluster)?;
 
+    // Checked before anything is written, so a refusal leaves nothing half made.
+    refuse_foreign::<ServiceAccount>(&cluster, "serviceaccount", &identity).await?;
+    refuse_foreign::<Role>(&cluster, "role", &identity).await?;
+    refuse_foreign::<RoleBinding>(&cluster, "rolebinding", &identity).await?;
     let asset_message = ensure_asset(&cluster, &identity, &request).await?;
-    refuse_foreign_service_account(&cluster, &identity).await?;
     apply(
         &cluster,
         "serviceaccount",
@@ -425,20 +428,25 @@ fn string(value: &Value) -> Option<String> {
     value.as_str().map(str::to_owned)
 }
 
-/// Refuses to take over a ServiceAccount of that name that enrolment did not make: someone
-/// may use it for something else, and its Role would be replaced.
-async fn refuse_foreign_service_account(
+/// Refuses to take over an object of that name that enrolment did not make: someone may use
+/// it for something else (a ServiceAccount for a workload, a Role with other rules).
+async fn refuse_foreign<K>(
     cluster: &Cluster,
+    kind: &'static str,
     identity: &AgentIdentity,
-) -> Result<(), CliError> {
-    let object = ObjectRef::new("serviceaccount", cluster, &identity.name);
+) -> Result<(), CliError>
+where
+    K: Resource<Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
+    <K as Resource>::DynamicType: Default,
+{
+    let object = ObjectRef::new(kind, cluster, &identity.name);
     let existing = cluster
-        .api::<ServiceAccount>()
+        .api::<K>()
         .get_opt(&identity.name)
         .await
         .map_err(|e| object.error("read", e))?;
     match existing {
-        Some(account) if !identity.is_ours(account.meta()) => Err(CliError::Cluster(format!(
+        Some(found) if !identity.is_ours(found.meta()) => Err(CliError::Cluster(format!(
             "{object} exists but was not made by enrolment (it lacks the labels \
              app.kubernetes.io/managed-by={MANAGED_BY} and patchwave.dev/asset={}); \
              refusing to take it over",
