@@ -322,6 +322,9 @@ async fn run_agent(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
             let runner: Arc<dyn CommandRunner> = if args.in_host_namespaces {
                 Arc::new(SystemRunner::in_host_namespaces())
             } else {
+                // `default()`, not the unit value: the runner may grow settings (host
+                // namespaces) on the backends branch.
+                #[allow(clippy::default_constructed_unit_structs)]
                 Arc::new(SystemRunner::default())
             };
             let name = match other {

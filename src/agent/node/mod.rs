@@ -44,7 +44,9 @@ use super::backend::simulated::SimulatedBackend;
 use super::backend::{Backend, BackendError, Inventory};
 use super::protocol::{self, Decision};
 use super::simulated::{self, Outcome};
-use crate::api::asset::{Operation, OperationPhase, ReportedState, UpdateRef};
+use crate::api::asset::{
+    InstalledUpdate, MAX_INSTALLED_HISTORY, Operation, OperationPhase, ReportedState, UpdateRef,
+};
 use crate::api::{Asset, OperationAction, RebootPolicy, Time};
 
 /// Default state directory (journal, simulated database).
@@ -838,6 +840,41 @@ async fn after_install(
     finish(agent, operation, result).await;
 }
 
+/// Adds a history entry for each of `installed` that [`simulated::finish`] did not record
+/// (it records only updates it finds in the reported inventory, which an install interrupted
+/// after its change no longer lists).
+fn record_missing_history(
+    reported: &mut ReportedState,
+    operation: &Operation,
+    installed: &[UpdateRef],
+    before: usize,
+    now: Timestamp,
+) {
+    let recorded: HashSet<String> = reported
+        .installed_history
+        .iter()
+        .skip(before.min(reported.installed_history.len()))
+        .map(|h| h.id.clone())
+        .collect();
+    for update in installed.iter().filter(|u| !recorded.contains(&u.id)) {
+        reported.installed_history.push(InstalledUpdate {
+            id: update.id.clone(),
+            version: update.version.clone(),
+            action: OperationAction::Install,
+            at: Time(now),
+            released_at: None,
+            severity: Default::default(),
+            classification: Default::default(),
+            rollout: Some(operation.rollout.clone()),
+        });
+    }
+    let excess = reported
+        .installed_history
+        .len()
+        .saturating_sub(MAX_INSTALLED_HISTORY);
+    reported.installed_history.drain(..excess);
+}
+
 async fn run_reboot(command: &[String]) -> Result<(), String> {
     let Some((program, args)) = command.split_first() else {
         return Err("the reboot command is empty".to_owned());
@@ -887,7 +924,11 @@ async fn finish(agent: &Agent, operation: &Operation, result: FinalResult) {
         .write(u32::MAX, |reported, now| {
             if result.phase == OperationPhase::Succeeded {
                 // The history and the inventory move as for the simulated fleet.
+                let before = reported.installed_history.len();
                 simulated::finish(reported, operation, Outcome::Succeeded, now);
+                if operation.action == OperationAction::Install {
+                    record_missing_history(reported, operation, &result.installed, before, now);
+                }
             }
             protocol::mark_finished(
                 reported,
