@@ -96,7 +96,8 @@ impl Node {
     /// SIGKILL: no cleanup, as a power cut would leave it.
     fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
-            child.kill().expect("killing the agent");
+            // An error means it is gone already (a stand-in reboot killed it).
+            let _ = child.kill();
             child.wait().expect("reaping the agent");
         }
     }
@@ -834,4 +835,114 @@ async fn a_killed_agent_reports_the_true_outcome_and_never_installs_twice() {
     assert_eq!(early.install_log().len(), 1, "{:?}", early.install_log());
     assert_eq!(late.install_log().len(), 1, "{:?}", late.install_log());
     assert_eq!(early.installed("openssl").as_deref(), Some("3.0.14"));
+}
+
+/// Killed after the install returned (during the post-install hook) or by the reboot it asked
+/// for (the stand-in kills the agent, as a real reboot would): after the restart the agent
+/// carries on with the steps after it and never installs again.
+#[tokio::test]
+async fn after_the_install_or_a_reboot_the_agent_carries_on_with_the_steps_after_it() {
+    let env = support::test_env("node-resume").await;
+    support::install_project_crds();
+    let api: Api<Asset> = env.api();
+    let fast = [(DURATION_ANNOTATION, "1s")];
+
+    let mut hooked = node(&env, "killed-in-hook", &fast, Some(inventory(false))).await;
+    let order = hooked.path("order.txt");
+    let slept = hooked.path("slept");
+    // The first post-install run hangs (the test kills the agent there); later runs do not.
+    let post = format!(
+        "echo post >> {order}\nif [ ! -e {slept} ]; then touch {slept}; sleep 20; fi",
+        order = order.display(),
+        slept = slept.display()
+    );
+    let config = hooked.config(&format!(
+        "hooks:\n  post: {{path: {}}}\n  health: {{path: {}}}\n",
+        hooked.script("post.sh", &post),
+        hooked.script("health.sh", &format!("echo health >> {}", order.display())),
+    ));
+    hooked.start(&["--config", &config]);
+
+    let mut rebooted = node(&env, "killed-by-reboot", &fast, Some(inventory(true))).await;
+    let marker = rebooted.path("rebooted.txt");
+    let stand_in = rebooted.script(
+        "reboot.sh",
+        &format!("echo rebooted >> {}\nkill -9 $PPID", marker.display()),
+    );
+    let after = rebooted.path("after.txt");
+    let reboot_config = rebooted.config(&format!(
+        "hooks:\n  post: {{path: {}}}\nreboot:\n  enabled: true\n  command: [{stand_in}]\n  waitForRestart: 0s\n",
+        rebooted.script("post.sh", &format!("echo post >> {}", after.display())),
+    ));
+    rebooted.start(&["--config", &reboot_config]);
+
+    for node in [&hooked, &rebooted] {
+        wait_for(&api, node, "inventoried", inventoried).await;
+    }
+    let hooks = Hooks {
+        pre_install: None,
+        post_install: Some("post".to_owned()),
+        health_check: Some("health".to_owned()),
+    };
+    let mut op = operation("op-hook", &[("openssl", "3.0.15")], in_an_hour());
+    op.hooks = Some(hooks.clone());
+    issue(&api, "killed-in-hook", &op).await;
+    let mut op = operation("op-boot", &[("linux-image", "6.1.120")], in_an_hour());
+    op.hooks = Some(Hooks {
+        health_check: None,
+        ..hooks
+    });
+    issue(&api, "killed-by-reboot", &op).await;
+
+    wait_until(&hooked, "in the post-install hook", |_| slept.exists()).await;
+    hooked.kill();
+    wait_until(&rebooted, "rebooted", |_| marker.exists()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for (node, id) in [(&hooked, "op-hook"), (&rebooted, "op-boot")] {
+        let asset = api.get(&node.name).await.unwrap();
+        assert!(
+            phase_is(id, OperationPhase::Running)(&asset),
+            "{}",
+            node.logs()
+        );
+    }
+    assert!(
+        !after.exists(),
+        "the post-install hook ran before the reboot"
+    );
+
+    hooked.start(&["--config", &config]);
+    rebooted.start(&["--config", &reboot_config]);
+    let done = wait_for(
+        &api,
+        &hooked,
+        "Succeeded",
+        phase_is("op-hook", OperationPhase::Succeeded),
+    )
+    .await;
+    assert_eq!(
+        std::fs::read_to_string(&order).unwrap(),
+        "post\npost\nhealth\n",
+        "post-install again, then the health check"
+    );
+    assert_eq!(last_operation(&done).unwrap().installed.len(), 1);
+    assert_eq!(hooked.install_log().len(), 1, "{:?}", hooked.install_log());
+
+    let done = wait_for(
+        &api,
+        &rebooted,
+        "Succeeded",
+        phase_is("op-boot", OperationPhase::Succeeded),
+    )
+    .await;
+    assert!(message(&done).contains("rebooted"), "{}", message(&done));
+    assert!(!reported(&done).unwrap().reboot_pending);
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "rebooted\n");
+    assert_eq!(std::fs::read_to_string(&after).unwrap(), "post\n");
+    assert_eq!(
+        rebooted.install_log().len(),
+        1,
+        "{:?}",
+        rebooted.install_log()
+    );
 }

@@ -504,17 +504,9 @@ async fn execute(agent: &Agent, task: Task) {
     info!(operation = %operation.id, ?kind, ?recovery, "operation");
     match (recovery, kind) {
         (Recovery::Finished(_), Kind::Done) => {}
-        (recovery, Kind::Done) => {
-            // The server has a result this journal never saw finish: close the entry.
-            let result = FinalResult {
-                phase: OperationPhase::Succeeded,
-                installed: Vec::new(),
-                message: Some(format!(
-                    "closed after the API server reported a result ({recovery:?})"
-                )),
-                reboot_pending: false,
-            };
-            agent.record(&operation.id, Step::Finished { result });
+        (_, Kind::Done) => {
+            // The server has a result this journal never saw finish: close the entry with it.
+            record_finished(agent, &operation).await;
         }
         (Recovery::Finished(result), _) => {
             // Finished here but the server does not show it (a report lost with the Asset):
