@@ -483,6 +483,33 @@ async fn an_operation_runs_once_and_reports_the_installed_versions() {
     .await;
     assert_eq!(last_operation(&after), Some(result));
     assert_eq!(web.install_log().len(), 1, "{:?}", web.install_log());
+
+    // The rollback returns openssl to the version it replaced.
+    let mut rollback = operation("op-2", &[("openssl", "3.0.15")], in_an_hour());
+    rollback.id = "security-2026-12/web-2/rollback".to_owned();
+    rollback.action = OperationAction::Rollback;
+    issue(&api, "web-2", &rollback).await;
+    let back = wait_for(&api, &web, "rolled back", |a| {
+        last_operation(a).is_some_and(|l| {
+            l.id == "security-2026-12/web-2/rollback" && l.phase == OperationPhase::Succeeded
+        })
+    })
+    .await;
+    assert_eq!(
+        last_operation(&back).unwrap().installed,
+        [UpdateRef {
+            id: "openssl".to_owned(),
+            version: Some("3.0.14".to_owned())
+        }]
+    );
+    assert_eq!(web.installed("openssl").as_deref(), Some("3.0.14"));
+    let mut ids = available_ids(&back);
+    ids.sort();
+    assert_eq!(ids, ["curl", "openssl"]);
+    let history = &reported(&back).unwrap().installed_history;
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[1].action, OperationAction::Rollback);
+    assert_eq!(web.install_log().len(), 2, "{:?}", web.install_log());
 }
 
 #[tokio::test]
@@ -619,6 +646,9 @@ async fn hooks_run_from_the_allowlist_only() {
     assert_eq!(last_operation(&failed).unwrap().installed.len(), 1);
     assert_eq!(sick.install_log().len(), 1);
     assert_eq!(sick.installed("openssl").as_deref(), Some("3.0.15"));
+    let history = &reported(&failed).unwrap().installed_history;
+    assert_eq!(history.len(), 1, "{history:?}");
+    assert_eq!(available_ids(&failed), ["curl"]);
 }
 
 #[tokio::test]

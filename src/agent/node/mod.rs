@@ -552,33 +552,21 @@ async fn execute(agent: &Agent, task: Task) {
 
 /// Journals `finished` with the result the agent last reported for `operation`.
 async fn record_finished(agent: &Agent, operation: &Operation) {
-    let last = agent
-        .reported
-        .lock()
-        .await
-        .as_ref()
-        .and_then(|r| r.last_operation.clone())
-        .filter(|l| l.id == operation.id);
-    let Some(last) = last else {
-        return;
-    };
-    let reboot_pending = agent
-        .reported
-        .lock()
-        .await
-        .as_ref()
-        .is_some_and(|r| r.reboot_pending);
-    agent.record(
-        &operation.id,
-        Step::Finished {
-            result: FinalResult {
-                phase: last.phase,
-                installed: last.installed,
-                message: last.message,
-                reboot_pending,
-            },
-        },
-    );
+    let result = agent.reported.lock().await.as_ref().and_then(|reported| {
+        let last = reported
+            .last_operation
+            .clone()
+            .filter(|l| l.id == operation.id)?;
+        Some(FinalResult {
+            phase: last.phase,
+            installed: last.installed,
+            message: last.message,
+            reboot_pending: reported.reboot_pending,
+        })
+    });
+    if let Some(result) = result {
+        agent.record(&operation.id, Step::Finished { result });
+    }
 }
 
 /// A new operation from the start: accept, check hooks, report Running, pre-install hook,
@@ -914,10 +902,15 @@ async fn finish(agent: &Agent, operation: &Operation, result: FinalResult) {
     };
     let wrote = agent
         .write(u32::MAX, |reported, now| {
-            if result.phase == OperationPhase::Succeeded {
-                // The history and the inventory move as for the simulated fleet.
+            if result.phase == OperationPhase::Succeeded || !result.installed.is_empty() {
+                // The history and the inventory move as for the simulated fleet, for what is
+                // really on the machine (a failed health check leaves the updates installed).
+                let mut changed = operation.clone();
+                if operation.action == OperationAction::Install {
+                    changed.updates = result.installed.clone();
+                }
                 let before = reported.installed_history.len();
-                simulated::finish(reported, operation, Outcome::Succeeded, now);
+                simulated::finish(reported, &changed, Outcome::Succeeded, now);
                 if operation.action == OperationAction::Install {
                     record_missing_history(reported, operation, &result.installed, before, now);
                 }
