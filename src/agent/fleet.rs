@@ -84,8 +84,8 @@ pub struct FleetConfig {
 }
 
 impl FleetConfig {
-    /// A fleet over every Asset of `namespace`, in real time, heartbeat every 5 minutes, no
-    /// seed inventory.
+    /// A fleet over every Asset of `namespace`, in real time, heartbeat every
+    /// [`protocol::DEFAULT_HEARTBEAT_INTERVAL`], no seed inventory.
     pub fn new(namespace: impl Into<String>) -> Self {
         FleetConfig {
             namespace: namespace.into(),

@@ -3,8 +3,11 @@
 //!
 //! - [`protocol`]: what an agent reads (`status.operation` of its Asset), what it decides
 //!   ([`protocol::decide`]) and what it writes (only `status.reported`, by server-side apply
-//!   with the field manager `patchwave-agent`). A real agent on a machine will use the same
-//!   code; it is not built yet.
+//!   with the field manager `patchwave-agent`). The fleet and the agent on a machine share it.
+//! - [`node`]: the agent on one machine (`patchwave-agent run`): its loop, crash-safe journal,
+//!   hooks from a local allowlist and reboots, over a [`backend`].
+//! - [`backend`]: the package backends (apt, dnf, zypper, Windows Update, softwareupdate, and
+//!   a simulated one with a package database in a file).
 //! - [`simulated`]: the simulated backend (outcome and duration from annotations), pure, shared
 //!   with the offline `kubectl patchwave simulate`.
 //! - [`enrollment`]: the least-privilege identity of an enrolled agent (`kubectl patchwave
@@ -15,5 +18,6 @@
 pub mod backend;
 pub mod enrollment;
 pub mod fleet;
+pub mod node;
 pub mod protocol;
 pub mod simulated;

@@ -1,15 +1,20 @@
-//! `patchwave-agent`: the node-side agent. For now it has one command, `fleet`, which plays
-//! the simulated agents of many Assets at once; everything happens in
-//! [`patchwave::agent::fleet`].
+//! `patchwave-agent`: the node-side agent. `run` is the agent of one machine
+//! ([`patchwave::agent::node`]); `fleet` plays the simulated agents of many Assets at once
+//! ([`patchwave::agent::fleet`]).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
+use patchwave::agent::backend::{self, CommandRunner, SystemRunner};
 use patchwave::agent::fleet::{self, DEFAULT_MAX_CONCURRENT_WRITES, FleetConfig};
+use patchwave::agent::node::config::AgentConfig;
+use patchwave::agent::node::{self, NodeBackend, NodeConfig};
 use patchwave::api::Asset;
 use patchwave::engine::duration::parse_duration;
 use tokio::signal::unix::{SignalKind, signal};
@@ -18,13 +23,78 @@ const LONG_ABOUT: &str = "\
 The patchwave agent reports an endpoint's available updates to its Asset and executes the
 operations the operator writes there, within the Asset's maintenance windows.
 
-The agent that runs on a machine (apt, dnf, zypper, Windows Update, softwareupdate) is a later
-command and does not exist yet. Today this binary has `fleet`: many simulated agents in one
-process, speaking exactly the agent's protocol, for tests, demos and benchmarks.
+`run` is the agent of one machine (apt, dnf, zypper, Windows Update, softwareupdate, or a
+simulated package database). `fleet` plays many simulated agents in one process, speaking
+exactly the same protocol, for tests, demos and benchmarks.
 
 The protocol: the operator writes status.operation of an Asset (field manager
 patchwave-operator); the agent writes only status.reported of its own Asset (server-side apply,
 field manager patchwave-agent): heartbeats, inventory, and the result of each operation.";
+
+const RUN_LONG_ABOUT: &str = "\
+The agent of one machine. It is the Asset --asset in --namespace: it reads only that Asset
+(a watch with fieldSelector metadata.name=NAME) and writes only its status.reported.
+
+What it does:
+  - reports the machine's inventory (available updates with versions, OS facts, whether a
+    reboot is pending) at start, every --inventory-interval when it changed, and at once when
+    the annotation patchwave.dev/refresh-inventory changes value;
+  - heartbeats: any write counts; with nothing else to say it writes every --heartbeat;
+  - runs the operation the operator writes in status.operation, only before its notAfter (an
+    operation seen later is reported Failed without running): reports Running, runs the
+    pre-install hook, installs (or rolls back) exactly the listed updates at the listed
+    versions, reboots as the operation's reboot policy says (IfRequired, Never, Always) if the
+    config allows reboots, runs the post-install hook and the health check, and reports the
+    result with the installed versions;
+  - keeps a journal in --state-dir (journal.jsonl, fsynced before each step). Killed or
+    rebooted mid-operation, it never installs the same operation twice: after an interrupted
+    install it asks the package manager what is installed and reports that.
+
+Writes to the API server: 3 heartbeats an hour per machine (20m) plus 2 per operation and 1
+per inventory change. 10,000 machines cost about 8.3 writes a second.
+
+The config file (--config) is the machine's own; the cluster never sends a command line:
+  hooks:                        # the allowlist: names a PatchPolicy's hooks may use
+    stop-app:
+      path: /usr/local/lib/patchwave/stop-app.sh   # absolute path; run without arguments
+      timeout: 5m                                   # default 10m
+    app-health:
+      path: /usr/local/lib/patchwave/app-health.sh
+  reboot:
+    enabled: true               # default false: then the agent reports rebootPending
+    command: [/sbin/shutdown, -r, +1]   # default per OS
+    waitForRestart: 10m         # how long to wait for the machine to go down
+  simulated:
+    seedFile: /etc/patchwave/updates.yaml   # first database of --backend simulated
+Hooks get PATCHWAVE_HOOK, PATCHWAVE_ASSET, PATCHWAVE_OPERATION_ID, PATCHWAVE_ROLLOUT,
+PATCHWAVE_ACTION and PATCHWAVE_UPDATES (id=version ...) in their environment. A hook the
+policy names but the allowlist lacks fails the operation before anything is installed.
+
+--backend simulated keeps a package database in --state-dir (seeded from simulated.seedFile,
+else from the Asset's reported availableUpdates) and obeys the annotations
+simulate.patchwave.dev/outcome and simulate.patchwave.dev/duration like `fleet`.
+
+Every flag can also be given as an environment variable (shown with each flag).
+RUST_LOG sets the log filter (default info).";
+
+const RUN_AFTER_HELP: &str = "\
+Examples:
+  # A Debian server enrolled with `kubectl patchwave enroll web-1 -n acme > agent.kubeconfig`
+  patchwave-agent run --asset web-1 -n acme --kubeconfig /etc/patchwave/agent.kubeconfig \\
+      --config /etc/patchwave/agent.yaml
+
+  # A simulated machine for a demo: heartbeat every 30 s, state in /tmp
+  patchwave-agent run --asset lt-it-01 -n acme --backend simulated --state-dir /tmp/lt-it-01 \\
+      --heartbeat 30s
+
+  # The same from the environment (a systemd unit or a DaemonSet)
+  PATCHWAVE_ASSET=web-1 PATCHWAVE_NAMESPACE=acme patchwave-agent run
+
+  # Ask a running agent for a fresh inventory
+  kubectl -n acme annotate asset web-1 patchwave.dev/refresh-inventory=$(date +%s) --overwrite
+
+Stop with Ctrl-C or SIGTERM. An operation in progress stays Running; the journal carries it
+on at the next start.";
 
 const FLEET_LONG_ABOUT: &str = "\
 Plays the agents of the Assets of one namespace: one process, one watch, any number of assets.
@@ -70,7 +140,7 @@ Examples:
 Stop with Ctrl-C (or SIGTERM). Operations in progress stay Running on the cluster; the next
 fleet resumes them.";
 
-/// The patchwave agent (today: a simulated agent fleet).
+/// The patchwave agent: one machine's agent (`run`) or a simulated fleet (`fleet`).
 #[derive(Debug, Parser)]
 #[command(name = "patchwave-agent", version, long_about = LONG_ABOUT)]
 struct Cli {
@@ -81,9 +151,75 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Be the agent of one Asset on this machine: report its inventory, run its operations.
+    #[command(long_about = RUN_LONG_ABOUT, after_help = RUN_AFTER_HELP)]
+    Run(RunArgs),
     /// Play simulated agents for every Asset of a namespace (tests, demos, benchmarks).
     #[command(long_about = FLEET_LONG_ABOUT, after_help = FLEET_AFTER_HELP)]
     Fleet(FleetArgs),
+}
+
+/// The backends `run --backend` accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum BackendName {
+    /// Pick the one for this machine (Windows, macOS, or apt/dnf/zypper on Linux).
+    Auto,
+    /// Debian, Ubuntu.
+    Apt,
+    /// RHEL, Fedora, Alma, Rocky.
+    Dnf,
+    /// SUSE.
+    Zypper,
+    /// Windows Update.
+    WindowsUpdate,
+    /// macOS softwareupdate.
+    Softwareupdate,
+    /// A package database in the state directory (demos, tests).
+    Simulated,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Name of this machine's Asset
+    #[arg(long, env = "PATCHWAVE_ASSET", value_name = "NAME")]
+    asset: String,
+
+    /// Namespace of the Asset
+    #[arg(short, long, env = "PATCHWAVE_NAMESPACE", value_name = "NAMESPACE")]
+    namespace: String,
+
+    /// Kubeconfig file (from `kubectl patchwave enroll`) [default: in-cluster, else
+    /// $KUBECONFIG, else ~/.kube/config]
+    #[arg(long, env = "PATCHWAVE_KUBECONFIG", value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
+
+    /// Package backend
+    #[arg(long, env = "PATCHWAVE_BACKEND", value_enum, default_value = "auto")]
+    backend: BackendName,
+
+    /// Where the journal (and the simulated package database) live
+    #[arg(long, env = "PATCHWAVE_STATE_DIR", value_name = "DIR",
+          default_value = node::DEFAULT_STATE_DIR)]
+    state_dir: PathBuf,
+
+    /// Local config file: hook allowlist, reboots, simulated seed (see above)
+    #[arg(long, env = "PATCHWAVE_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Longest time between two writes to the Asset (each write is a heartbeat)
+    #[arg(long, env = "PATCHWAVE_HEARTBEAT", default_value = "20m", value_name = "DURATION",
+          value_parser = parse_interval)]
+    heartbeat: Duration,
+
+    /// Time between two inventory refreshes (written only when the inventory changed)
+    #[arg(long, env = "PATCHWAVE_INVENTORY_INTERVAL", default_value = "6h",
+          value_name = "DURATION", value_parser = parse_interval)]
+    inventory_interval: Duration,
+
+    /// Run the package tools in the host's namespaces (`nsenter --target 1`): for the agent
+    /// in a privileged DaemonSet pod with hostPID
+    #[arg(long, env = "PATCHWAVE_IN_HOST_NAMESPACES")]
+    in_host_namespaces: bool,
 }
 
 #[derive(Debug, Args)]
@@ -161,7 +297,11 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Fleet(args) => runtime.block_on(run_fleet(args)),
+        Command::Run(args) => runtime.block_on(run_agent(args)),
     };
+    // An install blocked in a backend thread must not keep the process alive: the journal
+    // carries it on at the next start.
+    runtime.shutdown_timeout(Duration::from_secs(1));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -171,12 +311,66 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run_fleet(args: FleetArgs) -> Result<(), Box<dyn std::error::Error>> {
+async fn run_agent(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let agent_config = match &args.config {
+        Some(path) => AgentConfig::load(path)?,
+        None => AgentConfig::default(),
+    };
+    let backend = match args.backend {
+        BackendName::Simulated => NodeBackend::simulated(&args.state_dir),
+        other => {
+            let runner: Arc<dyn CommandRunner> = if args.in_host_namespaces {
+                Arc::new(SystemRunner::in_host_namespaces())
+            } else {
+                // `default()`, not the unit value: the runner may grow settings (host
+                // namespaces) on the backends branch.
+                #[allow(clippy::default_constructed_unit_structs)]
+                Arc::new(SystemRunner::default())
+            };
+            let name = match other {
+                BackendName::Auto => backend::detect(runner.as_ref())?,
+                BackendName::Apt => "apt",
+                BackendName::Dnf => "dnf",
+                BackendName::Zypper => "zypper",
+                BackendName::WindowsUpdate => "windows-update",
+                BackendName::Softwareupdate => "softwareupdate",
+                BackendName::Simulated => "simulated",
+            };
+            if name == "simulated" {
+                NodeBackend::simulated(&args.state_dir)
+            } else {
+                NodeBackend::platform(backend::by_name(name, runner)?)
+            }
+        }
+    };
+    let kube_config = match &args.kubeconfig {
+        Some(path) => client_config(Some(path.as_os_str()), None).await?,
+        None => Config::infer().await?,
+    };
+    let client = Client::try_from(kube_config)?;
+    let config = NodeConfig {
+        asset: args.asset,
+        namespace: args.namespace,
+        state_dir: args.state_dir,
+        heartbeat: args.heartbeat,
+        inventory_interval: args.inventory_interval,
+        agent: agent_config,
+    };
+    node::run(client, config, backend, stop_signal()).await?;
+    Ok(())
+}
+
+/// The client configuration from `kubeconfig` (KUBECONFIG-style: several files separated
+/// like PATH, merged as kubectl does) and `context`; without a file, the usual inference.
+async fn client_config(
+    kubeconfig: Option<&std::ffi::OsStr>,
+    context: Option<String>,
+) -> Result<Config, Box<dyn std::error::Error>> {
     let options = KubeConfigOptions {
-        context: args.context.clone(),
+        context: context.clone(),
         ..KubeConfigOptions::default()
     };
-    let config = match &args.kubeconfig {
+    Ok(match kubeconfig {
         // KUBECONFIG may list several files, like kubectl reads it.
         Some(paths) => {
             let mut merged: Option<Kubeconfig> = None;
@@ -191,9 +385,17 @@ async fn run_fleet(args: FleetArgs) -> Result<(), Box<dyn std::error::Error>> {
             let kubeconfig = merged.ok_or("--kubeconfig names no file")?;
             Config::from_custom_kubeconfig(kubeconfig, &options).await?
         }
-        None if args.context.is_some() => Config::from_kubeconfig(&options).await?,
+        None if context.is_some() => Config::from_kubeconfig(&options).await?,
         None => Config::infer().await?,
-    };
+    })
+}
+
+async fn run_fleet(args: FleetArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let config = client_config(
+        args.kubeconfig.as_deref().map(|p| p.as_os_str()),
+        args.context.clone(),
+    )
+    .await?;
     let namespace = args
         .namespace
         .clone()

@@ -35,6 +35,14 @@ pub trait CommandRunner: Send + Sync {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SystemRunner;
 
+// TEMPORARY (dropped at merge): the backends branch runs tools in the host's namespaces.
+impl SystemRunner {
+    /// Temporary stand-in for the backends branch's runner inside the host's namespaces.
+    pub fn in_host_namespaces() -> SystemRunner {
+        SystemRunner
+    }
+}
+
 impl CommandRunner for SystemRunner {
     fn run(
         &self,

@@ -144,3 +144,25 @@ pub const BACKEND_NAMES: [&str; 7] = [
     "softwareupdate",
     "simulated",
 ];
+
+// TEMPORARY (dropped at merge): stand-ins for the backends branch's `detect` and `by_name`,
+// only so `patchwave-agent run` compiles on the node branch.
+
+/// Temporary stand-in: the backends branch picks the backend for this machine.
+pub fn detect(_runner: &dyn CommandRunner) -> Result<&'static str, BackendError> {
+    Err(BackendError::Unavailable {
+        backend: "auto",
+        reason: "platform backends are not in this build yet; use --backend simulated".to_owned(),
+    })
+}
+
+/// Temporary stand-in: the backends branch builds the named platform backend.
+pub fn by_name(
+    name: &str,
+    _runner: std::sync::Arc<dyn CommandRunner>,
+) -> Result<Box<dyn Backend>, BackendError> {
+    Err(BackendError::Unavailable {
+        backend: "auto",
+        reason: format!("the {name} backend is not in this build yet; use --backend simulated"),
+    })
+}
