@@ -227,8 +227,10 @@ impl Backend for AptBackend {
             return Ok(Vec::new());
         }
         let tool = self.tool();
-        let mut args: Vec<&str> =
-            vec!["-W", "-f=${binary:Package}\\t${Package}\\t${Version}\\t${db:Status-Abbrev}\\n"];
+        let mut args: Vec<&str> = vec![
+            "-W",
+            "-f=${binary:Package}\\t${Package}\\t${Version}\\t${db:Status-Abbrev}\\n",
+        ];
         args.extend(updates.iter().map(|u| u.id.as_str()));
         // Exit 1 only says that some name is not installed at all.
         let output = tool.run_expect("dpkg-query", &args, &APT_ENV, &[0, 1])?;
@@ -340,9 +342,10 @@ fn parse_simulation(text: &str) -> Result<Vec<AvailableUpdate>, (usize, String)>
         let Some(old) = inst.old else {
             continue;
         };
-        let security = inst.origins.iter().any(|origin| {
-            suite(origin).ends_with("-security") || origin.contains("-Security:")
-        });
+        let security = inst
+            .origins
+            .iter()
+            .any(|origin| suite(origin).ends_with("-security") || origin.contains("-Security:"));
         let backports = inst
             .origins
             .iter()
@@ -358,7 +361,12 @@ fn parse_simulation(text: &str) -> Result<Vec<AvailableUpdate>, (usize, String)>
         };
         let suites: Vec<&str> = inst.origins.iter().map(|o| suite(o)).collect();
         let title = match inst.arch {
-            Some(arch) => format!("{} {} ({}, {arch})", inst.package, inst.new, suites.join(", ")),
+            Some(arch) => format!(
+                "{} {} ({}, {arch})",
+                inst.package,
+                inst.new,
+                suites.join(", ")
+            ),
             None => format!("{} {} ({})", inst.package, inst.new, suites.join(", ")),
         };
         updates.push(AvailableUpdate {
@@ -413,7 +421,10 @@ mod tests {
         assert_eq!(inst.new, "1.10.1-3+deb12u1");
         assert_eq!(
             inst.origins,
-            vec!["Debian:12.15/oldstable", "Debian-Security:12/oldstable-security"]
+            vec![
+                "Debian:12.15/oldstable",
+                "Debian-Security:12/oldstable-security"
+            ]
         );
         assert_eq!(inst.arch, Some("amd64"));
     }
@@ -449,7 +460,10 @@ mod tests {
         );
         assert_eq!(
             offered.get("openssl").cloned().unwrap_or_default(),
-            vec!["3.0.22-1~deb12u2".to_string(), "3.0.20-1~deb12u2".to_string()]
+            vec![
+                "3.0.22-1~deb12u2".to_string(),
+                "3.0.20-1~deb12u2".to_string()
+            ]
         );
     }
 }

@@ -324,8 +324,12 @@ mod tests {
 
     #[test]
     fn os_release_values_lose_their_quotes() {
-        let fields = parse_os_release("# c\nNAME=\"Debian GNU/Linux\"\nVERSION_ID='12'\nID=debian\n");
-        assert_eq!(fields.get("NAME").map(String::as_str), Some("Debian GNU/Linux"));
+        let fields =
+            parse_os_release("# c\nNAME=\"Debian GNU/Linux\"\nVERSION_ID='12'\nID=debian\n");
+        assert_eq!(
+            fields.get("NAME").map(String::as_str),
+            Some("Debian GNU/Linux")
+        );
         assert_eq!(fields.get("VERSION_ID").map(String::as_str), Some("12"));
         assert_eq!(fields.get("ID").map(String::as_str), Some("debian"));
     }
@@ -346,7 +350,10 @@ mod tests {
     #[test]
     fn command_lines_quote_arguments_with_spaces() {
         assert_eq!(
-            command_line("softwareupdate", &["--install", "macOS Sonoma 14.6.1-23G93"]),
+            command_line(
+                "softwareupdate",
+                &["--install", "macOS Sonoma 14.6.1-23G93"]
+            ),
             "softwareupdate --install 'macOS Sonoma 14.6.1-23G93'"
         );
     }

@@ -280,7 +280,9 @@ fn parse_check_update(text: &str) -> Vec<UpgradablePackage> {
         let [name_arch, evr, repo] = fields[..] else {
             continue;
         };
-        if repo.starts_with('@') || !evr.contains('-') || !evr.starts_with(|c: char| c.is_ascii_digit())
+        if repo.starts_with('@')
+            || !evr.contains('-')
+            || !evr.starts_with(|c: char| c.is_ascii_digit())
         {
             continue;
         }
@@ -380,7 +382,7 @@ struct AdvisoryDetails {
     cves: Vec<String>,
 }
 
-/// Blocks of `updateinfo info`: a `====` rule, the title, a rule, then `Label : value` lines
+/// Blocks of `updateinfo info`: a `====` rule, the title, a rule, then `Label: value` lines
 /// (continuation lines have an empty label). Keyed by `Update ID`.
 fn parse_updateinfo_info(text: &str) -> BTreeMap<String, AdvisoryDetails> {
     let mut advisories = BTreeMap::new();
@@ -409,7 +411,9 @@ fn parse_updateinfo_info(text: &str) -> BTreeMap<String, AdvisoryDetails> {
             }
             continue;
         }
-        let Some((key, value)) = line.split_once(" : ") else {
+        // "  Update ID: X" (dnf 4.x); older dnf printed "Update ID : X". Continuation lines
+        // have an empty label.
+        let Some((key, value)) = line.split_once(": ") else {
             continue;
         };
         let key = key.trim();
@@ -461,7 +465,10 @@ fn is_cve(text: &str) -> bool {
 /// `2024-04-30 00:00:00` (UTC, as dnf prints advisory times).
 fn parse_dnf_time(text: &str) -> Option<Time> {
     let civil: jiff::civil::DateTime = text.trim().parse().ok()?;
-    civil.to_zoned(jiff::tz::TimeZone::UTC).ok().map(|z| Time(z.timestamp()))
+    civil
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .ok()
+        .map(|z| Time(z.timestamp()))
 }
 
 /// The available update for one package, classified by the advisories that cover its new
@@ -561,7 +568,11 @@ mod tests {
         let names: Vec<&str> = packages.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(
             names,
-            vec!["NetworkManager-cloud-setup-with-a-long-name", "curl", "grub2-tools"]
+            vec![
+                "NetworkManager-cloud-setup-with-a-long-name",
+                "curl",
+                "grub2-tools"
+            ]
         );
         assert_eq!(packages[0].evr, "1:1.46.0-8.el9_4");
     }

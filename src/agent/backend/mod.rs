@@ -230,14 +230,10 @@ pub fn by_name(
         }
         zypper::NAME => Ok(Box::new(zypper::ZypperBackend::new(runner))),
         windows_update::NAME => Ok(Box::new(windows_update::WindowsUpdateBackend::new(runner))),
-        softwareupdate::NAME => Ok(Box::new(softwareupdate::SoftwareUpdateBackend::new(
-            runner,
-        ))),
+        softwareupdate::NAME => Ok(Box::new(softwareupdate::SoftwareUpdateBackend::new(runner))),
         "auto" | "simulated" => Err(BackendError::Unavailable {
             backend: "auto",
-            reason: format!(
-                "backend {name:?} is built by the agent loop, not by backend::by_name"
-            ),
+            reason: format!("backend {name:?} is built by the agent loop, not by backend::by_name"),
         }),
         other => Err(BackendError::Unavailable {
             backend: "auto",

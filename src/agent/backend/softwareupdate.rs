@@ -4,11 +4,11 @@
 //!
 //! ```text
 //! * Label: macOS Sonoma 14.6.1-23G93
-//! 	Title: macOS Sonoma 14.6.1, Version: 14.6.1, Size: 1216836KiB, Recommended: YES, Action: restart,
+//!     Title: macOS Sonoma 14.6.1, Version: 14.6.1, Size: 1216836KiB, Recommended: YES, Action: restart,
 //! ```
 //!
-//! The parser reads the entry by position as well as by key (title first, version second), so
-//! translated keys do not break it. Installs are `softwareupdate --install LABEL`. Apple
+//! The detail line starts with a tab. The parser reads it by position as well as by key
+//! (title first, version second), so translated keys do not break it. Installs are `softwareupdate --install LABEL`. Apple
 //! offers no way back to an older version: a rollback is always
 //! [`BackendError::Unsatisfiable`].
 

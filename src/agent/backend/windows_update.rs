@@ -91,11 +91,18 @@ impl WindowsUpdateBackend {
         // Name the action, not 10 kB of base64, in messages.
         let shown = format!("{POWERSHELL} -EncodedCommand <patchwave {action} script>");
         let json = output.stdout.trim_start_matches('\u{feff}').trim();
-        let line = json.lines().position(|l| l.trim_start().starts_with('{')).unwrap_or(0);
+        let line = json
+            .lines()
+            .position(|l| l.trim_start().starts_with('{'))
+            .unwrap_or(0);
         serde_json::from_str(json).map_err(|error| BackendError::Parse {
             backend: NAME,
             command: shown,
-            line: if error.line() > 0 { error.line() } else { line + 1 },
+            line: if error.line() > 0 {
+                error.line()
+            } else {
+                line + 1
+            },
             message: format!(
                 "expected the script's JSON: {error}; output began: {}",
                 json.chars().take(120).collect::<String>()
@@ -131,10 +138,7 @@ impl Backend for WindowsUpdateBackend {
         if updates.is_empty() {
             return Ok(ChangeOutcome::default());
         }
-        let kbs: Vec<&str> = updates
-            .iter()
-            .map(validated_kb)
-            .collect::<Result<_, _>>()?;
+        let kbs: Vec<&str> = updates.iter().map(validated_kb).collect::<Result<_, _>>()?;
         let result: InstallJson = self.script("install", &kbs)?;
         let missing = result.missing.into_vec();
         if !missing.is_empty() {
@@ -150,7 +154,9 @@ impl Backend for WindowsUpdateBackend {
         let results = result.results.into_vec();
         let failed: Vec<String> = results
             .iter()
-            .filter(|r| r.result_code != RESULT_SUCCEEDED && r.result_code != RESULT_SUCCEEDED_WITH_ERRORS)
+            .filter(|r| {
+                r.result_code != RESULT_SUCCEEDED && r.result_code != RESULT_SUCCEEDED_WITH_ERRORS
+            })
             .map(|r| {
                 format!(
                     "{} ({}): result code {}, HRESULT 0x{:08X}",
@@ -171,7 +177,13 @@ impl Backend for WindowsUpdateBackend {
         }
         let summary: Vec<String> = results
             .iter()
-            .map(|r| format!("{} installed (result code {})", r.kb_ids.clone().into_vec().join("/"), r.result_code))
+            .map(|r| {
+                format!(
+                    "{} installed (result code {})",
+                    r.kb_ids.clone().into_vec().join("/"),
+                    r.result_code
+                )
+            })
             .collect();
         Ok(ChangeOutcome {
             installed: updates
@@ -356,16 +368,46 @@ struct InstalledJson {
 
 /// Update classification category GUIDs of Windows Update (the same in every language).
 const CATEGORY_GUIDS: [(&str, Classification); 10] = [
-    ("0fa1201d-4330-4fa8-8ae9-b877473b6441", Classification::Security),
-    ("e6cf1350-c01b-414d-a61f-263d14d133b4", Classification::CriticalFix),
-    ("e0789628-ce08-4437-be74-2495b842f43b", Classification::Definition),
-    ("ebfc1fc5-71a4-4f7b-9aca-3b9a503104a0", Classification::Driver),
-    ("3689bdc8-b205-4af4-8d4a-a63924c5e9d5", Classification::FeatureUpgrade),
-    ("b54e7d24-7add-428f-8b75-90a396fa584f", Classification::FeatureUpgrade),
-    ("28bc880e-0592-4cbf-8f95-c79b17911d5f", Classification::Bugfix),
-    ("cd5ffd1e-e932-4e3a-bf74-18bf0b1bbd83", Classification::Bugfix),
-    ("68c5b0a3-d1a6-4553-ae49-01d3a7827828", Classification::Bugfix),
-    ("b4832bd8-e735-4761-8dab-37f882276dab", Classification::Enhancement),
+    (
+        "0fa1201d-4330-4fa8-8ae9-b877473b6441",
+        Classification::Security,
+    ),
+    (
+        "e6cf1350-c01b-414d-a61f-263d14d133b4",
+        Classification::CriticalFix,
+    ),
+    (
+        "e0789628-ce08-4437-be74-2495b842f43b",
+        Classification::Definition,
+    ),
+    (
+        "ebfc1fc5-71a4-4f7b-9aca-3b9a503104a0",
+        Classification::Driver,
+    ),
+    (
+        "3689bdc8-b205-4af4-8d4a-a63924c5e9d5",
+        Classification::FeatureUpgrade,
+    ),
+    (
+        "b54e7d24-7add-428f-8b75-90a396fa584f",
+        Classification::FeatureUpgrade,
+    ),
+    (
+        "28bc880e-0592-4cbf-8f95-c79b17911d5f",
+        Classification::Bugfix,
+    ),
+    (
+        "cd5ffd1e-e932-4e3a-bf74-18bf0b1bbd83",
+        Classification::Bugfix,
+    ),
+    (
+        "68c5b0a3-d1a6-4553-ae49-01d3a7827828",
+        Classification::Bugfix,
+    ),
+    (
+        "b4832bd8-e735-4761-8dab-37f882276dab",
+        Classification::Enhancement,
+    ),
 ];
 
 /// The classification of an update: a known category GUID, else the English category name.
@@ -379,7 +421,11 @@ fn classify(categories: &[CategoryJson]) -> Classification {
         }
     }
     for category in categories {
-        if category.kind.as_deref().is_some_and(|k| k != "UpdateClassification") {
+        if category
+            .kind
+            .as_deref()
+            .is_some_and(|k| k != "UpdateClassification")
+        {
             continue;
         }
         let classification = match category.name.as_deref().unwrap_or("") {
@@ -413,7 +459,7 @@ fn parse_time(text: &str) -> Option<Time> {
     let text = text.trim();
     if let Some(millis) = text
         .strip_prefix("/Date(")
-        .and_then(|rest| rest.split(|c| c == ')' || c == '+' || c == '-').next())
+        .and_then(|rest| rest.split([')', '+', '-']).next())
     {
         let millis: i64 = millis.parse().ok()?;
         return jiff::Timestamp::from_millisecond(millis).ok().map(Time);
@@ -503,7 +549,11 @@ mod tests {
     #[test]
     fn dates_in_all_three_shapes() {
         let expected: jiff::Timestamp = "2026-11-11T00:00:00Z".parse().expect("time");
-        for text in ["2026-11-11T00:00:00Z", "2026-11-11T00:00:00", "/Date(1794355200000)/"] {
+        for text in [
+            "2026-11-11T00:00:00Z",
+            "2026-11-11T00:00:00",
+            "/Date(1794355200000)/",
+        ] {
             assert_eq!(parse_time(text).map(|t| t.0), Some(expected), "{text}");
         }
     }

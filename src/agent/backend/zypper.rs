@@ -61,7 +61,28 @@ impl ZypperBackend {
     /// Runs a zypper list command with `--xmlout` and parses its `<update>` elements.
     fn list(&self, args: &[&str]) -> Result<Vec<XmlUpdate>, BackendError> {
         let tool = self.tool();
-        let output = tool.run_expect("zypper", args, &ZYPPER_ENV, &LIST_OK)?;
+        let output = tool.run_any("zypper", args, &ZYPPER_ENV)?;
+        if !output.code.is_some_and(|code| LIST_OK.contains(&code)) {
+            // With --xmlout the reason is in <message type="error"> elements, not on stderr.
+            let failure = tool.failed("zypper", args, &output);
+            return Err(match (failure, parse_updates_xml(&output.stdout)) {
+                (
+                    BackendError::Failed {
+                        backend,
+                        command,
+                        status,
+                        ..
+                    },
+                    Err((_, message)),
+                ) => BackendError::Failed {
+                    backend,
+                    command,
+                    status,
+                    excerpt: tail_chars(&message, super::command::EXCERPT_CHARS),
+                },
+                (failure, _) => failure,
+            });
+        }
         parse_updates_xml(&output.stdout)
             .map_err(|(line, message)| tool.parse_error("zypper", args, line, message))
     }
@@ -112,7 +133,8 @@ impl ZypperBackend {
                 (_, false, false) => specs.push(update.id.clone()),
             }
         }
-        let mut args: Vec<&str> = vec!["--non-interactive", "install", "--auto-agree-with-licenses"];
+        let mut args: Vec<&str> =
+            vec!["--non-interactive", "install", "--auto-agree-with-licenses"];
         if rollback {
             args.push("--oldpackage");
         }
@@ -190,9 +212,8 @@ impl Backend for ZypperBackend {
         updates: &[UpdateRef],
     ) -> Result<Vec<(UpdateRef, Option<String>)>, BackendError> {
         let tool = self.tool();
-        let (patches, packages): (Vec<&UpdateRef>, Vec<&UpdateRef>) = updates
-            .iter()
-            .partition(|u| u.id.starts_with(PATCH_PREFIX));
+        let (patches, packages): (Vec<&UpdateRef>, Vec<&UpdateRef>) =
+            updates.iter().partition(|u| u.id.starts_with(PATCH_PREFIX));
         let mut applied: Vec<XmlUpdate> = Vec::new();
         if !patches.is_empty() {
             applied = self.list(&["--non-interactive", "--xmlout", "list-patches", "--all"])?;
@@ -305,14 +326,14 @@ fn parse_updates_xml(text: &str) -> Result<Vec<XmlUpdate>, (usize, String)> {
         let position = error.pos();
         (position.row as usize, format!("not XML: {error}"))
     })?;
-    let line_of = |node: roxmltree::Node<'_, '_>| document.text_pos_at(node.range().start).row as usize;
+    let line_of =
+        |node: roxmltree::Node<'_, '_>| document.text_pos_at(node.range().start).row as usize;
     let mut updates = Vec::new();
+    let mut errors: Vec<(usize, String)> = Vec::new();
     for node in document.descendants() {
         if node.has_tag_name("message") && node.attribute("type") == Some("error") {
-            return Err((
-                line_of(node),
-                format!("zypper reported an error: {}", node.text().unwrap_or("").trim()),
-            ));
+            errors.push((line_of(node), node.text().unwrap_or("").trim().to_string()));
+            continue;
         }
         if !node.has_tag_name("update") {
             continue;
@@ -363,6 +384,10 @@ fn parse_updates_xml(text: &str) -> Result<Vec<XmlUpdate>, (usize, String)> {
             issued,
             cves,
         });
+    }
+    if let Some((line, _)) = errors.first() {
+        let texts: Vec<&str> = errors.iter().map(|(_, text)| text.as_str()).collect();
+        return Err((*line, format!("zypper reported: {}", texts.join("; "))));
     }
     Ok(updates)
 }
