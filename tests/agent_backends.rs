@@ -185,6 +185,14 @@ impl CommandRunner for ReadOnlyRunner {
     }
 }
 
+/// The apt backend's defaults without `apt-get update` (which changes the package lists).
+fn read_only_config() -> AptConfig {
+    AptConfig {
+        refresh_lists: false,
+        ..AptConfig::default()
+    }
+}
+
 fn os_release_fields(text: &str) -> BTreeMap<String, String> {
     text.lines()
         .filter_map(|l| l.split_once('='))
@@ -199,7 +207,7 @@ fn os_release_fields(text: &str) -> BTreeMap<String, String> {
 #[test]
 fn apt_inventory_on_this_machine_matches_dpkg_and_apt_cache() {
     let guard = Arc::new(ReadOnlyRunner::default());
-    let backend = AptBackend::new(guard.clone());
+    let backend = AptBackend::with_config(guard.clone(), read_only_config());
     let inventory = backend.inventory().expect("apt inventory on this machine");
 
     let release =
@@ -395,6 +403,15 @@ fn apt_german_output_gives_the_same_updates_as_english() {
         &["-s", "dist-upgrade"],
         reply(0, &fixture("apt/dist-upgrade.txt"), ""),
     );
+    fake_c.on(
+        "apt-get",
+        &["-q", "update"],
+        reply(
+            0,
+            "Hit:1 http://deb.debian.org/debian bookworm InRelease\n",
+            "",
+        ),
+    );
     let english = AptBackend::new(runner_c).inventory().expect("english");
 
     let (fake_de, runner_de) = fake_runner();
@@ -404,9 +421,22 @@ fn apt_german_output_gives_the_same_updates_as_english() {
         &["-s", "dist-upgrade"],
         reply(0, &fixture("apt/dist-upgrade.de.txt"), ""),
     );
-    let german = AptBackend::new(runner_de).inventory().expect("german");
+    let german = AptBackend::with_config(runner_de, read_only_config())
+        .inventory()
+        .expect("german");
 
     assert_eq!(english.available.len(), 121);
+    // The lists are refreshed before the simulation, which the German run skipped.
+    let english_calls: Vec<String> = fake_c
+        .lines()
+        .into_iter()
+        .filter(|l| l.starts_with("apt-get"))
+        .collect();
+    assert_eq!(
+        english_calls,
+        vec!["apt-get -q update", "apt-get -s dist-upgrade"]
+    );
+    assert!(fake_de.lines().iter().all(|l| l != "apt-get -q update"));
     assert_eq!(english, german);
     let openssl = english
         .available
@@ -445,7 +475,8 @@ fn apt_german_output_gives_the_same_updates_as_english() {
 }
 
 #[test]
-fn apt_new_packages_alone_are_no_updates_and_the_reboot_path_is_injectable() {
+fn apt_new_packages_alone_are_no_updates_a_failed_refresh_is_survived_and_the_reboot_path_is_injectable()
+ {
     let (fake, runner) = fake_runner();
     fake.on(
         "cat",
@@ -473,6 +504,7 @@ fn apt_new_packages_alone_are_no_updates_and_the_reboot_path_is_injectable() {
     let inventory = backend.inventory().expect("inventory");
     assert!(inventory.available.is_empty(), "{:?}", inventory.available);
     assert!(inventory.reboot_pending);
+    assert_eq!(fake.lines()[2], "apt-get -q update", "{:?}", fake.lines());
 }
 
 #[test]

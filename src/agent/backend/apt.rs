@@ -1,7 +1,7 @@
 //! Debian and Ubuntu: apt-get, apt-cache and dpkg-query.
 //!
 //! The inventory comes from `apt-get -s dist-upgrade`, a simulation that needs no root and
-//! changes nothing: every `Inst pkg [old] (new Origin:release/suite [arch])` line is one
+//! changes nothing (after `apt-get update`, unless [`AptConfig::refresh_lists`] is off): every `Inst pkg [old] (new Origin:release/suite [arch])` line is one
 //! upgradable package with both versions. A package whose new version comes from a
 //! `*-security` suite (Debian-Security, Ubuntu's `jammy-security`) is a security update.
 //! Installs pin exact versions (`pkg=ver`) and are simulated first, so a version the archive
@@ -51,6 +51,9 @@ pub struct AptConfig {
     pub reboot_required_path: String,
     /// The os-release file (default `/etc/os-release`).
     pub os_release_path: String,
+    /// Run `apt-get update` before each inventory (default true), so new updates show up; the
+    /// simulation itself only reads the package lists apt already has. Needs root.
+    pub refresh_lists: bool,
 }
 
 impl Default for AptConfig {
@@ -58,6 +61,7 @@ impl Default for AptConfig {
         Self {
             reboot_required_path: DEFAULT_REBOOT_REQUIRED_PATH.to_string(),
             os_release_path: "/etc/os-release".to_string(),
+            refresh_lists: true,
         }
     }
 }
@@ -152,6 +156,12 @@ impl Backend for AptBackend {
     fn inventory(&self) -> Result<Inventory, BackendError> {
         let tool = self.tool();
         let os = tool.linux_os_facts(&self.config.os_release_path)?;
+        if self.config.refresh_lists {
+            // A mirror that cannot be reached must not hide what the lists already know.
+            if let Err(error) = tool.run_ok("apt-get", &["-q", "update"], &APT_ENV) {
+                tracing::warn!(%error, "apt: package lists not refreshed; reporting from the lists on disk");
+            }
+        }
         let args = ["-s", "dist-upgrade"];
         let output = tool.run_ok("apt-get", &args, &APT_ENV)?;
         let available = parse_simulation(&output.stdout)
