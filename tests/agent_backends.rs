@@ -1172,14 +1172,74 @@ fn zypper_german_and_empty_and_broken_outputs() {
         Some("Sicherheitsupdate für openssl-3")
     );
 
+    // Recorded: zypper 1.14.42 with no repositories, in English and in German.
+    for (patches, what) in [
+        ("zypper/list-patches-no-repos.xml", "english"),
+        ("zypper/list-patches-no-repos.de.xml", "german"),
+    ] {
+        let (fake, runner) = fake_runner();
+        fake.on(
+            "cat",
+            &["/etc/os-release"],
+            reply(0, &fixture("zypper/os-release"), ""),
+        )
+        .on(
+            "uname",
+            &["-n", "-r", "-m"],
+            reply(0, &fixture("zypper/uname.txt"), ""),
+        )
+        .on(
+            "zypper",
+            &["--non-interactive", "--xmlout", "list-patches"],
+            reply(0, &fixture(patches), ""),
+        )
+        .on(
+            "zypper",
+            &["--non-interactive", "--xmlout", "list-updates"],
+            reply(0, &fixture("zypper/list-updates-no-repos.xml"), ""),
+        )
+        .on(
+            "zypper",
+            &["--non-interactive", "needs-rebooting"],
+            reply(0, &fixture("zypper/needs-rebooting-none.txt"), ""),
+        );
+        let inventory = ZypperBackend::new(runner).inventory().expect(what);
+        assert!(
+            inventory.available.is_empty(),
+            "{what}: {:?}",
+            inventory.available
+        );
+        assert!(!inventory.reboot_pending, "{what}");
+    }
+
+    // Recorded: zypper that cannot read the RPM database (exit 4, the reason in the XML).
     let (fake, runner) = fake_runner();
-    zypper_machine(&fake, "zypper/list-patches-none.xml");
-    let inventory = ZypperBackend::new(runner).inventory().expect("none");
+    fake.on(
+        "cat",
+        &["/etc/os-release"],
+        reply(0, &fixture("zypper/os-release"), ""),
+    )
+    .on(
+        "uname",
+        &["-n", "-r", "-m"],
+        reply(0, &fixture("zypper/uname.txt"), ""),
+    )
+    .on(
+        "zypper",
+        &["--non-interactive", "--xmlout", "list-patches"],
+        reply(
+            4,
+            &fixture("zypper/list-patches-rpm-init-failed.xml"),
+            &fixture("zypper/list-patches-rpm-init-failed.stderr.txt"),
+        ),
+    );
+    let error = ZypperBackend::new(runner)
+        .inventory()
+        .expect_err("rpm init failed");
+    let text = error.to_string();
     assert!(
-        inventory
-            .available
-            .iter()
-            .all(|u| !u.id.starts_with("patch:"))
+        text.contains("exited with status 4: zypper reported: Target initialization failed:"),
+        "{text}"
     );
 
     let (fake, runner) = fake_runner();
@@ -1330,30 +1390,53 @@ fn zypper_installs_patches_and_pinned_packages_and_rolls_packages_back() {
         "{error}"
     );
 
-    // A version no repository has: exit 104, nothing changed.
+    // Recorded: a version no repository has, exit 104 in any language; nothing changed.
+    for (stdout, stderr, said) in [
+        (
+            "zypper/install-not-found.txt",
+            "zypper/install-not-found.stderr.txt",
+            "No provider of 'timezone=2024z-1.1' found.",
+        ),
+        (
+            "zypper/install-not-found.de.txt",
+            "zypper/install-not-found.de.stderr.txt",
+            "Keine Anbieter von 'timezone=2024z-1.1' gefunden.",
+        ),
+    ] {
+        let (fake, runner) = fake_runner();
+        fake.on(
+            "zypper",
+            &[
+                "--non-interactive",
+                "install",
+                "--auto-agree-with-licenses",
+                "timezone=2024z-1.1",
+            ],
+            reply(104, &fixture(stdout), &fixture(stderr)),
+        );
+        let error = ZypperBackend::new(runner)
+            .install(&[update("timezone", Some("2024z-1.1"))])
+            .expect_err("not found");
+        assert!(
+            matches!(error, BackendError::Unsatisfiable { .. }),
+            "{error}"
+        );
+        assert!(error.to_string().contains(said), "{error}");
+    }
+
+    // Recorded: rpm answers "package ... is not installed" (exit 2 for two names).
     let (fake, runner) = fake_runner();
     fake.on(
-        "zypper",
-        &[
-            "--non-interactive",
-            "install",
-            "--auto-agree-with-licenses",
-            "timezone=2024z-1.1",
-        ],
-        reply(104, &fixture("zypper/install-not-found.txt"), ""),
+        "rpm",
+        &["-q", "--qf", RPM_FORMAT, "timezone", "openssl"],
+        reply(2, &fixture("zypper/rpm-query-not-installed.txt"), ""),
     );
-    let error = ZypperBackend::new(runner)
-        .install(&[update("timezone", Some("2024z-1.1"))])
-        .expect_err("not found");
+    let versions = ZypperBackend::new(runner)
+        .installed_versions(&[update("timezone", None), update("openssl", None)])
+        .expect("rpm query");
     assert!(
-        matches!(error, BackendError::Unsatisfiable { .. }),
-        "{error}"
-    );
-    assert!(
-        error
-            .to_string()
-            .contains("No provider of 'timezone=2024z-1.1' found."),
-        "{error}"
+        versions.iter().all(|(_, version)| version.is_none()),
+        "{versions:?}"
     );
 }
 
