@@ -886,7 +886,7 @@ fn dnf_no_updates_and_metadata_errors() {
     .on(
         "dnf",
         &["check-update"],
-        reply(0, &fixture("dnf/check-update-none.txt"), ""),
+        reply(0, &fixture("dnf/recorded/check-update-none.txt"), ""),
     )
     .on(
         "dnf",
@@ -901,7 +901,7 @@ fn dnf_no_updates_and_metadata_errors() {
     .on(
         "dnf",
         &["needs-restarting", "-r"],
-        reply(0, &fixture("dnf/needs-restarting-none.txt"), ""),
+        reply(0, &fixture("dnf/recorded/needs-restarting.txt"), ""),
     );
     let inventory = DnfBackend::new(runner).inventory().expect("inventory");
     assert!(inventory.available.is_empty());
@@ -914,7 +914,11 @@ fn dnf_no_updates_and_metadata_errors() {
     let (fake, runner) = fake_runner();
     dnf_machine(
         &fake,
-        reply(1, "", &fixture("dnf/check-update-error.stderr.txt")),
+        reply(
+            1,
+            &fixture("dnf/recorded/check-update-error.txt"),
+            &fixture("dnf/recorded/check-update-error.stderr.txt"),
+        ),
     );
     let error = DnfBackend::new(runner)
         .inventory()
@@ -925,7 +929,7 @@ fn dnf_no_updates_and_metadata_errors() {
         "{text}"
     );
     assert!(
-        text.contains("Failed to download metadata for repo 'baseos'"),
+        text.contains("Failed to download metadata for repo 'pw-broken'"),
         "{text}"
     );
 }
@@ -1037,6 +1041,178 @@ fn dnf_rollback_downgrades_to_the_old_version() {
         "{error}"
     );
     assert_eq!(fake.calls().len(), 1);
+}
+
+/// Outputs recorded from dnf 4.14.0 against a local repository with an updateinfo of our own
+/// (see the fixtures README): the real formats of every command the backend runs.
+#[test]
+fn dnf_against_recorded_dnf_4_14_outputs() {
+    let recorded = |name: &str| fixture(&format!("dnf/recorded/{name}"));
+    let (fake, runner) = fake_runner();
+    fake.on(
+        "cat",
+        &["/etc/os-release"],
+        reply(0, &fixture("dnf/os-release"), ""),
+    )
+    .on(
+        "uname",
+        &["-n", "-r", "-m"],
+        reply(0, &fixture("dnf/uname.txt"), ""),
+    )
+    .on(
+        "dnf",
+        &["check-update"],
+        reply(100, &recorded("check-update.txt"), ""),
+    )
+    .on(
+        "dnf",
+        &["updateinfo", "list", "--updates"],
+        reply(0, &recorded("updateinfo-list.txt"), ""),
+    )
+    .on(
+        "dnf",
+        &["updateinfo", "info", "--updates"],
+        reply(0, &recorded("updateinfo-info.txt"), ""),
+    )
+    .on(
+        "dnf",
+        &["needs-restarting", "-r"],
+        reply(0, &recorded("needs-restarting.txt"), ""),
+    )
+    .on(
+        "rpm",
+        &["-q", "--qf", RPM_FORMAT, "pwdemo", "pwlib", "pwtool"],
+        reply(0, &recorded("rpm-query.txt"), ""),
+    );
+    let backend = DnfBackend::new(runner);
+    let inventory = backend.inventory().expect("inventory");
+    assert!(!inventory.reboot_pending);
+    let summary: Vec<(&str, Option<&str>, Option<&str>, Classification, Severity)> = inventory
+        .available
+        .iter()
+        .map(|u| {
+            (
+                u.id.as_str(),
+                u.installed_version.as_deref(),
+                u.version.as_deref(),
+                u.classification,
+                u.severity,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (
+                "pwdemo",
+                Some("1.0-1.el9"),
+                Some("1.0-2.el9"),
+                Classification::Bugfix,
+                Severity::Unspecified
+            ),
+            (
+                "pwlib",
+                Some("0.9-1.el9"),
+                Some("0.9-4.el9"),
+                Classification::Security,
+                Severity::Moderate
+            ),
+            (
+                "pwtool",
+                Some("1:2.1-1.el9"),
+                Some("1:2.1-3.el9"),
+                Classification::Security,
+                Severity::Critical
+            ),
+        ]
+    );
+    let pwtool = &inventory.available[2];
+    assert_eq!(pwtool.cves, vec!["CVE-2026-10001", "CVE-2026-10002"]);
+    assert_eq!(
+        pwtool
+            .released_at
+            .as_ref()
+            .map(|t| t.0.to_string())
+            .as_deref(),
+        Some("2026-11-12T09:30:00Z")
+    );
+    assert_eq!(inventory.available[1].cves, vec!["CVE-2026-20001"]);
+
+    // Install and roll back with the versions the inventory reported.
+    fake.on(
+        "dnf",
+        &["-y", "install", "pwtool-1:2.1-3.el9", "pwlib-0.9-4.el9"],
+        reply(0, &recorded("install-ok.txt"), ""),
+    )
+    .on(
+        "rpm",
+        &["-q", "--qf", RPM_FORMAT, "pwtool", "pwlib"],
+        reply(0, &recorded("rpm-query-after-install.txt"), ""),
+    )
+    .on(
+        "dnf",
+        &["-y", "downgrade", "pwtool-1:2.1-1.el9"],
+        reply(0, &recorded("downgrade-ok.txt"), ""),
+    )
+    .on(
+        "rpm",
+        &["-q", "--qf", RPM_FORMAT, "pwtool"],
+        reply(0, &recorded("rpm-query-after-downgrade.txt"), ""),
+    )
+    .on(
+        "dnf",
+        &["-y", "install", "pwtool-1:2.1-99.el9"],
+        reply(
+            1,
+            &recorded("install-no-match.txt"),
+            &recorded("install-no-match.stderr.txt"),
+        ),
+    )
+    .on(
+        "dnf",
+        &["-y", "downgrade", "pwtool-1:2.1-0.el9"],
+        reply(
+            1,
+            &recorded("downgrade-missing.txt"),
+            &recorded("downgrade-missing.stderr.txt"),
+        ),
+    );
+    let installed = backend
+        .install(&[
+            update("pwtool", Some("1:2.1-3.el9")),
+            update("pwlib", Some("0.9-4.el9")),
+        ])
+        .expect("install");
+    assert_eq!(
+        installed.installed,
+        vec![
+            update("pwtool", Some("1:2.1-3.el9")),
+            update("pwlib", Some("0.9-4.el9"))
+        ]
+    );
+    let rolled_back = backend
+        .rollback(&[update("pwtool", Some("1:2.1-1.el9"))])
+        .expect("downgrade");
+    assert_eq!(
+        rolled_back.installed,
+        vec![update("pwtool", Some("1:2.1-1.el9"))]
+    );
+    let missing = backend
+        .install(&[update("pwtool", Some("1:2.1-99.el9"))])
+        .expect_err("no such version");
+    assert!(
+        matches!(missing, BackendError::Unsatisfiable { .. }),
+        "{missing}"
+    );
+    let gone = backend
+        .rollback(&[update("pwtool", Some("1:2.1-0.el9"))])
+        .expect_err("no such old version");
+    assert!(matches!(gone, BackendError::Unsatisfiable { .. }), "{gone}");
+    assert!(
+        gone.to_string()
+            .contains("No packages marked for downgrade."),
+        "{gone}"
+    );
 }
 
 #[test]
