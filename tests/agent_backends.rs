@@ -1043,6 +1043,15 @@ fn dnf_rollback_downgrades_to_the_old_version() {
     assert_eq!(fake.calls().len(), 1);
 }
 
+/// id, installed version, new version, classification, severity.
+type PackageRow<'a> = (
+    &'a str,
+    Option<&'a str>,
+    Option<&'a str>,
+    Classification,
+    Severity,
+);
+
 /// Outputs recorded from dnf 4.14.0 against a local repository with an updateinfo of our own
 /// (see the fixtures README): the real formats of every command the backend runs.
 #[test]
@@ -1087,7 +1096,7 @@ fn dnf_against_recorded_dnf_4_14_outputs() {
     let backend = DnfBackend::new(runner);
     let inventory = backend.inventory().expect("inventory");
     assert!(!inventory.reboot_pending);
-    let summary: Vec<(&str, Option<&str>, Option<&str>, Classification, Severity)> = inventory
+    let summary: Vec<PackageRow> = inventory
         .available
         .iter()
         .map(|u| {
