@@ -43,12 +43,12 @@ switch ($Action) {
         $updates = foreach ($u in $found.Updates) {
             [ordered]@{
                 updateId                 = $u.Identity.UpdateID
-                kbIds                    = Get-KbIds $u
+                kbIds                    = @(Get-KbIds $u)
                 title                    = $u.Title
                 msrcSeverity             = $u.MsrcSeverity
                 categories               = @($u.Categories | ForEach-Object {
                         [ordered]@{ id = $_.CategoryID; name = $_.Name; type = $_.Type } })
-                cveIds                   = @($u.CveIDs)
+                cveIds                   = @($u.CveIDs | ForEach-Object { [string]$_ })
                 rebootRequired           = ($u.InstallationBehavior.RebootBehavior -ne 0)
                 lastDeploymentChangeTime = Format-Time $u.LastDeploymentChangeTime
             }
@@ -86,7 +86,7 @@ switch ($Action) {
         $results = for ($i = 0; $i -lt $collection.Count; $i++) {
             $one = $result.GetUpdateResult($i)
             [ordered]@{
-                kbIds      = Get-KbIds $collection.Item($i)
+                kbIds      = @(Get-KbIds $collection.Item($i))
                 title      = $collection.Item($i).Title
                 resultCode = [int]$one.ResultCode
                 hResult    = [int]$one.HResult
