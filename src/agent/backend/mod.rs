@@ -25,7 +25,7 @@ pub mod zypper;
 
 use crate::api::asset::{AvailableUpdate, OsFacts, UpdateRef};
 
-pub use command::{CommandOutput, CommandRunner, SystemRunner};
+pub use command::{CommandOutput, CommandRunner, HostNamespaceRunner, SystemRunner};
 
 /// What a backend found on the machine.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -145,24 +145,102 @@ pub const BACKEND_NAMES: [&str; 7] = [
     "simulated",
 ];
 
-// TEMPORARY (dropped at merge): stand-ins for the backends branch's `detect` and `by_name`,
-// only so `patchwave-agent run` compiles on the node branch.
-
-/// Temporary stand-in: the backends branch picks the backend for this machine.
-pub fn detect(_runner: &dyn CommandRunner) -> Result<&'static str, BackendError> {
-    Err(BackendError::Unavailable {
-        backend: "auto",
-        reason: "platform backends are not in this build yet; use --backend simulated".to_owned(),
-    })
+/// Picks the backend for this machine: Windows -> windows-update, macOS -> softwareupdate,
+/// Linux by the package manager the runner finds (apt-get -> apt, dnf or yum -> dnf, zypper ->
+/// zypper). With a runner in the host's namespaces the host's tools decide, not the image's.
+pub fn detect(runner: &dyn CommandRunner) -> Result<&'static str, BackendError> {
+    detect_for(std::env::consts::OS, runner)
 }
 
-/// Temporary stand-in: the backends branch builds the named platform backend.
+/// [`detect`] for a given `std::env::consts::OS` value (tests check every platform here).
+pub fn detect_for(os: &str, runner: &dyn CommandRunner) -> Result<&'static str, BackendError> {
+    match os {
+        "windows" => Ok(windows_update::NAME),
+        "macos" => Ok(softwareupdate::NAME),
+        "linux" => {
+            let found = find_tools(runner, &["apt-get", "dnf", "yum", "zypper"])?;
+            if found.contains(&"apt-get") {
+                Ok(apt::NAME)
+            } else if found.contains(&"dnf") || found.contains(&"yum") {
+                Ok(dnf::NAME)
+            } else if found.contains(&"zypper") {
+                Ok(zypper::NAME)
+            } else {
+                Err(BackendError::Unavailable {
+                    backend: "auto",
+                    reason: "none of apt-get, dnf, yum or zypper is on the PATH (checked with \
+                             `sh -c 'command -v ...'`); pass --backend to choose one"
+                        .to_string(),
+                })
+            }
+        }
+        other => Err(BackendError::Unavailable {
+            backend: "auto",
+            reason: format!(
+                "no package backend for the operating system {other:?}; supported: Linux (apt, \
+                 dnf, zypper), Windows (windows-update), macOS (softwareupdate)"
+            ),
+        }),
+    }
+}
+
+/// Which of `tools` the runner can find, through `sh -c 'command -v a b c'` (which prints
+/// the path of every one it finds and exits non-zero when any is missing).
+fn find_tools<'a>(
+    runner: &dyn CommandRunner,
+    tools: &[&'a str],
+) -> Result<Vec<&'a str>, BackendError> {
+    let script = format!("command -v {}", tools.join(" "));
+    let args = ["-c", script.as_str()];
+    let output = runner
+        .run("sh", &args, &[])
+        .map_err(|source| BackendError::Spawn {
+            backend: "auto",
+            command: command::command_line("sh", &args),
+            source,
+        })?;
+    let found_paths: Vec<&str> = output.stdout.lines().map(str::trim).collect();
+    Ok(tools
+        .iter()
+        .copied()
+        .filter(|tool| {
+            found_paths
+                .iter()
+                .any(|path| path.rsplit('/').next() == Some(*tool))
+        })
+        .collect())
+}
+
+/// Builds the backend called `name` (every name of [`BACKEND_NAMES`] but "auto" and
+/// "simulated", which the agent loop builds itself). For "dnf", a machine with yum but no dnf
+/// gets the backend driving yum.
 pub fn by_name(
     name: &str,
-    _runner: std::sync::Arc<dyn CommandRunner>,
+    runner: std::sync::Arc<dyn CommandRunner>,
 ) -> Result<Box<dyn Backend>, BackendError> {
-    Err(BackendError::Unavailable {
-        backend: "auto",
-        reason: format!("the {name} backend is not in this build yet; use --backend simulated"),
-    })
+    match name {
+        apt::NAME => Ok(Box::new(apt::AptBackend::new(runner))),
+        dnf::NAME => {
+            let found = find_tools(runner.as_ref(), &["dnf", "yum"])?;
+            if !found.contains(&"dnf") && found.contains(&"yum") {
+                Ok(Box::new(dnf::DnfBackend::with_yum(runner)))
+            } else {
+                Ok(Box::new(dnf::DnfBackend::new(runner)))
+            }
+        }
+        zypper::NAME => Ok(Box::new(zypper::ZypperBackend::new(runner))),
+        windows_update::NAME => Ok(Box::new(windows_update::WindowsUpdateBackend::new(runner))),
+        softwareupdate::NAME => Ok(Box::new(softwareupdate::SoftwareUpdateBackend::new(runner))),
+        "auto" | "simulated" => Err(BackendError::Unavailable {
+            backend: "auto",
+            reason: format!("backend {name:?} is built by the agent loop, not by backend::by_name"),
+        }),
+        other => Err(BackendError::Unavailable {
+            backend: "auto",
+            reason: format!(
+                "unknown backend {other:?}; choose one of {}",
+                BACKEND_NAMES.join(", ")
+            ),
+        }),
+    }
 }
