@@ -103,6 +103,87 @@ fn chart_lints_clean_with_defaults_and_with_every_option() {
     }
 }
 
+/// Paths of the values documented with `# --` in values.yaml.
+fn documented_values(values_yaml: &str) -> BTreeSet<String> {
+    let mut path: Vec<(usize, String)> = Vec::new();
+    let mut documented = BTreeSet::new();
+    let mut pending = false;
+    for line in values_yaml.lines() {
+        let trimmed = line.trim_start();
+        let indent = line.len() - trimmed.len();
+        if trimmed.starts_with("# --") {
+            pending = true;
+            continue;
+        }
+        if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with('-') {
+            continue;
+        }
+        let Some((key, _)) = trimmed.split_once(':') else {
+            continue;
+        };
+        path.retain(|(depth, _)| *depth < indent);
+        path.push((indent, key.to_owned()));
+        if pending {
+            let dotted: Vec<&str> = path.iter().map(|(_, k)| k.as_str()).collect();
+            documented.insert(dotted.join("."));
+            pending = false;
+        }
+    }
+    documented
+}
+
+/// Every scalar in `value` lies under one of `documented`.
+fn undocumented(prefix: &str, value: &Value, documented: &BTreeSet<String>, out: &mut Vec<String>) {
+    if documented.contains(prefix) {
+        return;
+    }
+    match value {
+        Value::Object(map) if !map.is_empty() => {
+            for (key, child) in map {
+                let path = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                undocumented(&path, child, documented, out);
+            }
+        }
+        _ => out.push(prefix.to_owned()),
+    }
+}
+
+#[test]
+fn every_value_is_documented_in_values_yaml_and_in_the_readme_table() {
+    let values_yaml =
+        std::fs::read_to_string(chart_dir().join("values.yaml")).expect("values.yaml");
+    let documented = documented_values(&values_yaml);
+    let values: Value = serde_yaml::from_str(&values_yaml).expect("values.yaml is YAML");
+    let mut missing = Vec::new();
+    undocumented("", &values, &documented, &mut missing);
+    assert!(
+        missing.is_empty(),
+        "values without a `# --` comment: {missing:?}"
+    );
+
+    let readme = std::fs::read_to_string(chart_dir().join("README.md")).expect("README.md");
+    let (_, values_section) = readme
+        .split_once("\n## Values\n")
+        .expect("README.md has a `## Values` section");
+    let in_table: BTreeSet<String> = values_section
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split_once("` |"))
+        .map(|(key, _)| key.to_owned())
+        .collect();
+    let table_only: Vec<_> = in_table.difference(&documented).collect();
+    let readme_lacks: Vec<_> = documented.difference(&in_table).collect();
+    assert!(
+        table_only.is_empty() && readme_lacks.is_empty(),
+        "README values table vs values.yaml: only in the README {table_only:?}, missing from the README {readme_lacks:?}"
+    );
+    assert!(documented.len() > 50, "{documented:?}");
+}
+
 #[test]
 fn wrong_values_are_rejected_by_the_schema_with_the_field_named() {
     let cases = [
