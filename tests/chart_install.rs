@@ -643,9 +643,28 @@ async fn helm_install_runs_a_rollout_with_least_privilege_and_uninstall_keeps_on
         reporters.contains("patchwave-operator"),
         "no Event from the operator: {reporters:?}"
     );
-    let exported = eventually("the operator serves /metrics", DEADLINE, || async {
-        scrape(metrics).await
-    })
+    // An asset whose agent never reported shows in the gauge the stale-agent alert is
+    // built on (NeverReported, beside AgentStale), per namespace.
+    apply(
+        &tenant,
+        "apiVersion: patchwave.dev/v1alpha1\nkind: Asset\nmetadata: {name: silent}\nspec: {osFamily: Linux, criticality: Low}\n",
+    );
+    let silent = format!(
+        "patchwave_assets_unreachable{{namespace=\"{}\",reason=\"NeverReported\"}} 1",
+        tenant.namespace
+    );
+    let exported = eventually(
+        "the silent asset is counted as unreachable",
+        DEADLINE,
+        || async {
+            let text = scrape(metrics).await?;
+            if text.contains(&silent) {
+                Ok(text)
+            } else {
+                Err(text)
+            }
+        },
+    )
     .await;
     let operator_log = operator.log();
     assert!(
@@ -909,7 +928,11 @@ async fn helm_install_runs_a_rollout_with_least_privilege_and_uninstall_keeps_on
     let kept = run(tenant
         .kubectl()
         .args(["get", "assets,patchrollouts", "-o", "name"]));
-    assert_eq!(kept.lines().count(), 6, "the data stays: {kept}");
+    assert_eq!(
+        kept.lines().count(),
+        7,
+        "the data stays (6 Assets, 1 PatchRollout): {kept}"
+    );
 
     // 6. kubectl apply -k config/default installs the same set (compared in detail by
     // kustomize_default_installs_what_the_chart_installs_by_default).
