@@ -319,7 +319,13 @@ async fn rendered_manifests_are_accepted_by_the_api_server_and_privilege_is_opt_
             ] {
                 assert!(kinds.contains(kind), "defaults lack a {kind}: {kinds:?}");
             }
-            for kind in ["DaemonSet", "ServiceMonitor", "PrometheusRule", "ConfigMap"] {
+            for kind in [
+                "DaemonSet",
+                "ServiceMonitor",
+                "PrometheusRule",
+                "ConfigMap",
+                "PodDisruptionBudget",
+            ] {
                 assert!(!kinds.contains(kind), "defaults create a {kind}");
             }
             assert!(!privileged, "the defaults ask for host access");
@@ -331,6 +337,7 @@ async fn rendered_manifests_are_accepted_by_the_api_server_and_privilege_is_opt_
                 "ConfigMap",
                 "ValidatingAdmissionPolicy",
                 "ValidatingAdmissionPolicyBinding",
+                "PodDisruptionBudget",
             ] {
                 assert!(
                     kinds.contains(kind),
