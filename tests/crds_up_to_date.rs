@@ -1,8 +1,89 @@
-//! The CRD YAML under crds/ is generated from the Rust types; this fails when it is stale.
+//! The CRD YAML under crds/ is generated from the Rust types, and the chart and config/ hold
+//! generated copies (of the CRDs, the Grafana dashboard and the agent admission policy); this
+//! fails when any of them is stale.
 
 #![allow(clippy::unwrap_used)] // test helpers fail loudly by design
 
 use std::path::Path;
+use std::process::{Command, Output};
+
+fn crdgen(root: &Path, check: bool) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_patchwave-crdgen"));
+    command.arg("--root").arg(root);
+    if check {
+        command.arg("--check");
+    }
+    command.output().expect("running patchwave-crdgen")
+}
+
+#[test]
+fn every_generated_copy_in_the_repository_is_up_to_date() {
+    let output = crdgen(Path::new(env!("CARGO_MANIFEST_DIR")), true);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The check is not a formality: in a copy of the inputs, a hand edit, a missing copy and a
+/// stray file each fail it, naming the file.
+#[test]
+fn check_names_a_stale_missing_or_stray_copy() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = tempfile::tempdir().expect("temp dir");
+    for source in [
+        "config/grafana/patchwave-dashboard.json",
+        "config/agent-policy/admission-policy.yaml",
+    ] {
+        let target = root.path().join(source);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(repo.join(source), &target)
+            .unwrap_or_else(|e| panic!("copying {source}: {e}"));
+    }
+    let generated = crdgen(root.path(), false);
+    assert!(
+        generated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&generated.stderr)
+    );
+    assert!(crdgen(root.path(), true).status.success());
+
+    let stderr = |output: Output| String::from_utf8_lossy(&output.stderr).into_owned();
+    // A hand edit of a copy.
+    let policy = root
+        .path()
+        .join("charts/patchwave/files/agent-admission-policy.yaml");
+    let text = std::fs::read_to_string(&policy).unwrap();
+    std::fs::write(&policy, format!("{text}# edited by hand\n")).unwrap();
+    let output = crdgen(root.path(), true);
+    assert!(!output.status.success());
+    assert!(stderr(output).contains("stale: charts/patchwave/files/agent-admission-policy.yaml"));
+    // The source changed and the copy did not follow.
+    assert!(crdgen(root.path(), false).status.success());
+    let dashboard = root.path().join("config/grafana/patchwave-dashboard.json");
+    std::fs::write(&dashboard, "{}\n").unwrap();
+    let output = crdgen(root.path(), true);
+    assert!(stderr(output).contains("stale: charts/patchwave/files/patchwave-dashboard.json"));
+    assert!(crdgen(root.path(), false).status.success());
+    // A missing CRD copy and a stray one.
+    std::fs::remove_file(root.path().join("config/crds/ring.yaml")).unwrap();
+    std::fs::write(
+        root.path()
+            .join("charts/patchwave/files/crds/old-kind.yaml"),
+        "kind: CustomResourceDefinition\n",
+    )
+    .unwrap();
+    let message = stderr(crdgen(root.path(), true));
+    assert!(
+        message.contains("missing: config/crds/ring.yaml"),
+        "{message}"
+    );
+    assert!(
+        message.contains("stray: charts/patchwave/files/crds/old-kind.yaml"),
+        "{message}"
+    );
+}
 
 #[test]
 fn checked_in_crds_equal_what_the_types_generate() {

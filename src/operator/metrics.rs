@@ -136,7 +136,21 @@ pub struct Metrics {
     pub overdue_updates: Family<SeverityLabels, Gauge>,
     /// Incidents caused by patches, last 30 days.
     pub incidents: Family<IncidentLabels, Gauge>,
+    /// Assets whose agent is unreachable (`Reachable=False`), by namespace and reason.
+    pub unreachable: Family<UnreachableLabels, Gauge>,
 }
+
+/// Labels of unreachable assets.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UnreachableLabels {
+    /// Namespace.
+    pub namespace: String,
+    /// One of [`UNREACHABLE_REASONS`].
+    pub reason: &'static str,
+}
+
+/// Why an asset is unreachable (the engine's `Reachable=False` reasons): a bounded label set.
+pub const UNREACHABLE_REASONS: [&str; 2] = ["AgentStale", "NeverReported"];
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -234,8 +248,15 @@ impl Default for Metrics {
             "Incidents caused by patches in the last 30 days: failed operations, rollbacks, recorded",
             incidents.clone(),
         );
+        let unreachable = Family::<UnreachableLabels, Gauge>::default();
+        registry.register(
+            "assets_unreachable",
+            "Assets whose agent is unreachable: AgentStale (no heartbeat within staleAfter) or NeverReported",
+            unreachable.clone(),
+        );
         Metrics {
             registry,
+            unreachable,
             compliance,
             patch_rate,
             critical_security_within7,
@@ -272,6 +293,29 @@ impl Metrics {
             .inc();
         if let Some(category) = error {
             self.errors.get_or_create(&ErrorLabels { category }).inc();
+        }
+    }
+
+    /// Sets the unreachable-asset gauges of `namespace` from the `Reachable=False` reasons of
+    /// its assets (zero for a reason no asset has, so alerts see the recovery).
+    pub fn observe_unreachable<'a>(
+        &self,
+        namespace: &str,
+        reasons: impl IntoIterator<Item = &'a str>,
+    ) {
+        let mut counts = [0_i64; UNREACHABLE_REASONS.len()];
+        for reason in reasons {
+            if let Some(i) = UNREACHABLE_REASONS.iter().position(|r| *r == reason) {
+                counts[i] += 1;
+            }
+        }
+        for (reason, count) in UNREACHABLE_REASONS.iter().zip(counts) {
+            self.unreachable
+                .get_or_create(&UnreachableLabels {
+                    namespace: namespace.to_owned(),
+                    reason,
+                })
+                .set(count);
         }
     }
 
@@ -463,5 +507,37 @@ mod tests {
                 "the dashboard queries {name}, which the operator does not export:\n{exported}"
             );
         }
+    }
+
+    /// Unreachable assets are counted by reason, unknown reasons are ignored, and a reason
+    /// no asset has any more reads 0 (so an alert sees the recovery).
+    #[test]
+    fn unreachable_assets_are_counted_by_reason() {
+        let metrics = Metrics::default();
+        metrics.observe_unreachable(
+            "acme",
+            ["AgentStale", "NeverReported", "AgentStale", "Whatever"],
+        );
+        let exported = metrics.encode();
+        assert!(
+            exported.contains(
+                "patchwave_assets_unreachable{namespace=\"acme\",reason=\"AgentStale\"} 2"
+            ),
+            "{exported}"
+        );
+        assert!(
+            exported.contains(
+                "patchwave_assets_unreachable{namespace=\"acme\",reason=\"NeverReported\"} 1"
+            ),
+            "{exported}"
+        );
+        metrics.observe_unreachable("acme", []);
+        let exported = metrics.encode();
+        assert!(
+            exported.contains(
+                "patchwave_assets_unreachable{namespace=\"acme\",reason=\"AgentStale\"} 0"
+            ),
+            "{exported}"
+        );
     }
 }

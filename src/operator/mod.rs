@@ -210,6 +210,15 @@ impl Context {
                 .get_or_create(&labels(state.as_str()))
                 .set(states.get(state.as_str()).copied().unwrap_or(0));
         }
+        self.metrics.observe_unreachable(
+            namespace,
+            derived
+                .assets
+                .values()
+                .flat_map(|summary| &summary.conditions)
+                .filter(|c| c.type_ == "Reachable" && c.status == "False")
+                .map(|c| c.reason.as_str()),
+        );
         let namespace_labels = NamespaceLabels {
             namespace: namespace.to_owned(),
         };
