@@ -21,6 +21,7 @@
 pub mod config;
 pub mod hooks;
 pub mod journal;
+pub mod rollback;
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -40,6 +41,7 @@ use tracing::{debug, error, info, warn};
 use self::config::AgentConfig;
 use self::hooks::Stage;
 use self::journal::{FinalResult, InstallOutcome, Journal, JournalError, Recovery, Step};
+use self::rollback::RollbackPoints;
 use super::backend::simulated::SimulatedBackend;
 use super::backend::{Backend, BackendError, Inventory};
 use super::protocol::{self, Decision};
@@ -131,6 +133,8 @@ struct Agent {
     config: NodeConfig,
     backend: NodeBackend,
     journal: Mutex<Journal>,
+    /// The version each install replaced, for later Rollback operations.
+    rollback_points: Mutex<RollbackPoints>,
     /// The agent's own last report (None until the Asset was first read). Held across a
     /// write, so writes never overlap and each starts from the previous one.
     reported: tokio::sync::Mutex<Option<ReportedState>>,
@@ -138,6 +142,12 @@ struct Agent {
 }
 
 impl Agent {
+    fn rollback_points(&self) -> MutexGuard<'_, RollbackPoints> {
+        self.rollback_points
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
     fn journal(&self) -> MutexGuard<'_, Journal> {
         // Appends either happen whole or not; a poisoned lock is still consistent.
         self.journal.lock().unwrap_or_else(|p| p.into_inner())
@@ -271,12 +281,14 @@ pub async fn run(
     for problem in journal.problems() {
         warn!("{problem}");
     }
+    let rollback_points = RollbackPoints::load(&config.state_dir).map_err(NodeError::Config)?;
     let api: Api<Asset> = Api::namespaced(client, &config.namespace);
     let agent = Arc::new(Agent {
         api: api.clone(),
         config: config.clone(),
         backend,
         journal: Mutex::new(journal),
+        rollback_points: Mutex::new(rollback_points),
         reported: tokio::sync::Mutex::new(None),
         last_write: Mutex::new(Instant::now()),
     });
@@ -625,9 +637,12 @@ async fn start(agent: &Agent, operation: &Operation, accept: bool, report_runnin
         .await;
         return;
     }
+    let Some(updates) = what_to_change(agent, operation).await else {
+        return;
+    };
     agent.record(&operation.id, Step::InstallBegun);
     let backend = agent.backend.backend.clone();
-    let (action, updates) = (operation.action, operation.updates.clone());
+    let action = operation.action;
     let result = tokio::task::spawn_blocking(move || match action {
         OperationAction::Install => backend.install(&updates),
         OperationAction::Rollback => backend.rollback(&updates),
@@ -660,6 +675,55 @@ async fn start(agent: &Agent, operation: &Operation, accept: bool, report_runnin
         },
     );
     after_install(agent, operation, outcome, false).await;
+}
+
+/// The updates to hand the backend: for an install, the operation's (after writing down
+/// what they replace); for a rollback, each at the version its install replaced. None when the
+/// operation was reported failed instead (nothing was changed).
+async fn what_to_change(agent: &Agent, operation: &Operation) -> Option<Vec<UpdateRef>> {
+    match operation.action {
+        OperationAction::Install => {
+            let backend = agent.backend.backend.clone();
+            let updates = operation.updates.clone();
+            let before =
+                tokio::task::spawn_blocking(move || backend.installed_versions(&updates)).await;
+            let problem = match before {
+                Ok(Ok(before)) => agent
+                    .rollback_points()
+                    .remember(&operation.updates, &before)
+                    .err(),
+                Ok(Err(err)) => Some(err.to_string()),
+                Err(err) => Some(format!(
+                    "the {} backend's task failed: {err}",
+                    agent.backend.name()
+                )),
+            };
+            if let Some(problem) = problem {
+                let message = format!(
+                    "cannot write down the installed versions a rollback would return to: {problem}; nothing was installed"
+                );
+                fail(agent, operation, Vec::new(), message).await;
+                return None;
+            }
+            Some(operation.updates.clone())
+        }
+        OperationAction::Rollback => {
+            let targets = agent.rollback_points().targets(&operation.updates);
+            match targets {
+                Ok(targets) => Some(targets),
+                Err(message) => {
+                    fail(
+                        agent,
+                        operation,
+                        Vec::new(),
+                        format!("{message}; nothing was changed"),
+                    )
+                    .await;
+                    None
+                }
+            }
+        }
+    }
 }
 
 /// The install began and the agent stopped before it returned: never install again; report
