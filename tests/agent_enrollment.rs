@@ -989,7 +989,7 @@ async fn the_node_agent_writes_the_asset_of_its_node_only() {
         &[
             POLICY_DENIED,
             &format!(
-                "may write only its own asset {ns}/{node_name}, not asset {ns}/node-b",
+                "may write only the asset named like its node ({node_name}), not asset {ns}/node-b",
                 ns = env.namespace
             ),
         ],

@@ -191,7 +191,10 @@ mod tests {
             id: "KB5044281".to_owned(),
             version: None,
         };
-        assert_eq!(points.targets(&[kb.clone()]).expect("kb"), vec![kb]);
+        assert_eq!(
+            points.targets(std::slice::from_ref(&kb)).expect("kb"),
+            vec![kb]
+        );
         let err = points
             .targets(&[at("zlib", "1.3"), at("curl", "8.5.0")])
             .expect_err("no point");
