@@ -747,13 +747,16 @@ async fn finish_after(
         return operation.id;
     }
     tokio::time::sleep(after).await;
-    let wrote = write(shared, agent, u32::MAX, |reported, now| {
+    // One finish time for every attempt: a retry after a write the server took but whose
+    // answer was lost must not report a later time.
+    let finished_at = Timestamp::now();
+    let wrote = write(shared, agent, u32::MAX, |reported, _now| {
         let running = reported
             .last_operation
             .as_ref()
             .is_some_and(|l| l.id == operation.id && l.phase == OperationPhase::Running);
         if running {
-            simulated::finish(reported, &operation, behaviour.outcome, now);
+            simulated::finish(reported, &operation, behaviour.outcome, finished_at);
         }
         running
     })

@@ -1253,7 +1253,13 @@ impl<'a> Run<'a> {
                 continue;
             }
             // Every member finished (or was skipped): complete, then bake.
-            let completed_at = finished.map_or(opened, |f| f.max(opened));
+            // Once recorded, a ring's completion stays put: a result re-reported later (an
+            // agent retrying a write the server had taken) must not move it after the next
+            // ring started.
+            let completed_at = match (&prev.phase, &prev.completed_at) {
+                (RingPhase::Baking | RingPhase::Completed, Some(t)) => t.0,
+                _ => finished.map_or(opened, |f| f.max(opened)),
+            };
             let bake_until = if any_record {
                 completed_at.checked_add(bake).unwrap_or(completed_at)
             } else {

@@ -964,6 +964,9 @@ async fn finish(agent: &Agent, operation: &Operation, result: FinalResult) {
             None
         }
     };
+    // One finish time for every attempt: a retry after a write the server took but whose
+    // answer was lost must not report a later time.
+    let finished_at = Timestamp::now();
     let wrote = agent
         .write(u32::MAX, |reported, now| {
             if result.phase == OperationPhase::Succeeded || !result.installed.is_empty() {
@@ -974,9 +977,15 @@ async fn finish(agent: &Agent, operation: &Operation, result: FinalResult) {
                     changed.updates = result.installed.clone();
                 }
                 let before = reported.installed_history.len();
-                simulated::finish(reported, &changed, Outcome::Succeeded, now);
+                simulated::finish(reported, &changed, Outcome::Succeeded, finished_at);
                 if operation.action == OperationAction::Install {
-                    record_missing_history(reported, operation, &result.installed, before, now);
+                    record_missing_history(
+                        reported,
+                        operation,
+                        &result.installed,
+                        before,
+                        finished_at,
+                    );
                 }
             }
             protocol::mark_finished(
@@ -985,7 +994,7 @@ async fn finish(agent: &Agent, operation: &Operation, result: FinalResult) {
                 result.phase,
                 result.installed.clone(),
                 result.message.clone(),
-                now,
+                finished_at,
             );
             if let Some(inventory) = &inventory {
                 apply_inventory(reported, inventory, now);

@@ -730,3 +730,60 @@ fn invalid_objects_are_reported_and_do_not_stall_the_others() {
         "the valid window still lets the asset start"
     );
 }
+
+#[test]
+fn a_completed_ring_keeps_its_completion_time_when_a_result_is_reported_again_later() {
+    let text = format!(
+        "{}{}{}{}{}{}",
+        assets("p", 2, "pilot", ""),
+        assets("r", 1, "rest", ""),
+        ring("pilot", ", maxConcurrent: 2, bakeTime: 24h"),
+        ALWAYS_OPEN,
+        ring("rest", ""),
+        policy("pilot, rest", "")
+    );
+    let mut sim = simulate(inventory(&text), NOW, "2026-11-27T12:00:00Z", vec![]);
+    let pilot_done = t("2026-11-27T10:10:00Z");
+    let completed = |status: &PatchRolloutStatus| {
+        status
+            .rings
+            .iter()
+            .find(|r| r.name == "pilot")
+            .and_then(|r| r.completed_at.clone())
+            .map(|t| t.0)
+    };
+    let name = sim.inventory.rollouts[0].metadata.name.clone().unwrap();
+    assert_eq!(
+        completed(sim.inventory.rollouts[0].status.as_ref().unwrap()),
+        Some(pilot_done)
+    );
+    // p-1's result is not yet recorded on the Asset (a delayed write) and its agent reported it
+    // again an hour later (a retried write): the ring still completed at 10:10.
+    let asset = sim
+        .inventory
+        .assets
+        .iter_mut()
+        .find(|a| a.metadata.name.as_deref() == Some("p-1"))
+        .unwrap();
+    let status = asset.status.as_mut().unwrap();
+    let record = status.rollouts.last_mut().unwrap();
+    record.phase = OperationPhase::Running;
+    record.finished_at = None;
+    let last = status
+        .reported
+        .as_mut()
+        .unwrap()
+        .last_operation
+        .as_mut()
+        .unwrap();
+    last.finished_at = Some(Time(t("2026-11-27T11:10:00Z")));
+    let again = evaluate(&sim.inventory, t("2026-11-27T12:00:00Z"));
+    assert_eq!(completed(&again.rollout_statuses[&name]), Some(pilot_done));
+    let bake_until = again.rollout_statuses[&name]
+        .rings
+        .iter()
+        .find(|r| r.name == "pilot")
+        .and_then(|r| r.bake_until.clone())
+        .map(|t| t.0);
+    assert_eq!(bake_until, Some(t("2026-11-28T10:10:00Z")));
+}
