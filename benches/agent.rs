@@ -30,8 +30,8 @@ use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, PostParams, WatchEvent, WatchParams};
 use kube::ResourceExt;
+use kube::api::{Api, PostParams, WatchEvent, WatchParams};
 use patchwave::agent::backend::apt::{AptBackend, AptConfig};
 use patchwave::agent::backend::{Backend, CommandRunner, SystemRunner};
 use patchwave::api::Asset;
