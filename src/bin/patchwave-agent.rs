@@ -1,5 +1,6 @@
 //! `patchwave-agent`: the node-side agent. `run` is the agent of one machine
-//! ([`patchwave::agent::node`]); `fleet` plays the simulated agents of many Assets at once
+//! ([`patchwave::agent::node`]); `inventory` prints what `run` would report, without a
+//! cluster; `fleet` plays the simulated agents of many Assets at once
 //! ([`patchwave::agent::fleet`]).
 
 use std::path::PathBuf;
@@ -11,11 +12,13 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
-use patchwave::agent::backend::{self, CommandRunner, SystemRunner};
+use patchwave::agent::backend::apt::{AptBackend, AptConfig};
+use patchwave::agent::backend::{self, Backend, CommandRunner, SystemRunner};
 use patchwave::agent::fleet::{self, DEFAULT_MAX_CONCURRENT_WRITES, FleetConfig};
 use patchwave::agent::node::config::AgentConfig;
 use patchwave::agent::node::{self, NodeBackend, NodeConfig};
 use patchwave::api::Asset;
+use patchwave::api::asset::{MAX_AVAILABLE_UPDATES, ReportedState};
 use patchwave::engine::duration::parse_duration;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -40,6 +43,8 @@ What it does:
     reboot is pending) at start, every --inventory-interval when it changed, and at once when
     the annotation patchwave.dev/refresh-inventory changes value;
   - heartbeats: any write counts; with nothing else to say it writes every --heartbeat;
+  - with apt, runs `apt-get update` before each inventory (--no-refresh-lists: it reads the
+    package lists on disk instead; `patchwave-agent inventory` shows what it would report);
   - runs the operation the operator writes in status.operation, only before its notAfter (an
     operation seen later is reported Failed without running): reports Running, runs the
     pre-install hook, installs (or rolls back) exactly the listed updates at the listed
@@ -95,6 +100,30 @@ Examples:
 
 Stop with Ctrl-C or SIGTERM. An operation in progress stays Running; the journal carries it
 on at the next start.";
+
+const INVENTORY_LONG_ABOUT: &str = "\
+Prints what `run` would report to the Asset (status.reported): the backend, OS facts, the
+available updates with their versions and classification, and whether a reboot is pending.
+It needs no cluster and no kubeconfig, and changes nothing on the machine: it only asks the
+package manager. Use it when installing an agent, to see what it will see.
+
+With apt it reads the package lists already on disk (`apt-get -s dist-upgrade`, no root
+needed); --refresh-lists runs `apt-get update` first, as `run` does before each inventory
+(that needs root and network). The other backends always ask their tool for fresh data.
+
+The output is the status.reported the agent would write (at most 500 updates, as the Asset
+allows; a warning on stderr says when there were more).";
+
+const INVENTORY_AFTER_HELP: &str = "\
+Examples:
+  # What would the agent report on this machine?
+  patchwave-agent inventory
+
+  # The apt view as JSON, counted with jq
+  patchwave-agent inventory --backend apt -o json | jq '.availableUpdates | length'
+
+  # From a privileged pod with hostPID: the host's packages, not the image's
+  patchwave-agent inventory --in-host-namespaces";
 
 const FLEET_LONG_ABOUT: &str = "\
 Plays the agents of the Assets of one namespace: one process, one watch, any number of assets.
@@ -154,6 +183,9 @@ enum Command {
     /// Be the agent of one Asset on this machine: report its inventory, run its operations.
     #[command(long_about = RUN_LONG_ABOUT, after_help = RUN_AFTER_HELP)]
     Run(RunArgs),
+    /// Print what the agent would report on this machine (no cluster needed, read-only).
+    #[command(long_about = INVENTORY_LONG_ABOUT, after_help = INVENTORY_AFTER_HELP)]
+    Inventory(InventoryArgs),
     /// Play simulated agents for every Asset of a namespace (tests, demos, benchmarks).
     #[command(long_about = FLEET_LONG_ABOUT, after_help = FLEET_AFTER_HELP)]
     Fleet(FleetArgs),
@@ -176,6 +208,54 @@ enum BackendName {
     Softwareupdate,
     /// A package database in the state directory (demos, tests).
     Simulated,
+}
+
+/// The backends `inventory --backend` accepts: every real one (the simulated backend has no
+/// machine to look at).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum PlatformName {
+    /// Pick the one for this machine (Windows, macOS, or apt/dnf/zypper on Linux).
+    Auto,
+    /// Debian, Ubuntu.
+    Apt,
+    /// RHEL, Fedora, Alma, Rocky.
+    Dnf,
+    /// SUSE.
+    Zypper,
+    /// Windows Update.
+    WindowsUpdate,
+    /// macOS softwareupdate.
+    Softwareupdate,
+}
+
+/// How `-o` prints the inventory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum OutputFormat {
+    /// YAML, as `kubectl get -o yaml` shows status.reported.
+    Yaml,
+    /// JSON, for jq and scripts.
+    Json,
+}
+
+#[derive(Debug, Args)]
+struct InventoryArgs {
+    /// Package backend
+    #[arg(long, env = "PATCHWAVE_BACKEND", value_enum, default_value = "auto")]
+    backend: PlatformName,
+
+    /// Run the package tools in the host's namespaces (`nsenter --target 1`): from a
+    /// privileged pod with hostPID
+    #[arg(long, env = "PATCHWAVE_IN_HOST_NAMESPACES")]
+    in_host_namespaces: bool,
+
+    /// apt: run `apt-get update` first (needs root and network); without it the package
+    /// lists on disk are read and nothing changes
+    #[arg(long)]
+    refresh_lists: bool,
+
+    /// Output format
+    #[arg(short, long, value_enum, default_value = "yaml")]
+    output: OutputFormat,
 }
 
 #[derive(Debug, Args)]
@@ -220,6 +300,11 @@ struct RunArgs {
     /// in a privileged DaemonSet pod with hostPID
     #[arg(long, env = "PATCHWAVE_IN_HOST_NAMESPACES")]
     in_host_namespaces: bool,
+
+    /// apt: do not run `apt-get update` before each inventory; report from the package
+    /// lists on disk (kept fresh by something else, e.g. unattended-upgrades' timer)
+    #[arg(long, env = "PATCHWAVE_NO_REFRESH_LISTS")]
+    no_refresh_lists: bool,
 }
 
 #[derive(Debug, Args)]
@@ -298,6 +383,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Fleet(args) => runtime.block_on(run_fleet(args)),
         Command::Run(args) => runtime.block_on(run_agent(args)),
+        Command::Inventory(args) => print_inventory(&args),
     };
     // An install blocked in a backend thread must not keep the process alive: the journal
     // carries it on at the next start.
@@ -316,32 +402,22 @@ async fn run_agent(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
         Some(path) => AgentConfig::load(path)?,
         None => AgentConfig::default(),
     };
-    let backend = match args.backend {
-        BackendName::Simulated => NodeBackend::simulated(&args.state_dir),
-        other => {
-            let runner: Arc<dyn CommandRunner> = if args.in_host_namespaces {
-                Arc::new(SystemRunner::in_host_namespaces())
-            } else {
-                // `default()`, not the unit value: the runner may grow settings (host
-                // namespaces) on the backends branch.
-                #[allow(clippy::default_constructed_unit_structs)]
-                Arc::new(SystemRunner::default())
-            };
-            let name = match other {
-                BackendName::Auto => backend::detect(runner.as_ref())?,
-                BackendName::Apt => "apt",
-                BackendName::Dnf => "dnf",
-                BackendName::Zypper => "zypper",
-                BackendName::WindowsUpdate => "windows-update",
-                BackendName::Softwareupdate => "softwareupdate",
-                BackendName::Simulated => "simulated",
-            };
-            if name == "simulated" {
-                NodeBackend::simulated(&args.state_dir)
-            } else {
-                NodeBackend::platform(backend::by_name(name, runner)?)
-            }
-        }
+    let platform = match args.backend {
+        BackendName::Simulated => None,
+        BackendName::Auto => Some(PlatformName::Auto),
+        BackendName::Apt => Some(PlatformName::Apt),
+        BackendName::Dnf => Some(PlatformName::Dnf),
+        BackendName::Zypper => Some(PlatformName::Zypper),
+        BackendName::WindowsUpdate => Some(PlatformName::WindowsUpdate),
+        BackendName::Softwareupdate => Some(PlatformName::Softwareupdate),
+    };
+    let backend = match platform {
+        None => NodeBackend::simulated(&args.state_dir),
+        Some(name) => NodeBackend::platform(platform_backend(
+            name,
+            args.in_host_namespaces,
+            !args.no_refresh_lists,
+        )?),
     };
     let kube_config = match &args.kubeconfig {
         Some(path) => client_config(Some(path.as_os_str()), None).await?,
@@ -357,6 +433,69 @@ async fn run_agent(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
         agent: agent_config,
     };
     node::run(client, config, backend, stop_signal()).await?;
+    Ok(())
+}
+
+/// Builds the real backend `name` (detecting it for `Auto`), running its tools on this
+/// machine or in the host's namespaces. `refresh_lists` is apt's `apt-get update` before
+/// each inventory.
+fn platform_backend(
+    name: PlatformName,
+    in_host_namespaces: bool,
+    refresh_lists: bool,
+) -> Result<Box<dyn Backend>, Box<dyn std::error::Error>> {
+    let runner: Arc<dyn CommandRunner> = if in_host_namespaces {
+        Arc::new(SystemRunner::in_host_namespaces())
+    } else {
+        // `default()`, not the unit value: the runner may grow settings.
+        #[allow(clippy::default_constructed_unit_structs)]
+        Arc::new(SystemRunner::default())
+    };
+    let name = match name {
+        PlatformName::Auto => backend::detect(runner.as_ref())?,
+        PlatformName::Apt => backend::apt::NAME,
+        PlatformName::Dnf => backend::dnf::NAME,
+        PlatformName::Zypper => backend::zypper::NAME,
+        PlatformName::WindowsUpdate => backend::windows_update::NAME,
+        PlatformName::Softwareupdate => backend::softwareupdate::NAME,
+    };
+    if name == backend::apt::NAME {
+        let config = AptConfig {
+            refresh_lists,
+            ..AptConfig::default()
+        };
+        return Ok(Box::new(AptBackend::with_config(runner, config)));
+    }
+    Ok(backend::by_name(name, runner)?)
+}
+
+/// `inventory`: asks the backend once and prints the status.reported `run` would write.
+fn print_inventory(args: &InventoryArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let backend = platform_backend(args.backend, args.in_host_namespaces, args.refresh_lists)?;
+    let inventory = backend.inventory()?;
+    let mut available = inventory.available;
+    if available.len() > MAX_AVAILABLE_UPDATES {
+        eprintln!(
+            "warning: {} updates available; the Asset holds at most {MAX_AVAILABLE_UPDATES}, so \
+             the agent reports (and this prints) the first {MAX_AVAILABLE_UPDATES}",
+            available.len()
+        );
+        available.truncate(MAX_AVAILABLE_UPDATES);
+    }
+    let reported = ReportedState {
+        agent_version: Some(env!("CARGO_PKG_VERSION").to_owned()),
+        inventory_refreshed_at: Some(patchwave::api::Time(jiff::Timestamp::now())),
+        backend: Some(backend.name().to_owned()),
+        os: Some(inventory.os),
+        available_updates: available,
+        reboot_pending: inventory.reboot_pending,
+        ..ReportedState::default()
+    };
+    let text = match args.output {
+        OutputFormat::Yaml => serde_yaml::to_string(&reported)?,
+        OutputFormat::Json => serde_json::to_string_pretty(&reported)? + "\n",
+    };
+    print!("{text}");
     Ok(())
 }
 
