@@ -53,7 +53,9 @@ What it does:
     result with the installed versions;
   - keeps a journal in --state-dir (journal.jsonl, fsynced before each step). Killed or
     rebooted mid-operation, it never installs the same operation twice: after an interrupted
-    install it asks the package manager what is installed and reports that.
+    install it asks the package manager what is installed and reports that. Before each
+    install it writes down the versions it replaces (rollback-points.json): a Rollback
+    operation returns there.
 
 Writes to the API server: 3 heartbeats an hour per machine (20m) plus 2 per operation and 1
 per inventory change. 10,000 machines cost about 8.3 writes a second.

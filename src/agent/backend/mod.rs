@@ -124,7 +124,8 @@ pub trait Backend: Send + Sync {
     /// not available at its version, where the tool allows checking first.
     fn install(&self, updates: &[UpdateRef]) -> Result<ChangeOutcome, BackendError>;
 
-    /// Returns `updates` to the versions given (the versions installed before the rollout).
+    /// Returns `updates` to the versions given (the versions installed before the rollout,
+    /// which the agent looks up in its rollback points, `node::rollback`).
     fn rollback(&self, updates: &[UpdateRef]) -> Result<ChangeOutcome, BackendError>;
 
     /// The version installed now for each of `updates` (None: not installed). Read-only.

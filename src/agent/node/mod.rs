@@ -17,6 +17,8 @@
 //! - **Survives** a crash at any point: each step is in the [`journal`] before it happens; an
 //!   install that began and never returned is never started again, the backend is asked what
 //!   is installed instead.
+//! - **Rolls back** to what an install replaced: before each install the versions it replaces
+//!   go into [`rollback`] points, because a Rollback operation names the rollout's versions.
 
 pub mod config;
 pub mod hooks;
