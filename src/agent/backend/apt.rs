@@ -136,14 +136,7 @@ impl AptBackend {
         mut outcome: ChangeOutcome,
         updates: &[UpdateRef],
     ) -> Result<ChangeOutcome, BackendError> {
-        outcome.installed = self
-            .installed_versions(updates)?
-            .into_iter()
-            .map(|(update, version)| UpdateRef {
-                id: update.id,
-                version,
-            })
-            .collect();
+        outcome.installed = self.installed_now(updates)?;
         Ok(outcome)
     }
 }

@@ -145,14 +145,7 @@ impl DnfBackend {
             }
             return Err(tool.failed(self.program, &args, &output));
         }
-        let installed = self
-            .installed_versions(updates)?
-            .into_iter()
-            .map(|(update, version)| UpdateRef {
-                id: update.id,
-                version,
-            })
-            .collect();
+        let installed = self.installed_now(updates)?;
         Ok(ChangeOutcome {
             installed,
             reboot_required: self.reboot_pending()?,

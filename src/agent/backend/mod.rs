@@ -133,6 +133,19 @@ pub trait Backend: Send + Sync {
         &self,
         updates: &[UpdateRef],
     ) -> Result<Vec<(UpdateRef, Option<String>)>, BackendError>;
+
+    /// [`Backend::installed_versions`] as the `installed` list of a report: each update at
+    /// the version installed now (None: not installed).
+    fn installed_now(&self, updates: &[UpdateRef]) -> Result<Vec<UpdateRef>, BackendError> {
+        Ok(self
+            .installed_versions(updates)?
+            .into_iter()
+            .map(|(update, version)| UpdateRef {
+                id: update.id,
+                version,
+            })
+            .collect())
+    }
 }
 
 /// The backends `--backend` accepts.

@@ -156,14 +156,7 @@ impl ZypperBackend {
             }
             _ => return Err(tool.failed("zypper", &args, &output)),
         };
-        let installed = self
-            .installed_versions(updates)?
-            .into_iter()
-            .map(|(update, version)| UpdateRef {
-                id: update.id,
-                version,
-            })
-            .collect();
+        let installed = self.installed_now(updates)?;
         Ok(ChangeOutcome {
             installed,
             reboot_required: reboot_from_exit || self.reboot_pending()?,
