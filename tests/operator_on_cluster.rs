@@ -153,10 +153,7 @@ async fn three_rings_complete_in_order_with_bake_time_and_never_exceed_max_concu
         "RingCompleted",
         "RolloutSucceeded",
     ] {
-        assert!(
-            !events_with_reason(&env, reason).await.is_empty(),
-            "no {reason} Event"
-        );
+        wait_events(&env, reason, "").await;
     }
     // The metrics endpoint reports the run.
     let metrics = reqwest_like_get(operator.metrics, "/metrics").await;
@@ -258,13 +255,7 @@ async fn a_ring_over_its_failure_threshold_halts_everything_until_resumed() {
     assert_eq!(condition(&halted, "Halted").unwrap().0, "True");
     assert_eq!(condition(&halted, "Stalled").unwrap().0, "True");
     assert_eq!(condition(&halted, "Ready").unwrap().0, "False");
-    let events = events_with_reason(&env, "RingHalted").await;
-    assert!(
-        events
-            .iter()
-            .any(|e| e.note.as_deref().unwrap_or_default().contains("a-003")),
-        "{events:?}"
-    );
+    wait_events(&env, "RingHalted", "a-003").await;
 
     // Nothing new starts anywhere while halted.
     let records_before = operation_count(&env).await;
@@ -396,15 +387,7 @@ async fn on_failure_rollback_rolls_the_halted_rings_patched_assets_back() {
             .unwrap();
         assert!(last.id.ends_with("/rollback"), "{}", last.id);
     }
-    let rollout = Api::<PatchRollout>::namespaced(env.client.clone(), &env.namespace)
-        .get(&name)
-        .await
-        .unwrap();
-    assert!(
-        !events_with_reason(&env, "RollbackStarted").await.is_empty(),
-        "no RollbackStarted Event; rollout {:?}",
-        rollout.status
-    );
+    wait_events(&env, "RollbackStarted", "").await;
     fleet.stop().await.unwrap();
 }
 
@@ -531,11 +514,7 @@ async fn approvals_holds_deny_windows_and_unscheduled_assets() {
             "{untouched} was touched"
         );
     }
-    assert!(
-        !events_with_reason(&env, "AssetUnscheduled")
-            .await
-            .is_empty()
-    );
+    wait_events(&env, "AssetUnscheduled", "").await;
     fleet.stop().await.unwrap();
 }
 
@@ -594,7 +573,7 @@ async fn an_invalid_policy_is_not_ready_and_a_valid_one_beside_it_rolls_out() {
         phase(r) == "Succeeded"
     })
     .await;
-    assert!(!events_with_reason(&env, "InvalidSpec").await.is_empty());
+    wait_events(&env, "InvalidSpec", "").await;
     fleet.stop().await.unwrap();
 }
 

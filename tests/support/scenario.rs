@@ -354,6 +354,28 @@ pub async fn events_with_reason(env: &TestEnv, reason: &str) -> Vec<KubeEvent> {
         .collect()
 }
 
+/// Waits for an Event with `reason` whose note contains `naming` ("" for any) and returns the
+/// Events with that reason. Events are recorded after the status they explain, so a test that
+/// just saw the status must wait for them.
+pub async fn wait_events(env: &TestEnv, reason: &str, naming: &str) -> Vec<KubeEvent> {
+    eventually(
+        &format!("an Event {reason} naming {naming:?}"),
+        DEADLINE,
+        || async {
+            let events = events_with_reason(env, reason).await;
+            if events
+                .iter()
+                .any(|e| e.note.as_deref().unwrap_or_default().contains(naming))
+            {
+                Ok(events)
+            } else {
+                Err(format!("{events:?}"))
+            }
+        },
+    )
+    .await
+}
+
 /// Writes a rollout's spec fields as a person would (a JSON merge patch).
 pub async fn patch_rollout_spec(env: &TestEnv, name: &str, spec: serde_json::Value) {
     let api: Api<PatchRollout> = env.api();
