@@ -197,31 +197,7 @@ async fn measure(
 }
 
 fn install_crds(plane: &LocalControlPlane) -> Result<(), BoxError> {
-    let crds = Path::new(env!("CARGO_MANIFEST_DIR")).join("crds");
-    let run = |command: &mut Command| -> Result<(), BoxError> {
-        let output = command.output()?;
-        if output.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "{command:?} failed: {}",
-                String::from_utf8_lossy(&output.stderr)
-            )
-            .into())
-        }
-    };
-    run(plane
-        .kubectl()
-        .args(["apply", "--server-side", "--force-conflicts", "-f"])
-        .arg(&crds))?;
-    run(plane.kubectl().args([
-        "wait",
-        "--for",
-        "condition=Established",
-        "crd",
-        "--all",
-        "--timeout=60s",
-    ]))
+    Ok(plane.install_crds(&Path::new(env!("CARGO_MANIFEST_DIR")).join("crds"))?)
 }
 
 /// A `patchwave-agent run` child process, killed when dropped.

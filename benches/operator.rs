@@ -359,31 +359,7 @@ async fn run_size(plane: &LocalControlPlane, size: usize) -> Result<Outcome, Box
 }
 
 fn install_crds(plane: &LocalControlPlane) -> Result<(), BoxError> {
-    let crds = Path::new(env!("CARGO_MANIFEST_DIR")).join("crds");
-    let run = |command: &mut Command| -> Result<(), BoxError> {
-        let output = command.output()?;
-        if output.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "{command:?} failed: {}",
-                String::from_utf8_lossy(&output.stderr)
-            )
-            .into())
-        }
-    };
-    run(plane
-        .kubectl()
-        .args(["apply", "--server-side", "--force-conflicts", "-f"])
-        .arg(&crds))?;
-    run(plane.kubectl().args([
-        "wait",
-        "--for",
-        "condition=Established",
-        "crd",
-        "--all",
-        "--timeout=60s",
-    ]))
+    Ok(plane.install_crds(&Path::new(env!("CARGO_MANIFEST_DIR")).join("crds"))?)
 }
 
 /// Creates a namespaced object, retrying while the API server does not serve the kind yet.

@@ -113,6 +113,17 @@ pub enum DevClusterError {
         log_tail: String,
     },
 
+    /// A kubectl command against the local control plane failed.
+    #[error("{command} failed ({status}): {stderr}")]
+    Kubectl {
+        /// The command line.
+        command: String,
+        /// Its exit status.
+        status: String,
+        /// What it printed on stderr.
+        stderr: String,
+    },
+
     /// A kubeconfig could not be turned into a client configuration or written.
     #[error("kubeconfig for the local control plane is unusable: {0}")]
     Kubeconfig(#[from] kube::config::KubeconfigError),

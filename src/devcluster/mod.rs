@@ -493,6 +493,41 @@ impl LocalControlPlane {
         command
     }
 
+    /// Applies the CRDs in `dir` (server-side, so their size is no problem) and waits until
+    /// every CRD is Established.
+    pub fn install_crds(&self, dir: &Path) -> Result<(), DevClusterError> {
+        let run = |mut command: Command| -> Result<(), DevClusterError> {
+            let output = command.output().map_err(|source| DevClusterError::Io {
+                context: format!("running {command:?}"),
+                source,
+            })?;
+            if output.status.success() {
+                Ok(())
+            } else {
+                Err(DevClusterError::Kubectl {
+                    command: format!("{command:?}"),
+                    status: output.status.to_string(),
+                    stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+                })
+            }
+        };
+        let mut apply = self.kubectl();
+        apply
+            .args(["apply", "--server-side", "--force-conflicts", "-f"])
+            .arg(dir);
+        run(apply)?;
+        let mut wait = self.kubectl();
+        wait.args([
+            "wait",
+            "--for",
+            "condition=Established",
+            "crd",
+            "--all",
+            "--timeout=60s",
+        ]);
+        run(wait)
+    }
+
     /// A kubeconfig that authenticates as admin and impersonates `user` in `groups`.
     pub fn impersonating_kubeconfig(&self, user: &str, groups: &[&str]) -> Kubeconfig {
         let mut auth = admin_auth(&self.admin);

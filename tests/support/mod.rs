@@ -154,18 +154,9 @@ pub fn install_crds(dir: impl AsRef<Path>) {
         return;
     }
     let plane = control_plane();
-    run(plane
-        .kubectl()
-        .args(["apply", "--server-side", "--force-conflicts", "-f"])
-        .arg(&dir));
-    run(plane.kubectl().args([
-        "wait",
-        "--for",
-        "condition=Established",
-        "crd",
-        "--all",
-        "--timeout=60s",
-    ]));
+    plane
+        .install_crds(&dir)
+        .unwrap_or_else(|e| panic!("installing the CRDs of {}: {e}", dir.display()));
     // Established is not the end: discovery and the published OpenAPI (what `kubectl get
     // <category>` and `kubectl explain` read) follow a moment later.
     let names = run(plane
