@@ -7,6 +7,8 @@
 
 mod support;
 
+use support::scenario::{in_an_hour, issue, operation};
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,19 +18,16 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use kube::Api;
-use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{ObjectMeta, PostParams};
 use patchwave::agent::backend::simulated::{DATABASE_FILE, Database, INSTALL_LOG_FILE};
 use patchwave::agent::node::REFRESH_ANNOTATION;
 use patchwave::agent::protocol;
 use patchwave::agent::simulated::DURATION_ANNOTATION;
 use patchwave::api::asset::{
-    AvailableUpdate, Operation, OperationPhase, OperationResult, ReportedState, UpdateRef,
+    AvailableUpdate, OperationPhase, OperationResult, ReportedState, UpdateRef,
 };
 use patchwave::api::policy::Hooks;
-use patchwave::api::{
-    Asset, AssetSpec, OPERATOR_FIELD_MANAGER, OperationAction, OsFamily, RebootPolicy, Time,
-};
-use serde_json::json;
+use patchwave::api::{Asset, AssetSpec, OperationAction, OsFamily};
 
 /// How long a test waits for the agent to report something.
 const DEADLINE: Duration = Duration::from_secs(40);
@@ -252,50 +251,6 @@ async fn node(
     }
 }
 
-fn operation(id: &str, updates: &[(&str, &str)], not_after: Timestamp) -> Operation {
-    let now = Timestamp::now();
-    Operation {
-        id: id.to_owned(),
-        rollout: "security-2026-12".to_owned(),
-        ring: Some("pilot".to_owned()),
-        revision: Some("abc123".to_owned()),
-        action: OperationAction::Install,
-        updates: updates
-            .iter()
-            .map(|(id, version)| UpdateRef {
-                id: (*id).to_owned(),
-                version: Some((*version).to_owned()),
-            })
-            .collect(),
-        reboot: RebootPolicy::IfRequired,
-        hooks: None,
-        issued_at: Time(now),
-        not_after: Time(not_after),
-        timeout_at: Time(now + SignedDuration::from_hours(3)),
-    }
-}
-
-fn in_an_hour() -> Timestamp {
-    Timestamp::now() + SignedDuration::from_hours(1)
-}
-
-/// Plays the operator: `status.operation` by server-side apply as patchwave-operator.
-async fn issue(api: &Api<Asset>, name: &str, operation: &Operation) {
-    let body = json!({
-        "apiVersion": "patchwave.dev/v1alpha1",
-        "kind": "Asset",
-        "metadata": { "name": name },
-        "status": { "operation": operation },
-    });
-    api.patch_status(
-        name,
-        &PatchParams::apply(OPERATOR_FIELD_MANAGER),
-        &Patch::Apply(body),
-    )
-    .await
-    .unwrap();
-}
-
 fn reported(asset: &Asset) -> Option<&ReportedState> {
     asset.status.as_ref().and_then(|s| s.reported.as_ref())
 }
@@ -436,7 +391,12 @@ async fn an_operation_runs_once_and_reports_the_installed_versions() {
     issue(
         &api,
         "web-2",
-        &operation("op-1", &[("openssl", "3.0.15")], in_an_hour()),
+        &operation(
+            "op-1",
+            OperationAction::Install,
+            &[("openssl", "3.0.15")],
+            in_an_hour(),
+        ),
     )
     .await;
     let running = wait_for(
@@ -485,7 +445,12 @@ async fn an_operation_runs_once_and_reports_the_installed_versions() {
     assert_eq!(web.install_log().len(), 1, "{:?}", web.install_log());
 
     // The rollback returns openssl to the version it replaced.
-    let mut rollback = operation("op-2", &[("openssl", "3.0.15")], in_an_hour());
+    let mut rollback = operation(
+        "op-2",
+        OperationAction::Install,
+        &[("openssl", "3.0.15")],
+        in_an_hour(),
+    );
     rollback.id = "security-2026-12/web-2/rollback".to_owned();
     rollback.action = OperationAction::Rollback;
     issue(&api, "web-2", &rollback).await;
@@ -578,13 +543,28 @@ async fn hooks_run_from_the_allowlist_only() {
         })
         .await;
     }
-    let mut op = operation("op-good", &[("openssl", "3.0.15")], in_an_hour());
+    let mut op = operation(
+        "op-good",
+        OperationAction::Install,
+        &[("openssl", "3.0.15")],
+        in_an_hour(),
+    );
     op.hooks = Some(hooks("pre", "health"));
     issue(&api, "good", &op).await;
-    let mut op = operation("op-unknown", &[("openssl", "3.0.15")], in_an_hour());
+    let mut op = operation(
+        "op-unknown",
+        OperationAction::Install,
+        &[("openssl", "3.0.15")],
+        in_an_hour(),
+    );
     op.hooks = Some(hooks("stop-erp", "health"));
     issue(&api, "unknown", &op).await;
-    let mut op = operation("op-sick", &[("openssl", "3.0.15")], in_an_hour());
+    let mut op = operation(
+        "op-sick",
+        OperationAction::Install,
+        &[("openssl", "3.0.15")],
+        in_an_hour(),
+    );
     op.hooks = Some(hooks("pre", "health"));
     issue(&api, "sick", &op).await;
 
@@ -688,11 +668,16 @@ async fn reboots_follow_the_policy_and_the_config() {
         wait_for(&api, node, "inventoried", inventoried).await;
     }
     let kernel = [("linux-image", "6.1.120"), ("curl", "8.11.1")];
-    issue(&api, "reboots", &operation("op-r", &kernel, in_an_hour())).await;
+    issue(
+        &api,
+        "reboots",
+        &operation("op-r", OperationAction::Install, &kernel, in_an_hour()),
+    )
+    .await;
     issue(
         &api,
         "no-reboots",
-        &operation("op-n", &kernel, in_an_hour()),
+        &operation("op-n", OperationAction::Install, &kernel, in_an_hour()),
     )
     .await;
 
@@ -744,7 +729,12 @@ async fn an_operation_past_its_not_after_fails_without_running() {
     issue(
         &api,
         "late",
-        &operation("op-late", &[("openssl", "3.0.15")], not_after),
+        &operation(
+            "op-late",
+            OperationAction::Install,
+            &[("openssl", "3.0.15")],
+            not_after,
+        ),
     )
     .await;
     let failed = wait_for(
@@ -783,13 +773,13 @@ async fn a_killed_agent_reports_the_true_outcome_and_never_installs_twice() {
     issue(
         &api,
         "killed-early",
-        &operation("op-early", &wanted, in_an_hour()),
+        &operation("op-early", OperationAction::Install, &wanted, in_an_hour()),
     )
     .await;
     issue(
         &api,
         "killed-late",
-        &operation("op-late", &wanted, in_an_hour()),
+        &operation("op-late", OperationAction::Install, &wanted, in_an_hour()),
     )
     .await;
 
@@ -916,10 +906,20 @@ async fn after_the_install_or_a_reboot_the_agent_carries_on_with_the_steps_after
         post_install: Some("post".to_owned()),
         health_check: Some("health".to_owned()),
     };
-    let mut op = operation("op-hook", &[("openssl", "3.0.15")], in_an_hour());
+    let mut op = operation(
+        "op-hook",
+        OperationAction::Install,
+        &[("openssl", "3.0.15")],
+        in_an_hour(),
+    );
     op.hooks = Some(hooks.clone());
     issue(&api, "killed-in-hook", &op).await;
-    let mut op = operation("op-boot", &[("linux-image", "6.1.120")], in_an_hour());
+    let mut op = operation(
+        "op-boot",
+        OperationAction::Install,
+        &[("linux-image", "6.1.120")],
+        in_an_hour(),
+    );
     op.hooks = Some(Hooks {
         health_check: None,
         ..hooks
@@ -1077,7 +1077,12 @@ async fn the_result_lands_when_the_api_server_is_back() {
     issue(
         &api,
         "cut-off",
-        &operation("op-away", &[("openssl", "3.0.15")], in_an_hour()),
+        &operation(
+            "op-away",
+            OperationAction::Install,
+            &[("openssl", "3.0.15")],
+            in_an_hour(),
+        ),
     )
     .await;
     wait_for(

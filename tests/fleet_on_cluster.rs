@@ -5,22 +5,24 @@
 
 mod support;
 
+use support::scenario::{in_an_hour, issue, operation};
+
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use kube::Api;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::PostParams;
 use patchwave::agent::fleet::{self, FleetConfig, FleetHandle};
 use patchwave::agent::protocol;
 use patchwave::agent::simulated::{DURATION_ANNOTATION, OUTCOME_ANNOTATION};
 use patchwave::api::asset::{
-    AvailableUpdate, Operation, OperationPhase, OperationResult, ReportedState, UpdateRef,
+    AvailableUpdate, OperationPhase, OperationResult, ReportedState, UpdateRef,
 };
 use patchwave::api::{
     AGENT_FIELD_MANAGER, Asset, AssetSpec, AssetStatus, OPERATOR_FIELD_MANAGER, OperationAction,
-    OsFamily, RebootPolicy, Time,
+    OsFamily, Time,
 };
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// How long a test waits for the fleet to report something.
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -72,55 +74,6 @@ fn seed(name: &str) -> Asset {
         ..AssetStatus::default()
     });
     seeded
-}
-
-fn operation(
-    id: &str,
-    action: OperationAction,
-    updates: &[(&str, &str)],
-    not_after: Timestamp,
-) -> Operation {
-    let now = Timestamp::now();
-    Operation {
-        id: id.to_owned(),
-        rollout: "security-2026-12".to_owned(),
-        ring: Some("pilot".to_owned()),
-        revision: Some("abc123".to_owned()),
-        action,
-        updates: updates
-            .iter()
-            .map(|(id, version)| UpdateRef {
-                id: (*id).to_owned(),
-                version: Some((*version).to_owned()),
-            })
-            .collect(),
-        reboot: RebootPolicy::default(),
-        hooks: None,
-        issued_at: Time(now),
-        not_after: Time(not_after),
-        timeout_at: Time(now + SignedDuration::from_hours(3)),
-    }
-}
-
-fn in_an_hour() -> Timestamp {
-    Timestamp::now() + SignedDuration::from_hours(1)
-}
-
-/// Plays the operator: `status.operation` by server-side apply as patchwave-operator.
-async fn issue(api: &Api<Asset>, name: &str, operation: &Operation) {
-    let body = json!({
-        "apiVersion": "patchwave.dev/v1alpha1",
-        "kind": "Asset",
-        "metadata": { "name": name },
-        "status": { "operation": operation },
-    });
-    api.patch_status(
-        name,
-        &PatchParams::apply(OPERATOR_FIELD_MANAGER),
-        &Patch::Apply(body),
-    )
-    .await
-    .unwrap();
 }
 
 async fn create(api: &Api<Asset>, assets: &[Asset]) {

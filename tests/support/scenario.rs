@@ -15,10 +15,10 @@ use k8s_openapi::api::events::v1::Event as KubeEvent;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use patchwave::agent::fleet::{self, FleetConfig, FleetHandle};
-use patchwave::api::asset::{AvailableUpdate, OperationPhase, ReportedState};
+use patchwave::api::asset::{AvailableUpdate, Operation, OperationPhase, ReportedState, UpdateRef};
 use patchwave::api::{
-    Asset, AssetSpec, AssetStatus, Classification, Criticality, OsFamily, PatchRollout, Severity,
-    Time,
+    Asset, AssetSpec, AssetStatus, Classification, Criticality, OPERATOR_FIELD_MANAGER,
+    OperationAction, OsFamily, PatchRollout, RebootPolicy, Severity, Time,
 };
 use patchwave::operator::leader::LeaseSettings;
 use patchwave::operator::{self, Settings};
@@ -460,4 +460,56 @@ pub async fn states(env: &TestEnv) -> BTreeMap<String, String> {
             )
         })
         .collect()
+}
+
+/// An operation as the operator would write it, on rollout `security-2026-12`, ring `pilot`,
+/// for `updates` as `(id, version)` pairs; issued now, timing out in 3 hours.
+pub fn operation(
+    id: &str,
+    action: OperationAction,
+    updates: &[(&str, &str)],
+    not_after: Timestamp,
+) -> Operation {
+    let now = Timestamp::now();
+    Operation {
+        id: id.to_owned(),
+        rollout: "security-2026-12".to_owned(),
+        ring: Some("pilot".to_owned()),
+        revision: Some("abc123".to_owned()),
+        action,
+        updates: updates
+            .iter()
+            .map(|(id, version)| UpdateRef {
+                id: (*id).to_owned(),
+                version: Some((*version).to_owned()),
+            })
+            .collect(),
+        reboot: RebootPolicy::default(),
+        hooks: None,
+        issued_at: Time(now),
+        not_after: Time(not_after),
+        timeout_at: Time(now + SignedDuration::from_hours(3)),
+    }
+}
+
+/// An hour from now (a `notAfter` that has not passed).
+pub fn in_an_hour() -> Timestamp {
+    Timestamp::now() + SignedDuration::from_hours(1)
+}
+
+/// Plays the operator: `status.operation` by server-side apply as patchwave-operator.
+pub async fn issue(api: &Api<Asset>, name: &str, operation: &Operation) {
+    let body = serde_json::json!({
+        "apiVersion": "patchwave.dev/v1alpha1",
+        "kind": "Asset",
+        "metadata": { "name": name },
+        "status": { "operation": operation },
+    });
+    api.patch_status(
+        name,
+        &PatchParams::apply(OPERATOR_FIELD_MANAGER),
+        &Patch::Apply(body),
+    )
+    .await
+    .expect("writing status.operation as the operator");
 }
