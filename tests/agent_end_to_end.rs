@@ -161,24 +161,33 @@ async fn wait_inventories(env: &TestEnv, machines: &[Machine]) {
     }
 }
 
-fn rings_and_window() -> String {
-    [
-        ring_yaml("pilot", "3", "0", "0s", "Automatic"),
-        ring_yaml("rest", "3", "0", "0s", "Automatic"),
-        open_window_yaml(),
-    ]
-    .join("---\n")
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn enrolled_agents_patch_ring_by_ring_under_their_own_identities() {
-    let env = support::test_env("e2e-rollout").await;
+/// A namespace of its own, with the CRDs and the agent admission policy installed.
+async fn cluster_with_agent_policy(prefix: &str) -> TestEnv {
+    let env = support::test_env(prefix).await;
     tokio::task::spawn_blocking(|| {
         support::install_project_crds();
         install_agent_policy();
     })
     .await
     .unwrap();
+    env
+}
+
+/// Rings pilot and rest (3 at a time, no failure allowed, no bake), a window open now, and a
+/// security policy over both rings with `extra` spec lines.
+fn apply_policy(env: &TestEnv, extra: &str) {
+    let objects = [
+        ring_yaml("pilot", "3", "0", "0s", "Automatic"),
+        ring_yaml("rest", "3", "0", "0s", "Automatic"),
+        open_window_yaml(),
+        policy_yaml("security", &["pilot", "rest"], extra),
+    ];
+    apply(env, &objects.join("---\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enrolled_agents_patch_ring_by_ring_under_their_own_identities() {
+    let env = cluster_with_agent_policy("e2e-rollout").await;
     let quick = [(DURATION_ANNOTATION, "1s")];
     let machines = vec![
         enroll_and_start(&env, "lt-pilot-01", "pilot", &quick),
@@ -188,14 +197,7 @@ async fn enrolled_agents_patch_ring_by_ring_under_their_own_identities() {
     ];
     wait_inventories(&env, &machines).await;
 
-    apply(
-        &env,
-        &format!(
-            "{}---\n{}",
-            rings_and_window(),
-            policy_yaml("security", &["pilot", "rest"], "")
-        ),
-    );
+    apply_policy(&env, "");
     let _operator = start_operator(&env);
     let rollout = the_rollout(&env).await;
     let name = rollout.metadata.name.clone().unwrap();
@@ -254,13 +256,7 @@ async fn enrolled_agents_patch_ring_by_ring_under_their_own_identities() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_halted_ring_rolls_back_the_machines_it_patched() {
-    let env = support::test_env("e2e-rollback").await;
-    tokio::task::spawn_blocking(|| {
-        support::install_project_crds();
-        install_agent_policy();
-    })
-    .await
-    .unwrap();
+    let env = cluster_with_agent_policy("e2e-rollback").await;
     let quick = [(DURATION_ANNOTATION, "1s")];
     let machines = vec![
         enroll_and_start(&env, "lt-pilot-01", "pilot", &quick),
@@ -276,14 +272,7 @@ async fn a_halted_ring_rolls_back_the_machines_it_patched() {
     ];
     wait_inventories(&env, &machines).await;
 
-    apply(
-        &env,
-        &format!(
-            "{}---\n{}",
-            rings_and_window(),
-            policy_yaml("security", &["pilot", "rest"], "  onFailure: Rollback\n")
-        ),
-    );
+    apply_policy(&env, "  onFailure: Rollback\n");
     let _operator = start_operator(&env);
     let api: Api<Asset> = env.api();
     for machine in &machines[..2] {
