@@ -49,6 +49,18 @@ async fn three_rings_complete_in_order_with_bake_time_and_never_exceed_max_concu
     // 10m operations take 1 s.
     let fleet = start_fleet(&env, &plans, 600.0).await;
     let operator = start_operator(&env);
+    // Ready once its caches have listed, which takes well under the deadline.
+    eventually("the operator reports ready", DEADLINE, || async {
+        // Refused until the operator's task has bound its port.
+        match tokio::net::TcpStream::connect(operator.metrics).await {
+            Err(error) => Err(error.to_string()),
+            Ok(_) => match reqwest_like_get(operator.metrics, "/readyz").await {
+                body if body == "ok" => Ok(()),
+                body => Err(body),
+            },
+        }
+    })
+    .await;
 
     let rollout = the_rollout(&env).await;
     let name = rollout.metadata.name.clone().unwrap();

@@ -1,7 +1,6 @@
 //! `/metrics`, `/healthz` and `/readyz`.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::extract::State;
@@ -11,14 +10,15 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 
 use super::metrics::Metrics;
+use super::readiness::CacheSync;
 
 /// What the endpoints read.
 #[derive(Clone)]
 pub struct Probes {
     /// Metrics to encode.
     pub metrics: Arc<Metrics>,
-    /// Set once every cache has listed its objects (readiness).
-    pub ready: Arc<AtomicBool>,
+    /// Which caches have listed their objects (readiness).
+    pub caches: Arc<CacheSync>,
 }
 
 /// Serves the endpoints on `listener` until the process ends.
@@ -43,9 +43,13 @@ async fn metrics(State(probes): State<Probes>) -> impl IntoResponse {
 }
 
 async fn readyz(State(probes): State<Probes>) -> impl IntoResponse {
-    if probes.ready.load(Ordering::Relaxed) {
-        (StatusCode::OK, "ok")
+    if probes.caches.is_synced() {
+        (StatusCode::OK, "ok".to_owned())
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "caches not synced yet")
+        let pending = probes.caches.pending().join(", ");
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("caches not synced yet: {pending}"),
+        )
     }
 }

@@ -5,7 +5,7 @@
 //! - [`coalesce`]: Asset summaries nobody has to act on wait for the next operation write.
 //! - [`leader`]: the Lease; only its holder writes.
 //! - [`compliance`]: live KPIs for policy status and metrics.
-//! - [`metrics`] and [`http`]: `/metrics`, `/healthz`, `/readyz`.
+//! - [`metrics`] and [`http`]: `/metrics`, `/healthz`, `/readyz` ([`readiness`]).
 //!
 //! All state lives in the API server: the rollout records on each Asset and the rollout
 //! status. An operator killed at any moment and started again evaluates the same objects and
@@ -18,11 +18,11 @@ pub mod fresh;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+pub mod readiness;
 pub mod reconcile;
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -270,6 +270,7 @@ pub enum RunError {
 fn reflect<K>(
     client: &Client,
     namespace: Option<&str>,
+    synced: readiness::CacheSynced,
 ) -> (
     Store<K>,
     impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
@@ -299,6 +300,11 @@ where
             }
         })
         .reflect(writer)
+        .inspect(move |event| {
+            if matches!(event, Ok(watcher::Event::InitDone)) {
+                synced.mark();
+            }
+        })
         .touched_objects();
     (store, stream)
 }
@@ -311,10 +317,10 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), RunError> {
     let metrics = Arc::new(Metrics::default());
-    let ready = Arc::new(AtomicBool::new(false));
+    let caches = Arc::new(readiness::CacheSync::default());
     let probes = http::Probes {
         metrics: metrics.clone(),
-        ready: ready.clone(),
+        caches: caches.clone(),
     };
     let address = settings.metrics_address;
     let listener = tokio::net::TcpListener::bind(address)
@@ -342,12 +348,16 @@ pub async fn run(
     };
 
     let namespace = settings.namespace.as_deref();
-    let (policies, policy_stream) = reflect::<PatchPolicy>(&client, namespace);
-    let (rings, ring_stream) = reflect::<Ring>(&client, namespace);
-    let (windows, window_stream) = reflect::<MaintenanceWindow>(&client, namespace);
-    let (assets, asset_stream) = reflect::<Asset>(&client, namespace);
-    let (rollouts, rollout_stream) = reflect::<PatchRollout>(&client, namespace);
-    let (incidents, incident_stream) = reflect::<PatchIncident>(&client, namespace);
+    let (policies, policy_stream) =
+        reflect::<PatchPolicy>(&client, namespace, caches.register("PatchPolicy"));
+    let (rings, ring_stream) = reflect::<Ring>(&client, namespace, caches.register("Ring"));
+    let (windows, window_stream) =
+        reflect::<MaintenanceWindow>(&client, namespace, caches.register("MaintenanceWindow"));
+    let (assets, asset_stream) = reflect::<Asset>(&client, namespace, caches.register("Asset"));
+    let (rollouts, rollout_stream) =
+        reflect::<PatchRollout>(&client, namespace, caches.register("PatchRollout"));
+    let (incidents, incident_stream) =
+        reflect::<PatchIncident>(&client, namespace, caches.register("PatchIncident"));
     let stores = Stores {
         policies: policies.clone(),
         rings,
@@ -356,26 +366,6 @@ pub async fn run(
         rollouts,
         incidents,
     };
-
-    // Ready once every cache has listed (linkerd's rule: never act on a partial view).
-    {
-        let stores = stores.clone();
-        let ready = ready.clone();
-        tokio::spawn(async move {
-            let synced = future::join5(
-                stores.policies.wait_until_ready(),
-                stores.rings.wait_until_ready(),
-                stores.windows.wait_until_ready(),
-                stores.assets.wait_until_ready(),
-                stores.rollouts.wait_until_ready(),
-            )
-            .await;
-            if synced.0.is_ok() && synced.1.is_ok() && synced.2.is_ok() && synced.3.is_ok() {
-                ready.store(true, Ordering::SeqCst);
-                tracing::info!("caches synced; ready");
-            }
-        });
-    }
 
     let reporter = Reporter {
         controller: crate::api::OPERATOR_FIELD_MANAGER.to_owned(),
