@@ -101,7 +101,7 @@ fn fleet(size: usize) -> Inventory {
             }),
             ..AssetStatus::default()
         });
-        inventory.assets.push(asset);
+        inventory.assets.push(asset.into());
     }
     for (name, max, threshold) in [
         ("pilot", "10%", "10%"),

@@ -578,7 +578,11 @@ fn read_seed(paths: &[PathBuf], namespace: &str) -> Result<Vec<Asset>, Box<dyn s
     let mut seed = Vec::new();
     for (ns, inventory) in loaded.namespaces {
         if ns == namespace {
-            seed = inventory.assets;
+            seed = inventory
+                .assets
+                .into_iter()
+                .map(std::sync::Arc::unwrap_or_clone)
+                .collect();
         } else if !inventory.assets.is_empty() {
             tracing::warn!(
                 "ignoring {} Assets of namespace {ns} in the files (the fleet plays {namespace})",

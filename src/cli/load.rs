@@ -22,6 +22,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use kube::CustomResourceExt;
 use kube::core::cel::{CompiledSchema, ErrorKind, Validator, compile_schema};
@@ -596,7 +597,7 @@ impl Loader {
         match kind {
             kind::ASSET => inventory
                 .assets
-                .push(with_namespace(parse(value)?, namespace)),
+                .push(Arc::new(with_namespace(parse(value)?, namespace))),
             kind::RING => inventory
                 .rings
                 .push(with_namespace(parse(value)?, namespace)),

@@ -6,6 +6,7 @@
 //! an Asset's status is written down once.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::Inventory;
 use super::evaluate::Evaluation;
@@ -59,7 +60,7 @@ pub fn apply(inventory: &mut Inventory, evaluation: &Evaluation) -> Applied {
         let Some(&i) = index.get(outcome.asset.as_str()) else {
             continue;
         };
-        let status = inventory.assets[i]
+        let status = Arc::make_mut(&mut inventory.assets[i])
             .status
             .get_or_insert_with(Default::default);
         if let Some(record) = status
@@ -84,7 +85,7 @@ pub fn apply(inventory: &mut Inventory, evaluation: &Evaluation) -> Applied {
         let Some(&i) = index.get(issued.asset.as_str()) else {
             continue;
         };
-        let status = inventory.assets[i]
+        let status = Arc::make_mut(&mut inventory.assets[i])
             .status
             .get_or_insert_with(Default::default);
         status

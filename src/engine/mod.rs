@@ -15,6 +15,8 @@ pub mod updates;
 pub mod validation;
 pub mod windows;
 
+use std::sync::Arc;
+
 use crate::api::{Asset, MaintenanceWindow, PatchPolicy, PatchRollout, Ring};
 
 /// Every object of one namespace the engine decides over. The operator fills it from its
@@ -27,8 +29,10 @@ pub struct Inventory {
     pub rings: Vec<Ring>,
     /// MaintenanceWindows of the namespace.
     pub windows: Vec<MaintenanceWindow>,
-    /// Assets of the namespace, with the agents' reported status.
-    pub assets: Vec<Asset>,
+    /// Assets of the namespace, with the agents' reported status. Shared, not copied: the
+    /// operator's snapshot points into its watch cache, and whoever changes an asset
+    /// (`apply`, the simulation) copies only that one (`Arc::make_mut`).
+    pub assets: Vec<Arc<Asset>>,
     /// PatchRollouts of the namespace, with their status.
     pub rollouts: Vec<PatchRollout>,
 }

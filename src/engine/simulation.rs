@@ -8,6 +8,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashSet};
+use std::sync::Arc;
 
 use jiff::Timestamp;
 
@@ -149,7 +150,7 @@ pub fn simulate(
             }
             completions.pop();
             finish_operation(
-                &mut inventory.assets[asset],
+                Arc::make_mut(&mut inventory.assets[asset]),
                 &id,
                 behaviours[asset].outcome,
                 at,

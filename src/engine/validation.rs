@@ -943,7 +943,7 @@ mod tests {
                 "security",
                 "priority: 100\nrings: [pilot, rest]\nwindows: [nights]",
             )],
-            assets: vec![asset("web01", "{pilot: 'true'}", "staleAfter: 30m")],
+            assets: vec![asset("web01", "{pilot: 'true'}", "staleAfter: 30m").into()],
             rollouts: vec![rollout(
                 "security-1",
                 "policy: security\nrevision: abc\nupdates: [{id: KB1}]\nrings: [pilot, rest]",
@@ -1219,7 +1219,7 @@ mod tests {
     #[test]
     fn overlapping_policies_of_equal_priority() {
         let mut inv = base();
-        inv.assets.push(asset("aaa", "{}", ""));
+        inv.assets.push(asset("aaa", "{}", "").into());
         inv.policies
             .push(policy("everything", "priority: 100\nrings: [rest]"));
         // Reported on the later name ("security"), naming the other and the first shared asset.
@@ -1337,19 +1337,19 @@ mod tests {
     #[test]
     fn asset_durations() {
         let mut inv = base();
-        inv.assets[0].spec.stale_after = Some("30 minutes".into());
+        std::sync::Arc::make_mut(&mut inv.assets[0]).spec.stale_after = Some("30 minutes".into());
         assert_one(&inv, "Asset/web01: spec.staleAfter: ", "duration");
-        inv.assets[0].spec.stale_after = Some("0s".into());
+        std::sync::Arc::make_mut(&mut inv.assets[0]).spec.stale_after = Some("0s".into());
         assert_one(&inv, "Asset/web01: spec.staleAfter: ", "longer than 0s");
         let mut inv = base();
-        inv.assets[0].spec.expected_duration = Some("1d".into());
+        std::sync::Arc::make_mut(&mut inv.assets[0]).spec.expected_duration = Some("1d".into());
         assert_one(&inv, "Asset/web01: spec.expectedDuration: ", "unit");
     }
 
     #[test]
     fn order_is_by_kind_then_name() {
         let mut inv = base();
-        inv.assets[0].spec.stale_after = Some("x".into());
+        std::sync::Arc::make_mut(&mut inv.assets[0]).spec.stale_after = Some("x".into());
         inv.rings[1].spec.bake_time = "x".into();
         inv.rings[0].spec.bake_time = "x".into();
         inv.policies[0].spec.rings.clear();
@@ -1386,7 +1386,7 @@ mod tests {
             .map(|i| {
                 let mut a = template.clone();
                 a.metadata.name = Some(format!("asset-{i:06}"));
-                a
+                std::sync::Arc::new(a)
             })
             .collect();
         let started = std::time::Instant::now();

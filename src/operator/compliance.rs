@@ -155,7 +155,7 @@ pub fn compute(
         from: now.checked_sub(WINDOW).unwrap_or(Timestamp::MIN),
         to: now,
     };
-    let assets: Vec<&Asset> = inventory.assets.iter().collect();
+    let assets: Vec<&Asset> = inventory.assets.iter().map(|a| a.as_ref()).collect();
     let rollouts: Vec<&PatchRollout> = inventory.rollouts.iter().collect();
     let all = figures(
         Inputs {

@@ -41,27 +41,27 @@ impl<K: ResourceExt + Clone> Fresh<K> {
     /// The objects of `namespace`: the cache's, replaced by a newer own write where there is
     /// one, plus own creations the cache has not seen yet. Entries the cache has caught up with
     /// are dropped.
-    pub fn merge(&self, namespace: &str, cached: Vec<Arc<K>>) -> Vec<K> {
+    pub fn merge(&self, namespace: &str, cached: Vec<Arc<K>>) -> Vec<Arc<K>> {
         let mut objects = self.objects.lock().unwrap_or_else(PoisonError::into_inner);
         let mut merged = Vec::with_capacity(cached.len());
         for object in cached {
             let key = (namespace.to_owned(), object.name_any());
             match objects.get(&key) {
                 Some(own) if revision(own.as_ref()) > revision(object.as_ref()) => {
-                    merged.push(own.as_ref().clone());
+                    merged.push(own.clone());
                 }
                 Some(_) => {
                     objects.remove(&key);
-                    merged.push(object.as_ref().clone());
+                    merged.push(object);
                 }
-                None => merged.push(object.as_ref().clone()),
+                None => merged.push(object),
             }
         }
         let seen: std::collections::HashSet<String> =
-            merged.iter().map(ResourceExt::name_any).collect();
+            merged.iter().map(|o| o.name_any()).collect();
         for ((ns, name), own) in objects.iter() {
             if ns == namespace && !seen.contains(name) {
-                merged.push(own.as_ref().clone());
+                merged.push(own.clone());
             }
         }
         merged

@@ -122,15 +122,24 @@ impl Context {
             policies: self
                 .fresh
                 .policies
-                .merge(namespace, of(&self.stores.policies, namespace)),
+                .merge(namespace, of(&self.stores.policies, namespace))
+                .into_iter()
+                .map(Arc::unwrap_or_clone)
+                .collect(),
             rings: self
                 .fresh
                 .rings
-                .merge(namespace, of(&self.stores.rings, namespace)),
+                .merge(namespace, of(&self.stores.rings, namespace))
+                .into_iter()
+                .map(Arc::unwrap_or_clone)
+                .collect(),
             windows: self
                 .fresh
                 .windows
-                .merge(namespace, of(&self.stores.windows, namespace)),
+                .merge(namespace, of(&self.stores.windows, namespace))
+                .into_iter()
+                .map(Arc::unwrap_or_clone)
+                .collect(),
             assets: self
                 .fresh
                 .assets
@@ -138,13 +147,16 @@ impl Context {
             rollouts: self
                 .fresh
                 .rollouts
-                .merge(namespace, of(&self.stores.rollouts, namespace)),
+                .merge(namespace, of(&self.stores.rollouts, namespace))
+                .into_iter()
+                .map(Arc::unwrap_or_clone)
+                .collect(),
         };
         // Deterministic order: the engine breaks ties by position, caches have none.
         inventory.policies.sort_by_key(ResourceExt::name_any);
         inventory.rings.sort_by_key(ResourceExt::name_any);
         inventory.windows.sort_by_key(ResourceExt::name_any);
-        inventory.assets.sort_by_key(ResourceExt::name_any);
+        inventory.assets.sort_by_key(|a| a.name_any());
         inventory.rollouts.sort_by_key(|r| {
             (
                 r.metadata.creation_timestamp.clone().map(|t| t.0),

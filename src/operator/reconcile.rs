@@ -158,11 +158,12 @@ async fn reconcile_namespace(ctx: &Context, namespace: &str) -> Result<Option<Ti
 }
 
 /// What the API server holds now, as far as the writes compare: statuses and the policies'
-/// uids. The agents' inventories, the biggest part of an Asset, are not copied.
+/// uids. Nothing big is copied: assets are shared with the snapshot.
 struct Stored {
     rollouts: BTreeMap<String, Option<PatchRolloutStatus>>,
-    /// The operator-owned part of each Asset's status.
-    assets: BTreeMap<String, Option<AssetStatus>>,
+    /// Each Asset as the evaluation started from: shared with the cache, not copied (the
+    /// engine copies only the assets it changes).
+    assets: BTreeMap<String, Arc<Asset>>,
     policies: BTreeMap<String, (Option<String>, Option<PatchPolicyStatus>)>,
     rings: BTreeMap<String, Option<RingStatus>>,
     windows: BTreeMap<String, Option<MaintenanceWindowStatus>>,
@@ -177,7 +178,11 @@ impl Stored {
         }
         Stored {
             rollouts: named(&inventory.rollouts, |r| r.status.clone()),
-            assets: named(&inventory.assets, |a| a.status.as_ref().map(operator_part)),
+            assets: inventory
+                .assets
+                .iter()
+                .map(|a| (a.name_any(), a.clone()))
+                .collect(),
             policies: named(&inventory.policies, |p| {
                 (p.metadata.uid.clone(), p.status.clone())
             }),
@@ -360,7 +365,11 @@ impl Writer<'_> {
             let Some((name, wanted)) = wanted_of(index) else {
                 continue;
             };
-            let stored = before.get(name).and_then(Option::as_ref);
+            let stored = before
+                .get(name)
+                .and_then(|a| a.status.as_ref())
+                .map(operator_part);
+            let stored = stored.as_ref();
             if stored == Some(&wanted) {
                 self.ctx.coalesce.forget(self.namespace, name);
                 continue;

@@ -17,6 +17,7 @@ pub mod svg;
 use std::collections::BTreeSet;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::process::ExitCode;
 
 use jiff::{Timestamp, Zoned, tz::TimeZone};
@@ -360,7 +361,9 @@ fn from_files(paths: &[PathBuf], namespace: Option<&str>) -> Result<Sources, Cli
         if namespace.is_some_and(|wanted| wanted != ns) {
             continue;
         }
-        sources.assets.extend(inventory.assets);
+        sources
+            .assets
+            .extend(inventory.assets.into_iter().map(Arc::unwrap_or_clone));
         sources.rollouts.extend(inventory.rollouts);
         sources.policies.extend(inventory.policies);
         namespaces.insert(ns);

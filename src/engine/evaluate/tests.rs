@@ -533,7 +533,7 @@ fn earliest_deadline_first_then_criticality() {
     // a-3 is Critical; a-2 has an older release (earlier deadline).
     .replacen("metadata: {name: a-3, labels: {ring: pilot}}\nspec: {osFamily: Linux, criticality: Low}", "metadata: {name: a-3, labels: {ring: pilot}}\nspec: {osFamily: Linux, criticality: Critical}", 1);
     let mut inv = inventory(&text);
-    let reported = inv.assets[1]
+    let reported = std::sync::Arc::make_mut(&mut inv.assets[1])
         .status
         .as_mut()
         .unwrap()
@@ -765,7 +765,7 @@ fn a_completed_ring_keeps_its_completion_time_when_a_result_is_reported_again_la
         .iter_mut()
         .find(|a| a.metadata.name.as_deref() == Some("p-1"))
         .unwrap();
-    let status = asset.status.as_mut().unwrap();
+    let status = std::sync::Arc::make_mut(asset).status.as_mut().unwrap();
     let record = status.rollouts.last_mut().unwrap();
     record.phase = OperationPhase::Running;
     record.finished_at = None;
