@@ -5,7 +5,8 @@
 //! Run: `cargo bench --bench operator` (sizes default to `1000 5000`; pick others with
 //! `-- 1000 5000`). Needs the control plane binaries of `tests/controlplane/build.sh` (or
 //! `PATCHWAVE_CONTROLPLANE_BIN`). `PATCHWAVE_BENCH_TIMEOUT` (seconds, default 900) bounds one
-//! size.
+//! size. `PATCHWAVE_BENCH_OPERATOR_PREFIX="heaptrack -o /tmp/operator"` runs the operator under
+//! a profiler (where its memory goes); the figures of such a run are not the operator's.
 //!
 //! For each size, on a fresh local control plane (etcd + kube-apiserver):
 //! 1. the CRDs, a namespace, 3 Rings selecting 10% / 30% / 60% of the assets (maxConcurrent
@@ -508,7 +509,20 @@ fn spawn_operator(
     log: &Path,
 ) -> Result<Child, BoxError> {
     let file = std::fs::File::create(log)?;
-    let child = Command::new(env!("CARGO_BIN_EXE_patchwave-operator"))
+    let operator = env!("CARGO_BIN_EXE_patchwave-operator");
+    // A profiler to run the operator under, e.g. `heaptrack -o /tmp/operator`: its figures
+    // are then the profiler's, not the operator's.
+    let prefix = std::env::var("PATCHWAVE_BENCH_OPERATOR_PREFIX").unwrap_or_default();
+    let mut words = prefix.split_whitespace();
+    let mut command = match words.next() {
+        Some(program) => {
+            let mut command = Command::new(program);
+            command.args(words).arg(operator);
+            command
+        }
+        None => Command::new(operator),
+    };
+    let child = command
         .arg("--kubeconfig")
         .arg(kubeconfig)
         .args(["--namespace", namespace, "--leader-elect=false"])

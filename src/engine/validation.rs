@@ -1337,19 +1337,27 @@ mod tests {
     #[test]
     fn asset_durations() {
         let mut inv = base();
-        std::sync::Arc::make_mut(&mut inv.assets[0]).spec.stale_after = Some("30 minutes".into());
+        std::sync::Arc::make_mut(&mut inv.assets[0])
+            .spec
+            .stale_after = Some("30 minutes".into());
         assert_one(&inv, "Asset/web01: spec.staleAfter: ", "duration");
-        std::sync::Arc::make_mut(&mut inv.assets[0]).spec.stale_after = Some("0s".into());
+        std::sync::Arc::make_mut(&mut inv.assets[0])
+            .spec
+            .stale_after = Some("0s".into());
         assert_one(&inv, "Asset/web01: spec.staleAfter: ", "longer than 0s");
         let mut inv = base();
-        std::sync::Arc::make_mut(&mut inv.assets[0]).spec.expected_duration = Some("1d".into());
+        std::sync::Arc::make_mut(&mut inv.assets[0])
+            .spec
+            .expected_duration = Some("1d".into());
         assert_one(&inv, "Asset/web01: spec.expectedDuration: ", "unit");
     }
 
     #[test]
     fn order_is_by_kind_then_name() {
         let mut inv = base();
-        std::sync::Arc::make_mut(&mut inv.assets[0]).spec.stale_after = Some("x".into());
+        std::sync::Arc::make_mut(&mut inv.assets[0])
+            .spec
+            .stale_after = Some("x".into());
         inv.rings[1].spec.bake_time = "x".into();
         inv.rings[0].spec.bake_time = "x".into();
         inv.policies[0].spec.rings.clear();

@@ -57,8 +57,7 @@ impl<K: ResourceExt + Clone> Fresh<K> {
                 None => merged.push(object),
             }
         }
-        let seen: std::collections::HashSet<String> =
-            merged.iter().map(|o| o.name_any()).collect();
+        let seen: std::collections::HashSet<String> = merged.iter().map(|o| o.name_any()).collect();
         for ((ns, name), own) in objects.iter() {
             if ns == namespace && !seen.contains(name) {
                 merged.push(own.clone());

@@ -103,7 +103,7 @@ async fn reconcile_namespace(ctx: &Context, namespace: &str) -> Result<Option<Ti
     let now = Timestamp::now();
     let mut inventory = ctx.snapshot(namespace);
     let incidents = ctx.incidents(namespace);
-    let original = Stored::of(&inventory, &incidents);
+    let mut original = Stored::of(&inventory, &incidents);
     let mut events: Vec<Event> = Vec::new();
     let mut last = Evaluation::default();
     for _ in 0..MAX_ROUNDS {
@@ -140,7 +140,9 @@ async fn reconcile_namespace(ctx: &Context, namespace: &str) -> Result<Option<Ti
     // Assets before rollout status: a rollout never shows Succeeded (or a ring Completed)
     // before the writes that finished it are on the server.
     writer.create_rollouts(&original, &inventory).await?;
-    let summaries_due = writer.assets(&original, &inventory, &derived).await?;
+    // Taken: the stored versions of the changed assets are freed before their writes.
+    let stored_assets = std::mem::take(&mut original.assets);
+    let summaries_due = writer.assets(stored_assets, &inventory, &derived).await?;
     writer.rollout_statuses(&original, &inventory).await?;
     writer.summaries(&original, &derived).await?;
     writer.events(&events, &last).await;
@@ -346,11 +348,10 @@ impl Writer<'_> {
     /// held-back summary is due (see [`Coalesce`]).
     async fn assets(
         &self,
-        original: &Stored,
+        before: BTreeMap<String, Arc<Asset>>,
         inventory: &Inventory,
         derived: &Derived,
     ) -> Result<Option<Timestamp>, Error> {
-        let before = &original.assets;
         // What changed, as (index into the inventory's assets, hands out a new operation);
         // each status is built again when it is written, a few at a time, not all at once.
         let mut changes: Vec<(usize, bool)> = Vec::new();
@@ -388,6 +389,7 @@ impl Writer<'_> {
                 }
             }
         }
+        drop(before);
         // Finished operations are recorded before new ones go out: the slots the engine
         // freed are free on the server too, so no reader ever sees more than maxConcurrent
         // running records at once.

@@ -17,8 +17,8 @@ pub mod svg;
 use std::collections::BTreeSet;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use jiff::{Timestamp, Zoned, tz::TimeZone};
 use kube::api::ListParams;
