@@ -1,7 +1,13 @@
-//! Output helpers shared by the commands: formats, time parsing, progress bars.
+//! Output helpers shared by the commands: formats, time parsing, progress bars, the progress
+//! line of long runs.
+
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use jiff::civil::Date;
+
+use crate::engine::simulation::Progress;
 
 /// How a command prints its result.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -45,9 +51,111 @@ pub fn progress_bar(succeeded: i32, failed: i32, done: i32, total: i32, width: u
     )
 }
 
+/// A one-line progress display on stderr for `plan` and `simulate`, which take seconds on
+/// fleets of ten thousand assets. Shown only when stderr is a terminal, so pipes and `-o json`
+/// stay clean; redrawn at most every 200 ms; erased when the run ends.
+pub struct ProgressLine<W: Write> {
+    out: Option<W>,
+    label: String,
+    every: Duration,
+    last: Option<Instant>,
+    drawn: bool,
+}
+
+impl ProgressLine<std::io::Stderr> {
+    /// A progress line for `label` ("forecasting namespace acme"), if stderr is a terminal.
+    pub fn on_stderr(label: String) -> Self {
+        let stderr = std::io::stderr();
+        let out = stderr.is_terminal().then_some(stderr);
+        ProgressLine::new(out, label, Duration::from_millis(200))
+    }
+}
+
+impl<W: Write> ProgressLine<W> {
+    /// A progress line written to `out` (none: nothing is shown), redrawn at most `every`.
+    pub fn new(out: Option<W>, label: String, every: Duration) -> Self {
+        ProgressLine {
+            out,
+            label,
+            every,
+            last: None,
+            drawn: false,
+        }
+    }
+
+    /// Redraws the line, unless it was drawn less than the interval ago.
+    pub fn update(&mut self, progress: Progress) {
+        let Some(out) = self.out.as_mut() else {
+            return;
+        };
+        if self.last.is_some_and(|last| last.elapsed() < self.every) {
+            return;
+        }
+        self.last = Some(Instant::now());
+        let at = progress.now.strftime("%Y-%m-%d %H:%MZ");
+        // A display only: a failed write to the terminal must not fail the command.
+        let _ = write!(
+            out,
+            "\r\x1b[2K{}: virtual time {at}, {} instants, {} operations started",
+            self.label, progress.instants, progress.operations
+        );
+        let _ = out.flush();
+        self.drawn = true;
+    }
+
+    /// Erases the line, so the result prints on a clean terminal.
+    pub fn finish(mut self) {
+        if let Some(out) = self.out.as_mut()
+            && self.drawn
+        {
+            let _ = write!(out, "\r\x1b[2K");
+            let _ = out.flush();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn progress(now: &str, instants: usize, operations: usize) -> Progress {
+        Progress {
+            now: now.parse().unwrap(),
+            instants,
+            operations,
+        }
+    }
+
+    #[test]
+    fn the_progress_line_redraws_in_place_and_is_erased_at_the_end() {
+        let mut out = Vec::new();
+        let mut line = ProgressLine::new(Some(&mut out), "simulating acme".into(), Duration::ZERO);
+        line.update(progress("2026-11-30T18:00:00Z", 1, 2));
+        line.update(progress("2026-11-30T18:10:00Z", 2, 4));
+        line.finish();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "\r\x1b[2Ksimulating acme: virtual time 2026-11-30 18:00Z, 1 instants, 2 operations started\
+             \r\x1b[2Ksimulating acme: virtual time 2026-11-30 18:10Z, 2 instants, 4 operations started\
+             \r\x1b[2K"
+        );
+    }
+
+    #[test]
+    fn the_progress_line_is_redrawn_at_most_once_per_interval() {
+        let mut out = Vec::new();
+        let mut line = ProgressLine::new(Some(&mut out), "plan".into(), Duration::from_secs(3600));
+        line.update(progress("2026-11-30T18:00:00Z", 1, 2));
+        line.update(progress("2026-11-30T18:10:00Z", 2, 4));
+        drop(line);
+        assert_eq!(
+            String::from_utf8(out)
+                .unwrap()
+                .matches("virtual time")
+                .count(),
+            1
+        );
+    }
 
     #[test]
     fn times_parse_in_both_forms() {

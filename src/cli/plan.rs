@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
-use super::output::{OutputFormat, parse_time};
+use super::output::{OutputFormat, ProgressLine, parse_time};
 use super::{CliError, load};
 use crate::engine::Inventory;
 use crate::engine::evaluate::{AssetState, EventType, evaluate, is_terminal};
@@ -181,8 +181,10 @@ pub fn plan_namespace(
         approvals: Vec::new(),
         assume_success: true,
     };
-    let forecast = simulation::simulate(inventory, &options)
-        .map_err(|e| CliError::Simulation(e.to_string()))?;
+    let mut progress = ProgressLine::on_stderr(format!("forecasting namespace {namespace}"));
+    let forecast = simulation::simulate_observed(inventory, &options, |p| progress.update(p));
+    progress.finish();
+    let forecast = forecast.map_err(|e| CliError::Simulation(e.to_string()))?;
     for rollout in &forecast.inventory.rollouts {
         let name = rollout.metadata.name.clone().unwrap_or_default();
         if finished_before.contains(&name) {

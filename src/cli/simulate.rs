@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::output::{OutputFormat, parse_time, progress_bar};
+use super::output::{OutputFormat, ProgressLine, parse_time, progress_bar};
 use super::{CliError, load};
 use crate::api::PatchRollout;
 use crate::api::asset::UpdateRef;
@@ -121,8 +121,10 @@ pub fn run(args: &Args) -> Result<ExitCode, CliError> {
     };
     let mut runs = Vec::new();
     for (namespace, inventory) in loaded.namespaces {
-        let simulation = simulation::simulate(inventory, &options)
-            .map_err(|e| CliError::Simulation(e.to_string()))?;
+        let mut progress = ProgressLine::on_stderr(format!("simulating namespace {namespace}"));
+        let simulation = simulation::simulate_observed(inventory, &options, |p| progress.update(p));
+        progress.finish();
+        let simulation = simulation.map_err(|e| CliError::Simulation(e.to_string()))?;
         runs.push((namespace, simulation));
     }
     let report = report(&runs, &options);

@@ -67,6 +67,17 @@ pub struct Simulation {
     pub ended_at: Timestamp,
 }
 
+/// How far a running simulation has come (for a progress display on long runs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// The virtual instant just settled.
+    pub now: Timestamp,
+    /// Instants settled so far.
+    pub instants: usize,
+    /// Operations handed out so far.
+    pub operations: usize,
+}
+
 /// Errors that stop a simulation.
 #[derive(Debug, thiserror::Error)]
 pub enum SimulationError {
@@ -107,9 +118,15 @@ impl From<BehaviourError> for SimulationError {
 }
 
 /// Runs the engine over virtual time from `options.from` to `options.until`.
-pub fn simulate(
+pub fn simulate(inventory: Inventory, options: &Options) -> Result<Simulation, SimulationError> {
+    simulate_observed(inventory, options, |_| {})
+}
+
+/// [`simulate`], telling `observe` after each settled instant how far it has come.
+pub fn simulate_observed(
     mut inventory: Inventory,
     options: &Options,
+    mut observe: impl FnMut(Progress),
 ) -> Result<Simulation, SimulationError> {
     if options.until < options.from {
         return Err(SimulationError::EmptyRange {
@@ -143,7 +160,8 @@ pub fn simulate(
     let mut completions: BinaryHeap<Reverse<(Timestamp, usize, String)>> = BinaryHeap::new();
     let mut now = options.from;
     let mut last = Evaluation::default();
-    for _ in 0..MAX_STEPS {
+    let mut operations = 0;
+    for instants in 1..=MAX_STEPS {
         while let Some(Reverse((at, asset, id))) = completions.peek().cloned() {
             if at > now {
                 break;
@@ -159,6 +177,7 @@ pub fn simulate(
         let mut settled = false;
         for _ in 0..MAX_ROUNDS_PER_INSTANT {
             let evaluation = evaluate(&inventory, now);
+            operations += evaluation.operations.len();
             let changed = apply(
                 &mut inventory,
                 &evaluation,
@@ -196,6 +215,11 @@ pub fn simulate(
         if !settled {
             return Err(SimulationError::NoFixedPoint { at: now });
         }
+        observe(Progress {
+            now,
+            instants,
+            operations,
+        });
         let next_completion = completions.peek().map(|Reverse((at, _, _))| *at);
         let next = match (last.next_change, next_completion) {
             (Some(a), Some(b)) => Some(a.min(b)),

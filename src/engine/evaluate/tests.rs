@@ -787,3 +787,47 @@ fn a_completed_ring_keeps_its_completion_time_when_a_result_is_reported_again_la
         .map(|t| t.0);
     assert_eq!(bake_until, Some(t("2026-11-28T10:10:00Z")));
 }
+
+#[test]
+fn a_simulation_reports_its_progress_after_every_instant() {
+    let inv = inventory(&format!(
+        "{}{}{}{}",
+        assets("a", 4, "pilot", ""),
+        ring("pilot", ", maxConcurrent: 2"),
+        ALWAYS_OPEN,
+        policy("pilot", "")
+    ));
+    let options = Options {
+        from: t(NOW),
+        until: t("2026-11-28T00:00:00Z"),
+        approvals: Vec::new(),
+        assume_success: false,
+    };
+    let mut seen = Vec::new();
+    let sim = simulation::simulate_observed(inv, &options, |p| seen.push(p)).unwrap();
+
+    // Two batches of 10m operations: 10:00 (start), 10:10 (results, second batch), 10:20.
+    let times: Vec<Timestamp> = seen.iter().map(|p| p.now).collect();
+    assert_eq!(
+        times,
+        [
+            t("2026-11-27T10:00:00Z"),
+            t("2026-11-27T10:10:00Z"),
+            t("2026-11-27T10:20:00Z")
+        ]
+    );
+    assert_eq!(
+        seen.iter().map(|p| p.instants).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    assert_eq!(
+        seen.iter().map(|p| p.operations).collect::<Vec<_>>(),
+        [2, 4, 4]
+    );
+    let last = seen.last().copied().unwrap();
+    assert_eq!(last.now, sim.ended_at);
+    assert_eq!(
+        last.operations,
+        events_of(&sim, EventType::OperationStarted).len()
+    );
+}
