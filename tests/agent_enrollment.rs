@@ -23,7 +23,8 @@ use kube::api::{
 };
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config, ResourceExt};
-use patchwave::agent::enrollment::{AgentIdentity, NODE_AGENT_SERVICE_ACCOUNT};
+use patchwave::agent::enrollment::{AgentIdentity, NODE_AGENT_SERVICE_ACCOUNT, token_request};
+use patchwave::agent::node::token::BoundToken;
 use patchwave::agent::protocol;
 use patchwave::api::asset::{AvailableUpdate, OperationPhase, OperationResult, ReportedState};
 use patchwave::api::{
@@ -1171,6 +1172,140 @@ async fn revoke_locks_the_agent_out_and_enrolling_again_works() {
             .unwrap()
             .is_none()
     );
+}
+
+#[tokio::test]
+async fn the_agent_renews_its_own_token_and_only_its_own() {
+    let env = setup("enroll-renew").await;
+    let ns = env.namespace.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = enroll(
+        &env,
+        dir.path(),
+        "web-1",
+        &["--os-family", "Linux", "--token-ttl", "10m"],
+    );
+    enroll(&env, dir.path(), "web-2", &["--os-family", "Linux"]);
+    let enrolled = BoundToken::parse(&kubeconfig_token(&path)).unwrap();
+    assert_eq!(enrolled.service_account, "patchwave-agent-web-1");
+    assert_eq!(enrolled.lifetime(), jiff::SignedDuration::from_mins(10));
+
+    // Its Role allows a token for its own ServiceAccount, not for another agent's.
+    let (client, _) = client_from(&path).await;
+    let accounts: Api<ServiceAccount> = Api::default_namespaced(client);
+    let user = format!("system:serviceaccount:{ns}:patchwave-agent-web-1");
+    assert_denied(
+        accounts
+            .create_subresource::<TokenRequest, TokenRequest>(
+                "token",
+                "patchwave-agent-web-2",
+                &PostParams::default(),
+                &token_request(600),
+            )
+            .await,
+        "mint a token for another agent",
+        403,
+        &[&user, "serviceaccounts/token", "patchwave-agent-web-2"],
+    );
+
+    // Renewing 10m before expiry with a 10m token: at once, on start.
+    let given = std::fs::read_to_string(&path).unwrap();
+    let state = dir.path().join("state");
+    let log = std::fs::File::create(dir.path().join("agent.log")).unwrap();
+    let mut agent = Command::new(env!("CARGO_BIN_EXE_patchwave-agent"))
+        .args([
+            "run",
+            "--asset",
+            "web-1",
+            "--namespace",
+            &ns,
+            "--backend",
+            "simulated",
+        ])
+        .arg("--kubeconfig")
+        .arg(&path)
+        .arg("--state-dir")
+        .arg(&state)
+        .args(["--token-renew-before", "10m", "--heartbeat", "2s"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let file = state.join("token");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let renewed = loop {
+        let current = std::fs::read_to_string(&file).ok();
+        if let Some(token) = current.filter(|t| *t != kubeconfig_token(&path)) {
+            break token;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no renewed token in {} after 60 s; agent log:\n{}",
+            file.display(),
+            std::fs::read_to_string(dir.path().join("agent.log")).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let claims = BoundToken::parse(&renewed).unwrap();
+    assert_eq!(claims.service_account, "patchwave-agent-web-1");
+    assert_eq!(claims.namespace, ns);
+    assert_eq!(claims.lifetime(), enrolled.lifetime());
+    assert!(
+        claims.issued_at >= enrolled.issued_at,
+        "{claims:?} vs {enrolled:?}"
+    );
+    // The kubeconfig given to the agent is not touched; the state directory holds the secret.
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), given);
+
+    // The renewed token is the same narrow identity.
+    let renewed_client = client_with_token(&path, &renewed).await;
+    let own: Api<Asset> = Api::default_namespaced(renewed_client);
+    protocol::report(&own, "web-1", &good_report())
+        .await
+        .unwrap();
+    assert_denied(
+        own.get("web-2").await,
+        "read another Asset with the renewed token",
+        403,
+        &[&user, "web-2"],
+    );
+    // The agent keeps reporting.
+    let before = stored_heartbeat(&env, "web-1").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while stored_heartbeat(&env, "web-1").await == before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no heartbeat after the renewal"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    // Revoking the identity kills the renewed token too: renewal is no way around it.
+    ok(&env, &["enroll", "web-1", "--revoke"]);
+    assert_unauthorized_within(&own, "web-1", Duration::from_secs(20)).await;
+    agent.kill().unwrap();
+    agent.wait().unwrap();
+}
+
+/// The inline token of the kubeconfig `enroll` wrote.
+fn kubeconfig_token(path: &Path) -> String {
+    let kubeconfig: Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    kubeconfig["users"][0]["user"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// A client for the kubeconfig's cluster that authenticates with `token`.
+async fn client_with_token(path: &Path, token: &str) -> Client {
+    let text = std::fs::read_to_string(path).unwrap();
+    let swapped = text.replace(&kubeconfig_token(path), token.trim());
+    let kubeconfig = Kubeconfig::from_yaml(&swapped).unwrap();
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .unwrap();
+    Client::try_from(config).unwrap()
 }
 
 #[tokio::test]

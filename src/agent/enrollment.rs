@@ -8,7 +8,10 @@
 //!   watching it with the field selector `metadata.name=<asset>` (the API server authorizes a
 //!   list or watch against `resourceNames` only when that field selector is present);
 //! - `patch` on `assets/status` with the same `resourceNames`: the server-side apply of
-//!   `status.reported` (an apply to an existing object is a `patch`; the agent never creates).
+//!   `status.reported` (an apply to an existing object is a `patch`; the agent never creates);
+//! - `create` on `serviceaccounts/token` with `resourceNames: [patchwave-agent-<asset>]`: a
+//!   new token for itself before the enrolled one expires ([`super::node::token`]); the same
+//!   rights, for longer, until the identity is revoked.
 //!
 //! RBAC cannot say "only `status.reported`": the admission policy in `config/agent-policy/`
 //! (a ValidatingAdmissionPolicy for every identity named like this, and for the node agent
@@ -161,7 +164,8 @@ impl AgentIdentity {
         }
     }
 
-    /// The agent's Role: read and watch its own Asset, patch its own Asset's status.
+    /// The agent's Role: read and watch its own Asset, patch its own Asset's status, renew
+    /// its own token.
     pub fn role(&self) -> Role {
         let own = Some(vec![self.asset.clone()]);
         Role {
@@ -179,6 +183,13 @@ impl AgentIdentity {
                     resources: Some(vec!["assets/status".to_owned()]),
                     resource_names: own,
                     verbs: vec!["patch".to_owned()],
+                    ..PolicyRule::default()
+                },
+                PolicyRule {
+                    api_groups: Some(vec![String::new()]),
+                    resources: Some(vec!["serviceaccounts/token".to_owned()]),
+                    resource_names: Some(vec![self.name.clone()]),
+                    verbs: vec!["create".to_owned()],
                     ..PolicyRule::default()
                 },
             ]),
@@ -389,6 +400,12 @@ mod tests {
                     "resources": ["assets/status"],
                     "resourceNames": ["web-1"],
                     "verbs": ["patch"]
+                },
+                {
+                    "apiGroups": [""],
+                    "resources": ["serviceaccounts/token"],
+                    "resourceNames": ["patchwave-agent-web-1"],
+                    "verbs": ["create"]
                 }
             ])
         );

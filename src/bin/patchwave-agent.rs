@@ -307,6 +307,12 @@ struct RunArgs {
     /// lists on disk (kept fresh by something else, e.g. unattended-upgrades' timer)
     #[arg(long, env = "PATCHWAVE_NO_REFRESH_LISTS")]
     no_refresh_lists: bool,
+
+    /// Renew the enrolled token this long before it expires [default: a third of its
+    /// lifetime]. The current token lives in the state directory (`token`)
+    #[arg(long, env = "PATCHWAVE_TOKEN_RENEW_BEFORE", value_name = "DURATION",
+          value_parser = parse_signed_duration)]
+    token_renew_before: Option<jiff::SignedDuration>,
 }
 
 #[derive(Debug, Args)]
@@ -366,6 +372,14 @@ fn parse_interval(text: &str) -> Result<Duration, String> {
     }
 }
 
+fn parse_signed_duration(text: &str) -> Result<jiff::SignedDuration, String> {
+    let duration = parse_duration(text)?;
+    if duration.is_negative() {
+        return Err(format!("{text} is negative"));
+    }
+    Ok(duration)
+}
+
 fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         // kube's client logs every failed request at ERROR; the fleet reports them itself.
@@ -421,11 +435,19 @@ async fn run_agent(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
             !args.no_refresh_lists,
         )?),
     };
-    let kube_config = match &args.kubeconfig {
-        Some(path) => client_config(Some(path.as_os_str()), None).await?,
-        None => Config::infer().await?,
+    let (kube_config, renewal) = match &args.kubeconfig {
+        Some(path) => agent_client_config(path, &args.state_dir).await?,
+        None => (Config::infer().await?, None),
     };
     let client = Client::try_from(kube_config)?;
+    if let Some((file, token)) = renewal {
+        tokio::spawn(node::token::keep_renewed(
+            client.clone(),
+            file,
+            token,
+            args.token_renew_before,
+        ));
+    }
     let config = NodeConfig {
         asset: args.asset,
         namespace: args.namespace,
@@ -499,6 +521,31 @@ fn print_inventory(args: &InventoryArgs) -> Result<(), Box<dyn std::error::Error
     };
     print!("{text}");
     Ok(())
+}
+
+/// The agent's client configuration from its kubeconfig file, with the token (if inline)
+/// moved to the state directory where it is renewed ([`node::token`]).
+async fn agent_client_config(
+    path: &std::path::Path,
+    state_dir: &std::path::Path,
+) -> Result<(Config, Option<(PathBuf, node::token::BoundToken)>), Box<dyn std::error::Error>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("reading kubeconfig {}: {e}", path.display()))?;
+    match node::token::with_token_file(&text, state_dir) {
+        Ok(Some((rewritten, file, token))) => {
+            let kubeconfig = Kubeconfig::from_yaml(&rewritten)
+                .map_err(|e| format!("reading kubeconfig {}: {e}", path.display()))?;
+            let config =
+                Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
+            Ok((config, Some((file, token))))
+        }
+        Ok(None) => Ok((client_config(Some(path.as_os_str()), None).await?, None)),
+        Err(node::token::TokenError::NotServiceAccountToken(reason)) => {
+            tracing::warn!(%reason, "the token is used as it is and not renewed");
+            Ok((client_config(Some(path.as_os_str()), None).await?, None))
+        }
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// The client configuration from `kubeconfig` (KUBECONFIG-style: several files separated

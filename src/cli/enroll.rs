@@ -1,6 +1,6 @@
 //! `kubectl patchwave enroll`: give one machine's agent an identity that may read its own
-//! Asset and write its own Asset's `status.reported`, and nothing else; `--revoke` takes it
-//! away again.
+//! Asset, write its own Asset's `status.reported` and renew its own token, and nothing else;
+//! `--revoke` takes it away again.
 //!
 //! The naming convention and the objects are in [`crate::agent::enrollment`]; this module
 //! talks to the cluster: it creates or updates the Asset, applies the ServiceAccount, Role and
@@ -38,8 +38,9 @@ use crate::api::{Asset, AssetSpec, Criticality, OsFamily, PLUGIN_FIELD_MANAGER};
 /// --labels into its labels and sets the spec fields given. Then makes the identity of its
 /// agent: the ServiceAccount, Role and RoleBinding `patchwave-agent-NAME`, labelled
 /// `app.kubernetes.io/managed-by=kubectl-patchwave` and `patchwave.dev/asset=NAME`. The Role
-/// allows `get`, `list` and `watch` on this one Asset and `patch` on its status, nothing else;
-/// the admission policy `patchwave-agent-own-asset` (config/agent-policy) further limits the
+/// allows `get`, `list` and `watch` on this one Asset, `patch` on its status and a new token
+/// for its own ServiceAccount (the agent renews it before it expires), nothing else; the
+/// admission policy `patchwave-agent-own-asset` (config/agent-policy) further limits the
 /// agent to `status.reported`.
 ///
 /// Prints a kubeconfig for the agent (the server and CA of your kubeconfig, a token bound to
@@ -267,7 +268,7 @@ async fn enroll(args: &Args, request: EnrolRequest) -> Result<ExitCode, CliError
     let mut note = format!(
         "{asset_message}\n\
          Identity {name} in namespace {ns}: ServiceAccount, Role and RoleBinding (read and watch \
-         asset {ns}/{asset}, write its status.reported; nothing else).\n",
+         asset {ns}/{asset}, write its status.reported, renew its own token; nothing else).\n",
         name = identity.name,
         ns = identity.namespace,
         asset = identity.asset,

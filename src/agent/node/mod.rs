@@ -17,6 +17,8 @@
 //! - **Survives** a crash at any point: each step is in the [`journal`] before it happens; an
 //!   install that began and never returned is never started again, the backend is asked what
 //!   is installed instead.
+//! - **Renews** its enrolled token before it expires ([`token`]): the current one lives in
+//!   the state directory, where the client reads it.
 //! - **Rolls back** to what an install replaced: before each install the versions it replaces
 //!   go into [`rollback`] points, because a Rollback operation names the rollout's versions.
 
@@ -24,6 +26,7 @@ pub mod config;
 pub mod hooks;
 pub mod journal;
 pub mod rollback;
+pub mod token;
 
 use std::collections::HashSet;
 use std::future::Future;
