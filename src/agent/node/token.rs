@@ -185,6 +185,12 @@ pub fn with_token_file(
         source,
     })?;
     let (path, current) = adopt(&token, state_dir)?;
+    // Absolute: the client resolves it later, and a relative --state-dir means the
+    // working directory of now.
+    let path = std::path::absolute(&path).map_err(|source| TokenError::File {
+        path: path.clone(),
+        source,
+    })?;
     entry.remove("token");
     entry.insert(
         Value::from("tokenFile"),
