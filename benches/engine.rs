@@ -70,19 +70,13 @@ fn fleet(size: usize) -> Inventory {
         let mut asset = Asset::new(
             &format!("asset-{i:06}"),
             AssetSpec {
-                display_name: None,
-                os_family: OsFamily::Linux,
                 criticality: if i % 100 == 0 {
                     Criticality::High
                 } else {
                     Criticality::Low
                 },
-                role: None,
                 hold: i % 997 == 0,
-                hold_reason: None,
-                owner: None,
-                stale_after: None,
-                expected_duration: None,
+                ..AssetSpec::new(OsFamily::Linux)
             },
         );
         asset.metadata.labels = Some(labels(&[("ring", ring), ("kind", kind)]));

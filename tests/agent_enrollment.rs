@@ -175,15 +175,8 @@ fn linux_asset(name: &str) -> Asset {
     Asset::new(
         name,
         AssetSpec {
-            display_name: None,
-            os_family: OsFamily::Linux,
             criticality: Criticality::Medium,
-            role: None,
-            hold: false,
-            hold_reason: None,
-            owner: None,
-            stale_after: None,
-            expected_duration: None,
+            ..AssetSpec::new(OsFamily::Linux)
         },
     )
 }

@@ -163,20 +163,7 @@ async fn node(
     available: Option<Vec<AvailableUpdate>>,
 ) -> Node {
     let api: Api<Asset> = env.api();
-    let mut asset = Asset::new(
-        name,
-        AssetSpec {
-            display_name: None,
-            os_family: OsFamily::Linux,
-            criticality: Default::default(),
-            role: None,
-            hold: false,
-            hold_reason: None,
-            owner: None,
-            stale_after: None,
-            expected_duration: None,
-        },
-    );
+    let mut asset = Asset::new(name, AssetSpec::new(OsFamily::Linux));
     asset.metadata.annotations = Some(
         annotations
             .iter()

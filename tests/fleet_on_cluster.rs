@@ -28,20 +28,7 @@ use serde_json::Value;
 const DEADLINE: Duration = Duration::from_secs(30);
 
 fn asset(name: &str, annotations: &[(&str, &str)]) -> Asset {
-    let mut asset = Asset::new(
-        name,
-        AssetSpec {
-            display_name: None,
-            os_family: OsFamily::Linux,
-            criticality: Default::default(),
-            role: None,
-            hold: false,
-            hold_reason: None,
-            owner: None,
-            stale_after: None,
-            expected_duration: None,
-        },
-    );
+    let mut asset = Asset::new(name, AssetSpec::new(OsFamily::Linux));
     if !annotations.is_empty() {
         asset.metadata.annotations = Some(
             annotations

@@ -246,20 +246,7 @@ mod tests {
     }
 
     fn asset(operation: Option<Operation>, reported: Option<ReportedState>) -> Asset {
-        let mut asset = Asset::new(
-            "web-1",
-            AssetSpec {
-                display_name: None,
-                os_family: OsFamily::Linux,
-                criticality: Default::default(),
-                role: None,
-                hold: false,
-                hold_reason: None,
-                owner: None,
-                stale_after: None,
-                expected_duration: None,
-            },
-        );
+        let mut asset = Asset::new("web-1", AssetSpec::new(OsFamily::Linux));
         asset.status = Some(AssetStatus {
             operation,
             reported,

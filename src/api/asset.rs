@@ -124,6 +124,24 @@ pub struct AssetSpec {
     pub expected_duration: Option<String>,
 }
 
+impl AssetSpec {
+    /// The spec of an asset running `os_family`, every other field at its default (as a
+    /// manifest that names only `osFamily` reads).
+    pub fn new(os_family: OsFamily) -> Self {
+        AssetSpec {
+            display_name: None,
+            os_family,
+            criticality: Criticality::default(),
+            role: None,
+            hold: false,
+            hold_reason: None,
+            owner: None,
+            stale_after: None,
+            expected_duration: None,
+        }
+    }
+}
+
 /// Observed state of an Asset. `reported` belongs to the agent; everything else to the operator.
 /// Each half is written with server-side apply under its own field manager.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]

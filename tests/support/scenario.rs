@@ -83,15 +83,10 @@ impl AssetPlan {
         let mut asset = Asset::new(
             &self.name,
             AssetSpec {
-                display_name: None,
-                os_family: OsFamily::Linux,
                 criticality: self.criticality,
-                role: None,
                 hold: self.hold,
-                hold_reason: None,
-                owner: None,
-                stale_after: None,
                 expected_duration: Some("10m".to_owned()),
+                ..AssetSpec::new(OsFamily::Linux)
             },
         );
         asset.metadata.labels = Some(self.labels.clone());
