@@ -27,6 +27,7 @@
 //! bound to it (within 10 s: kube-apiserver caches successful token reviews that long).
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use jiff::SignedDuration;
 use k8s_openapi::ByteString;
@@ -338,6 +339,29 @@ pub fn token_request(ttl_seconds: i64) -> TokenRequest {
         }),
         ..TokenRequest::default()
     }
+}
+
+/// Writes one of an agent's secrets (its kubeconfig, its token) to `path`: readable by the
+/// owner only, on disk before it returns, and replacing any older file atomically, so a reader
+/// never sees half a secret.
+pub fn write_secret_file(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let mut file = tempfile::NamedTempFile::new_in(directory)?;
+    // tempfile creates it 0600 on Unix already; said here so no default can change it.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    file.write_all(text.as_bytes())?;
+    file.as_file().sync_all()?;
+    file.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// A kubeconfig cluster entry's `certificate-authority-data` for PEM `ca` (base64, as

@@ -28,7 +28,7 @@ use super::cluster::{self, Cluster, ClusterArgs, ObjectRef};
 use super::{CliError, print};
 use crate::agent::enrollment::{
     AgentIdentity, DEFAULT_TOKEN_TTL, MANAGED_BY, certificate_authority_data, parse_token_ttl,
-    token_request,
+    token_request, write_secret_file,
 };
 use crate::api::{Asset, AssetSpec, Criticality, OsFamily, PLUGIN_FIELD_MANAGER};
 
@@ -481,23 +481,14 @@ where
 
 /// Writes `text` to `path` readable by the owner only. The file is written beside its target
 /// and renamed over it, so an existing file with wider permissions never holds the token.
+/// The agent's kubeconfig, private and replaced atomically.
 fn write_private(path: &Path, text: &str) -> Result<(), CliError> {
-    let directory = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    let failed = |e: std::io::Error| {
+    write_secret_file(path, text).map_err(|e| {
         CliError::Output(std::io::Error::new(
             e.kind(),
             format!("cannot write the kubeconfig {}: {e}", path.display()),
         ))
-    };
-    // tempfile creates the file with mode 0600 on Unix.
-    let mut file = tempfile::NamedTempFile::new_in(directory).map_err(failed)?;
-    file.write_all(text.as_bytes()).map_err(failed)?;
-    file.as_file().sync_all().map_err(failed)?;
-    file.persist(path).map_err(|e| failed(e.error))?;
-    Ok(())
+    })
 }
 
 async fn revoke(args: &Args) -> Result<ExitCode, CliError> {

@@ -184,13 +184,12 @@ impl SimulatedBackend {
 
     /// Appends one line to the install log, on disk before the call goes on.
     fn log_call(&self, action: &str, updates: &[UpdateRef]) -> Result<(), BackendError> {
-        let list: Vec<String> = updates.iter().map(describe).collect();
         let line = format!(
             "{} {action} {}\n",
             jiff::Timestamp::now()
                 .round(jiff::Unit::Millisecond)
                 .unwrap_or_default(),
-            list.join(" ")
+            describe_all(updates, " ")
         );
         OpenOptions::new()
             .create(true)
@@ -259,9 +258,17 @@ fn describe(update: &UpdateRef) -> String {
     }
 }
 
+/// `describe` of each update, joined by `separator`.
+fn describe_all(updates: &[UpdateRef], separator: &str) -> String {
+    updates
+        .iter()
+        .map(describe)
+        .collect::<Vec<_>>()
+        .join(separator)
+}
+
 fn command_line(action: &str, updates: &[UpdateRef]) -> String {
-    let list: Vec<String> = updates.iter().map(describe).collect();
-    format!("simulated {action} {}", list.join(" "))
+    format!("simulated {action} {}", describe_all(updates, " "))
 }
 
 impl Backend for SimulatedBackend {
@@ -330,12 +337,7 @@ impl Backend for SimulatedBackend {
             outcome.installed.sort();
             outcome.log_excerpt = format!(
                 "simulated: installed {}",
-                outcome
-                    .installed
-                    .iter()
-                    .map(describe)
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                describe_all(&outcome.installed, ", ")
             );
             Ok(outcome)
         })
@@ -384,12 +386,7 @@ impl Backend for SimulatedBackend {
             }
             outcome.log_excerpt = format!(
                 "simulated: rolled back {}",
-                outcome
-                    .installed
-                    .iter()
-                    .map(describe)
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                describe_all(&outcome.installed, ", ")
             );
             Ok(outcome)
         })

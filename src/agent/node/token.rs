@@ -8,7 +8,6 @@
 //! ServiceAccount) and replaces the file. A revoked identity cannot renew: deleting the
 //! ServiceAccount invalidates every token it ever had.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -18,7 +17,7 @@ use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::PostParams;
 use kube::{Api, Client};
 
-use crate::agent::enrollment::token_request;
+use crate::agent::enrollment::{token_request, write_secret_file};
 
 /// The file in the state directory that holds the current token.
 pub const TOKEN_FILE: &str = "token";
@@ -267,26 +266,12 @@ pub async fn keep_renewed(
     }
 }
 
-/// Writes `text` to `path` readable by the owner only, replacing it atomically (a reader
-/// never sees half a token).
+/// The token file, private and replaced atomically.
 fn write_private(path: &Path, text: &str) -> Result<(), TokenError> {
-    let error = |source| TokenError::File {
+    write_secret_file(path, text).map_err(|source| TokenError::File {
         path: path.to_owned(),
         source,
-    };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(error)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        file.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o600))
-            .map_err(error)?;
-    }
-    file.write_all(text.as_bytes()).map_err(error)?;
-    file.as_file().sync_all().map_err(error)?;
-    file.persist(path).map_err(|e| error(e.error))?;
-    Ok(())
+    })
 }
 
 #[cfg(test)]
