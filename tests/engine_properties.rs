@@ -12,9 +12,9 @@ use jiff::{SignedDuration, Timestamp};
 use patchwave::api::rollout::RolloutPhase;
 use patchwave::api::{Rounding, window::WindowType};
 use patchwave::engine::Inventory;
-use patchwave::engine::evaluate::{Event, EventType};
+use patchwave::engine::evaluate::{Evaluator, Event, EventType, evaluate};
 use patchwave::engine::selector::CompiledSelector;
-use patchwave::engine::simulation::{Options, simulate};
+use patchwave::engine::simulation::{Options, simulate, simulate_with};
 use patchwave::engine::windows::{self, StartPermission};
 use proptest::prelude::*;
 
@@ -292,12 +292,78 @@ fn check_invariants(yaml: &str) {
     }
 }
 
+/// An [`Evaluator`] kept across a whole simulation (as `plan` and `simulate` keep one) decides
+/// at every step exactly what a fresh evaluation of the same objects decides, with and without
+/// the asset views; forecast mode (approvals granted as asked) included.
+fn check_kept_evaluator_matches_fresh(yaml: &str) {
+    for assume_success in [false, true] {
+        let options = Options {
+            from: "2026-11-27T00:00:00Z".parse().unwrap(),
+            until: "2026-12-07T00:00:00Z".parse().unwrap(),
+            approvals: vec![],
+            assume_success,
+        };
+        let mut kept = Evaluator::default();
+        let mut steps = 0;
+        let checked = simulate_with(
+            inventory(yaml),
+            &options,
+            |inventory, now, views| {
+                steps += 1;
+                let fresh = evaluate(inventory, now);
+                let decided = if views {
+                    kept.evaluate(inventory, now)
+                } else {
+                    let decided = kept.decide(inventory, now);
+                    let mut without_views = fresh.clone();
+                    without_views.assets.clear();
+                    assert_eq!(
+                        format!("{decided:?}"),
+                        format!("{without_views:?}"),
+                        "decide at {now}, step {steps}"
+                    );
+                    decided
+                };
+                if views {
+                    assert_eq!(
+                        format!("{decided:?}"),
+                        format!("{fresh:?}"),
+                        "evaluate at {now}, step {steps}"
+                    );
+                }
+                decided
+            },
+            |_| {},
+        )
+        .unwrap();
+        let plain = simulate(inventory(yaml), &options).unwrap();
+        assert_eq!(
+            format!("{:?}", checked.events),
+            format!("{:?}", plain.events)
+        );
+        assert_eq!(
+            format!("{:?}", checked.assets),
+            format!("{:?}", plain.assets)
+        );
+        assert!(steps > 1, "the simulation evaluated more than once");
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 96, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn invariants_hold_for_generated_fleets(seed in any::<u64>()) {
         check_invariants(&fleet(seed));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn a_kept_evaluator_decides_as_a_fresh_one(seed in any::<u64>()) {
+        check_kept_evaluator_matches_fresh(&fleet(seed));
     }
 }
 

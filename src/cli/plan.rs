@@ -5,7 +5,7 @@
 //! expected duration and every approval given when it is asked for: one engine, no second
 //! copy of the rules.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -15,7 +15,7 @@ use serde::Serialize;
 use super::output::{OutputFormat, ProgressLine, parse_time};
 use super::{CliError, load};
 use crate::engine::Inventory;
-use crate::engine::evaluate::{AssetState, EventType, evaluate, is_terminal};
+use crate::engine::evaluate::{AssetState, Event, EventType, evaluate, is_terminal};
 use crate::engine::simulation::{self, Options};
 
 /// How far ahead the forecast looks.
@@ -190,33 +190,21 @@ pub fn plan_namespace(
         if finished_before.contains(&name) {
             continue;
         }
-        let events: Vec<_> = forecast
-            .events
-            .iter()
-            .filter(|e| e.rollout.as_deref() == Some(name.as_str()))
-            .collect();
-        let first = |kind: EventType, ring: Option<&str>, asset: Option<&str>| {
-            events
-                .iter()
-                .find(|e| {
-                    e.kind == kind
-                        && (ring.is_none() || e.ring.as_deref() == ring)
-                        && (asset.is_none() || e.asset.as_deref() == asset)
-                })
-                .map(|e| e.time)
-        };
+        let first = FirstEvents::of_rollout(&forecast.events, &name);
         let status = rollout.status.clone().unwrap_or_default();
         let mut ring_assets: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut started: HashSet<&str> = HashSet::new();
         for asset in &forecast.inventory.assets {
             let record = asset
                 .status
                 .as_ref()
                 .and_then(|s| s.rollouts.iter().find(|r| r.rollout == name));
-            if let (Some(record), Some(asset_name)) = (record, asset.metadata.name.as_ref()) {
+            if let (Some(record), Some(asset_name)) = (record, asset.metadata.name.as_deref()) {
                 ring_assets
                     .entry(record.ring.clone().unwrap_or_default())
                     .or_default()
-                    .push(asset_name.clone());
+                    .push(asset_name.to_owned());
+                started.insert(asset_name);
             }
         }
         // Assets of the rollout that never started (held, waiting) are listed with their note.
@@ -224,11 +212,12 @@ pub fn plan_namespace(
             if view.policy.as_deref() == Some(rollout.spec.policy.as_str())
                 && held_or_waiting.contains_key(&view.name)
                 && let Some(ring) = &view.ring
+                && !started.contains(view.name.as_str())
             {
-                let list = ring_assets.entry(ring.clone()).or_default();
-                if !list.contains(&view.name) {
-                    list.push(view.name.clone());
-                }
+                ring_assets
+                    .entry(ring.clone())
+                    .or_default()
+                    .push(view.name.clone());
             }
         }
         let rings = rollout
@@ -243,8 +232,8 @@ pub fn plan_namespace(
                     .flatten()
                     .map(|asset| AssetPlan {
                         name: asset.clone(),
-                        forecast_start: first(EventType::OperationStarted, None, Some(asset)),
-                        forecast_done: first(EventType::OperationSucceeded, None, Some(asset)),
+                        forecast_start: first.of_asset(EventType::OperationStarted, asset),
+                        forecast_done: first.of_asset(EventType::OperationSucceeded, asset),
                         note: held_or_waiting.get(asset).cloned(),
                     })
                     .collect();
@@ -256,8 +245,8 @@ pub fn plan_namespace(
                 });
                 RingPlan {
                     name: ring.clone(),
-                    forecast_start: first(EventType::OperationStarted, Some(ring), None),
-                    forecast_completion: first(EventType::RingCompleted, Some(ring), None),
+                    forecast_start: first.of_ring(EventType::OperationStarted, ring),
+                    forecast_completion: first.of_ring(EventType::RingCompleted, ring),
                     bake_until: progress.and_then(|p| p.bake_until.as_ref().map(|t| t.0)),
                     assets,
                 }
@@ -269,7 +258,7 @@ pub fn plan_namespace(
             .iter()
             .filter_map(|u| u.deadline.as_ref().map(|d| d.0))
             .min();
-        let completion = first(EventType::RolloutSucceeded, None, None);
+        let completion = first.any(EventType::RolloutSucceeded);
         plan.rollouts.push(RolloutPlan {
             name: name.clone(),
             namespace: namespace.to_owned(),
@@ -287,6 +276,56 @@ pub fn plan_namespace(
         });
     }
     Ok(())
+}
+
+/// The first time of each kind of event of one rollout, by asset and by ring: looked up once
+/// per asset, so a scan of the events per asset would make the forecast quadratic.
+struct FirstEvents<'a> {
+    by_asset: HashMap<(EventType, &'a str), Timestamp>,
+    by_ring: HashMap<(EventType, &'a str), Timestamp>,
+    by_kind: HashMap<EventType, Timestamp>,
+}
+
+impl<'a> FirstEvents<'a> {
+    fn of_rollout(events: &'a [Event], rollout: &str) -> Self {
+        let mut first = FirstEvents {
+            by_asset: HashMap::new(),
+            by_ring: HashMap::new(),
+            by_kind: HashMap::new(),
+        };
+        // Events are in time order, so the first insert of a key is the earliest.
+        for event in events
+            .iter()
+            .filter(|e| e.rollout.as_deref() == Some(rollout))
+        {
+            if let Some(asset) = event.asset.as_deref() {
+                first
+                    .by_asset
+                    .entry((event.kind, asset))
+                    .or_insert(event.time);
+            }
+            if let Some(ring) = event.ring.as_deref() {
+                first
+                    .by_ring
+                    .entry((event.kind, ring))
+                    .or_insert(event.time);
+            }
+            first.by_kind.entry(event.kind).or_insert(event.time);
+        }
+        first
+    }
+
+    fn of_asset(&self, kind: EventType, asset: &str) -> Option<Timestamp> {
+        self.by_asset.get(&(kind, asset)).copied()
+    }
+
+    fn of_ring(&self, kind: EventType, ring: &str) -> Option<Timestamp> {
+        self.by_ring.get(&(kind, ring)).copied()
+    }
+
+    fn any(&self, kind: EventType) -> Option<Timestamp> {
+        self.by_kind.get(&kind).copied()
+    }
 }
 
 fn when(t: Option<Timestamp>) -> String {

@@ -49,15 +49,30 @@ pub fn apply(inventory: &mut Inventory, evaluation: &Evaluation) -> Applied {
     if evaluation.outcomes.is_empty() && evaluation.operations.is_empty() {
         return applied;
     }
-    let index: HashMap<String, usize> = inventory
-        .assets
-        .iter()
-        .enumerate()
-        .filter_map(|(i, a)| Some((a.metadata.name.clone()?, i)))
-        .collect();
+    // The evaluation says where each asset was; an index is built only if that is not where
+    // it is now (the caller evaluated another inventory).
+    let mut index: Option<HashMap<String, usize>> = None;
+    let mut locate = |assets: &[Arc<crate::api::Asset>], hint: usize, name: &str| {
+        if assets
+            .get(hint)
+            .is_some_and(|a| a.metadata.name.as_deref() == Some(name))
+        {
+            return Some(hint);
+        }
+        index
+            .get_or_insert_with(|| {
+                assets
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, a)| Some((a.metadata.name.clone()?, i)))
+                    .collect()
+            })
+            .get(name)
+            .copied()
+    };
     let mut touched = vec![false; inventory.assets.len()];
     for outcome in &evaluation.outcomes {
-        let Some(&i) = index.get(outcome.asset.as_str()) else {
+        let Some(i) = locate(&inventory.assets, outcome.index, &outcome.asset) else {
             continue;
         };
         let status = Arc::make_mut(&mut inventory.assets[i])
@@ -82,7 +97,7 @@ pub fn apply(inventory: &mut Inventory, evaluation: &Evaluation) -> Applied {
         touched[i] = true;
     }
     for issued in &evaluation.operations {
-        let Some(&i) = index.get(issued.asset.as_str()) else {
+        let Some(i) = locate(&inventory.assets, issued.index, &issued.asset) else {
             continue;
         };
         let status = Arc::make_mut(&mut inventory.assets[i])

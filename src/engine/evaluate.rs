@@ -8,6 +8,7 @@
 //! stopped, and the deterministic operation ids make a repeated decision harmless.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
@@ -22,9 +23,9 @@ use crate::api::asset::{AssetRolloutRecord, Operation, OperationPhase, UpdateRef
 use crate::api::policy::FailureAction;
 use crate::api::ring::RingApproval;
 use crate::api::rollout::{FrozenUpdate, RingPhase, RingProgress, RolloutPhase, RolloutSummary};
-use crate::api::window::WindowType;
+use crate::api::window::{MaintenanceWindowSpec, WindowType};
 use crate::api::{
-    Condition, Criticality, IntOrPercent, OperationAction, PatchPolicy, PatchRollout,
+    Asset, Condition, Criticality, IntOrPercent, OperationAction, PatchPolicy, PatchRollout,
     PatchRolloutSpec, PatchRolloutStatus, RingSpec, Rounding, Time,
 };
 
@@ -84,8 +85,11 @@ pub struct Evaluation {
     pub outcomes: Vec<RecordedOutcome>,
     /// Decisions a person would want to see, in the order they were taken.
     pub events: Vec<Event>,
-    /// Where each asset stands under each policy that governs it.
+    /// Where each asset stands under each policy that governs it (empty from
+    /// [`Evaluator::decide`]).
     pub assets: Vec<AssetView>,
+    /// Assets that wait for a per-asset approval on a rollout, by name (also from `decide`).
+    pub awaiting_approval: Vec<String>,
     /// The next instant at which the decision could differ without any object changing
     /// (a window opens or reaches its cutoff, a bake ends, an operation times out, a deferral
     /// ends). `None`: nothing changes until an object does.
@@ -97,6 +101,9 @@ pub struct Evaluation {
 pub struct IssuedOperation {
     /// Asset name.
     pub asset: String,
+    /// Where the asset is in the evaluated inventory's `assets` (a hint: [`super::apply`]
+    /// checks the name before it trusts it).
+    pub index: usize,
     /// What the agent must do (goes to `status.operation`).
     pub operation: Operation,
     /// The record to add to (or replace in) the asset's `status.rollouts`.
@@ -108,6 +115,8 @@ pub struct IssuedOperation {
 pub struct RecordedOutcome {
     /// Asset name.
     pub asset: String,
+    /// Where the asset is in the evaluated inventory's `assets` (a hint, as for operations).
+    pub index: usize,
     /// The rollout record to update.
     pub rollout: String,
     /// The operation that ended.
@@ -198,22 +207,7 @@ pub struct AssetView {
 
 /// Decides what happens next in one namespace at `now`.
 pub fn evaluate(inventory: &Inventory, now: Timestamp) -> Evaluation {
-    // One validation pass: its verdicts exclude invalid objects, and its compiled window
-    // schedules are reused rather than compiled again.
-    let validation::Validation {
-        problems,
-        validity,
-        mut windows,
-    } = validation::validate_all(inventory);
-    let mut run = Run::new(inventory, &validity, &mut windows, now);
-    run.process_outcomes();
-    run.count_budgets();
-    run.assign_assets();
-    run.create_rollouts();
-    run.advance_rollouts();
-    let mut evaluation = run.finish();
-    evaluation.problems = problems;
-    evaluation
+    Evaluator::default().evaluate(inventory, now)
 }
 
 impl Evaluation {
@@ -256,6 +250,7 @@ pub fn operation_id(rollout: &str, asset: &str, action: OperationAction) -> Stri
 
 struct CompiledWindow<'a> {
     name: &'a str,
+    spec: &'a MaintenanceWindowSpec,
     deny: bool,
     selector: CompiledSelector,
     schedule: WindowSchedule,
@@ -278,16 +273,106 @@ struct CompiledPolicy<'a> {
     timeout: SignedDuration,
 }
 
-/// Per-asset facts computed once per evaluation.
+/// Facts about one asset that follow from the asset itself and the valid policies, rings and
+/// windows alone. An [`Evaluator`] keeps them from one evaluation to the next for every asset
+/// that is still the same object (`Arc::ptr_eq`) while those stay the same.
+#[derive(Clone)]
 struct AssetFacts {
+    /// The asset these facts are about (held, so that its address cannot be reused).
+    asset: Arc<Asset>,
     /// Valid policies selecting the asset, highest priority first (indices into `policies`).
     policies: Vec<usize>,
-    /// Index of the asset's (allow, deny) window set in `Run::window_groups`.
+    /// Per entry of `policies`: the first of that policy's rings selecting the asset (an index
+    /// into its `spec.rings`).
+    rings: Vec<Option<usize>>,
+    /// Index of the asset's (allow, deny) window set in `Memo::groups`.
     window_group: usize,
     /// Owning policy of each available update (index into `policies`).
     owner: Vec<Option<usize>>,
-    /// Rollout records after this evaluation's outcomes, by rollout name.
-    records: BTreeMap<String, AssetRolloutRecord>,
+    /// Whether any of its rollout records is Running (only those can end).
+    running: bool,
+}
+
+/// What an [`Evaluator`] carries from one evaluation to the next.
+#[derive(Default)]
+struct Memo {
+    /// The valid policies, rings and windows the facts were computed under (serialized).
+    config: String,
+    /// Per asset (by index in the inventory), the facts of the last evaluation.
+    facts: Vec<AssetFacts>,
+    /// Interned (allow windows, deny windows) sets: assets with the same windows share a group.
+    window_groups: FastMap<(Vec<usize>, Vec<usize>), usize>,
+    /// The window sets of each group, by group index.
+    groups: Vec<(Vec<usize>, Vec<usize>)>,
+    /// Per rollout, its members in the order they are served.
+    members: HashMap<String, RolloutMembers>,
+    /// Counts evaluations, so that a rollout's members are mended only from the previous one.
+    epoch: u64,
+}
+
+/// The members of one rollout, kept in order across evaluations and updated for the assets
+/// that changed.
+struct RolloutMembers {
+    /// What the membership was computed for: policy, rings and frozen updates (serialized).
+    key: String,
+    /// The evaluation that last brought it up to date (it must be the previous one).
+    epoch: u64,
+    /// Per asset: its ring (index into the rollout's rings) and order key, if a member.
+    info: Vec<Option<MemberKey>>,
+    /// Member assets, earliest deadline first, then criticality, then name.
+    order: Vec<usize>,
+}
+
+/// Where a member goes and when its turn comes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct MemberKey {
+    /// Index of the first ring of the rollout with the member's ring name.
+    ring: usize,
+    /// The earliest deadline of the frozen updates it misses (`Timestamp::MAX` if none).
+    deadline: Timestamp,
+}
+
+/// Decides what happens next in one namespace, again and again, reusing what it learnt about
+/// the assets that did not change since the last evaluation. `plan` and `simulate` evaluate
+/// the same namespace at every instant of virtual time; most of each fleet stays as it was.
+/// Its answers are those of [`evaluate`] (tested against it).
+#[derive(Default)]
+pub struct Evaluator {
+    memo: Memo,
+}
+
+impl Evaluator {
+    /// Decides what happens next at `now`, with every asset's view.
+    pub fn evaluate(&mut self, inventory: &Inventory, now: Timestamp) -> Evaluation {
+        self.run(inventory, now, true)
+    }
+
+    /// Like [`Evaluator::evaluate`] but without `assets` (the views of every asset), which a
+    /// caller that only carries out the decisions does not read.
+    pub fn decide(&mut self, inventory: &Inventory, now: Timestamp) -> Evaluation {
+        self.run(inventory, now, false)
+    }
+
+    fn run(&mut self, inventory: &Inventory, now: Timestamp, views: bool) -> Evaluation {
+        // One validation pass: its verdicts exclude invalid objects, and its compiled window
+        // schedules are reused rather than compiled again.
+        let validation::Validation {
+            problems,
+            validity,
+            mut windows,
+        } = validation::validate_all(inventory);
+        let mut memo = std::mem::take(&mut self.memo);
+        memo.epoch += 1;
+        let mut run = Run::new(inventory, &validity, &mut windows, now, memo);
+        run.process_outcomes();
+        run.count_budgets();
+        run.create_rollouts();
+        run.advance_rollouts();
+        let (mut evaluation, memo) = run.finish(views);
+        self.memo = memo;
+        evaluation.problems = problems;
+        evaluation
+    }
 }
 
 struct Run<'a> {
@@ -296,21 +381,21 @@ struct Run<'a> {
     windows: Vec<CompiledWindow<'a>>,
     rings: FastMap<&'a str, CompiledRing<'a>>,
     policies: Vec<CompiledPolicy<'a>>,
-    facts: Vec<AssetFacts>,
-    asset_index: HashMap<&'a str, usize>,
+    /// Facts and orders kept across evaluations (an [`Evaluator`]'s, or empty).
+    memo: Memo,
+    /// Assets whose facts were computed afresh in this evaluation.
+    changed: Vec<usize>,
+    /// Rollout records this evaluation changed (outcomes, new operations), by asset; every
+    /// other record is as the asset's status has it.
+    changed_records: FastMap<usize, Vec<AssetRolloutRecord>>,
     /// Assets with an operation in flight (after outcomes and new starts).
     in_flight: FastSet<usize>,
     /// Per policy and disruption budget: assets selected, and those in flight.
     budget_size: Vec<Vec<u64>>,
     budget_busy: Vec<Vec<u64>>,
     /// Start permission per (allow windows, deny windows) at `now`.
-    permissions: FastMap<(usize, usize), StartPermission>,
-    /// Interned (allow windows, deny windows) sets: assets with the same windows share a group.
-    window_groups: FastMap<(Vec<usize>, Vec<usize>), usize>,
-    /// The window sets of each group, by group index.
-    groups: Vec<(Vec<usize>, Vec<usize>)>,
-    /// Per (asset, policy): ring name, unscheduled, view state inputs.
-    placements: FastMap<(usize, usize), Placement<'a>>,
+    /// By window group and policy (`group * policies + policy`).
+    permissions: Vec<StartPermission>,
     rollouts: Vec<PatchRollout>,
     out: Evaluation,
 }
@@ -327,9 +412,10 @@ impl<'a> Run<'a> {
         validity: &validation::Validity,
         schedules: &mut BTreeMap<String, WindowSchedule>,
         now: Timestamp,
+        mut memo: Memo,
     ) -> Self {
         let valid = |kind: &str, name: &str| validity.is_valid(kind, name);
-        let windows = inventory
+        let windows: Vec<CompiledWindow> = inventory
             .windows
             .iter()
             .filter_map(|w| {
@@ -339,6 +425,7 @@ impl<'a> Run<'a> {
                 }
                 Some(CompiledWindow {
                     name,
+                    spec: &w.spec,
                     deny: w.spec.type_ == WindowType::Deny,
                     selector: CompiledSelector::compile(w.spec.selector.as_ref(), "spec.selector")
                         .ok()?,
@@ -400,12 +487,15 @@ impl<'a> Run<'a> {
                 (b.object.spec.priority, b.name),
             )
         });
-        let asset_index = inventory
-            .assets
-            .iter()
-            .enumerate()
-            .filter_map(|(i, a)| Some((a.metadata.name.as_deref()?, i)))
-            .collect();
+        // The facts of an asset depend on the valid policies, rings and windows (and their
+        // order): kept only while those are exactly the same.
+        let config = config_key(&windows, &rings, &policies);
+        if memo.config != config {
+            memo = Memo {
+                config,
+                ..Memo::default()
+            };
+        }
         let mut rollouts = inventory.rollouts.clone();
         rollouts.sort_by(|a, b| {
             a.metadata
@@ -421,18 +511,13 @@ impl<'a> Run<'a> {
             windows,
             rings,
             policies,
-            facts: Vec::new(),
-            asset_index,
+            memo,
+            changed: Vec::new(),
+            changed_records: FastMap::default(),
             in_flight: FastSet::default(),
             budget_size: Vec::new(),
             budget_busy: Vec::new(),
-            permissions: FastMap::default(),
-            window_groups: FastMap::default(),
-            groups: Vec::new(),
-            placements: FastMap::with_capacity_and_hasher(
-                inventory.assets.len() * 2,
-                Default::default(),
-            ),
+            permissions: Vec::new(),
             rollouts,
             out: Evaluation::default(),
         }
@@ -473,67 +558,42 @@ impl<'a> Run<'a> {
     /// Computes per-asset facts and records the ends of operations: a result the agent
     /// reported, or no result by the timeout (NoResponse, which counts as failed).
     fn process_outcomes(&mut self) {
-        let timeouts: HashMap<&str, SignedDuration> = self
+        let timeouts: HashMap<String, SignedDuration> = self
             .rollouts
             .iter()
             .filter_map(|r| {
                 let timeout = self
                     .rollout_policy(r)
                     .map_or(DEFAULT_OPERATION_TIMEOUT, |p| self.policies[p].timeout);
-                Some((r.metadata.name.as_deref()?, timeout))
+                Some((r.metadata.name.clone()?, timeout))
             })
             .collect();
-        let mut facts = Vec::with_capacity(self.inventory.assets.len());
+        self.refresh_facts();
+        self.compute_permissions();
         let mut outcomes = Vec::new();
         let mut wake = Vec::new();
-        for (index, asset) in self.inventory.assets.iter().enumerate() {
-            static NO_LABELS: BTreeMap<String, String> = BTreeMap::new();
-            let labels = asset.metadata.labels.as_ref().unwrap_or(&NO_LABELS);
-            let policies: Vec<usize> = (0..self.policies.len())
-                .filter(|p| self.policies[*p].selector.matches(labels))
-                .collect();
-            let (mut allow, mut deny) = (Vec::new(), Vec::new());
-            for (w, window) in self.windows.iter().enumerate() {
-                if window.selector.matches(labels) {
-                    if window.deny {
-                        deny.push(w)
-                    } else {
-                        allow.push(w)
-                    }
+        for index in 0..self.inventory.assets.len() {
+            if !self.memo.facts[index].running {
+                continue;
+            }
+            let inventory: &'a Inventory = self.inventory;
+            let asset = &inventory.assets[index];
+            let status = asset.status.as_ref();
+            // Of two records of one rollout the last counts (as everywhere), and records end in
+            // the order of their rollouts' names.
+            let mut running: Vec<&AssetRolloutRecord> = Vec::new();
+            for record in status.iter().flat_map(|s| s.rollouts.iter()).rev() {
+                if !running.iter().any(|r| r.rollout == record.rollout) {
+                    running.push(record);
                 }
             }
-            let available = asset
-                .status
-                .as_ref()
-                .and_then(|s| s.reported.as_ref())
-                .map(|r| r.available_updates.as_slice())
-                .unwrap_or_default();
-            let owner = available
-                .iter()
-                .map(|u| {
-                    policies
-                        .iter()
-                        .copied()
-                        .find(|p| self.policies[*p].filter.selects(u))
-                })
-                .collect();
-            let status = asset.status.as_ref();
-            let mut records: BTreeMap<String, AssetRolloutRecord> = status
-                .map(|s| {
-                    s.rollouts
-                        .iter()
-                        .map(|r| (r.rollout.clone(), r.clone()))
-                        .collect()
-                })
-                .unwrap_or_default();
+            running.retain(|r| r.phase == OperationPhase::Running);
+            running.sort_by(|a, b| a.rollout.cmp(&b.rollout));
             let name = asset.metadata.name.clone().unwrap_or_default();
             let last = status
                 .and_then(|s| s.reported.as_ref())
                 .and_then(|r| r.last_operation.as_ref());
-            for record in records
-                .values_mut()
-                .filter(|r| r.phase == OperationPhase::Running)
-            {
+            for record in running {
                 let Some(op_id) = record.operation_id.clone() else {
                     continue;
                 };
@@ -570,40 +630,27 @@ impl<'a> Run<'a> {
                 };
                 match outcome {
                     Some((phase, finished_at, message)) => {
-                        record.phase = phase;
-                        record.finished_at = Some(Time(finished_at));
-                        record.message.clone_from(&message);
+                        let mut ended = record.clone();
+                        ended.phase = phase;
+                        ended.finished_at = Some(Time(finished_at));
+                        ended.message.clone_from(&message);
                         outcomes.push(RecordedOutcome {
                             asset: name.clone(),
+                            index,
                             rollout: record.rollout.clone(),
                             operation_id: op_id,
                             phase,
                             finished_at,
                             message,
                         });
+                        self.set_record(index, ended);
                     }
                     None => {
                         self.in_flight.insert(index);
                     }
                 }
             }
-            let key = (allow, deny);
-            let window_group = match self.window_groups.get(&key) {
-                Some(group) => *group,
-                None => {
-                    self.groups.push(key.clone());
-                    self.window_groups.insert(key, self.groups.len() - 1);
-                    self.groups.len() - 1
-                }
-            };
-            facts.push(AssetFacts {
-                window_group,
-                policies,
-                owner,
-                records,
-            });
         }
-        self.facts = facts;
         for at in wake {
             self.wake_at(at);
         }
@@ -613,10 +660,7 @@ impl<'a> Run<'a> {
                 .iter()
                 .find(|r| r.metadata.name.as_deref() == Some(outcome.rollout.as_str()))
                 .map(|r| r.spec.policy.clone());
-            let record = self
-                .asset_index
-                .get(outcome.asset.as_str())
-                .and_then(|i| self.facts[*i].records.get(&outcome.rollout));
+            let record = self.record(outcome.index, &outcome.rollout);
             let ring = record.and_then(|r| r.ring.clone());
             let verb = if record.is_some_and(|r| r.action == OperationAction::Rollback) {
                 "rollback"
@@ -656,22 +700,155 @@ impl<'a> Run<'a> {
         self.out.outcomes = outcomes;
     }
 
-    fn permission(&mut self, asset: usize, policy: usize) -> StartPermission {
-        let key = (self.facts[asset].window_group, policy);
-        if let Some(permission) = self.permissions.get(&key) {
-            return *permission;
+    /// Brings every asset's facts up to date: kept for the assets that are the same objects as
+    /// in the last evaluation, computed for the others (which are noted in `changed`).
+    fn refresh_facts(&mut self) {
+        let assets = &self.inventory.assets;
+        if self.memo.facts.len() != assets.len() {
+            // Assets came or went: indices no longer match, start over.
+            self.memo.facts.clear();
+            self.memo.members.clear();
         }
-        let (allow, deny) = &self.groups[key.0];
-        let named = &self.policies[policy].windows;
-        let allow: Vec<&WindowSchedule> = allow
-            .iter()
-            .filter(|w| named.is_empty() || named.contains(self.windows[**w].name))
-            .map(|w| &self.windows[*w].schedule)
+        for (index, asset) in assets.iter().enumerate() {
+            if self
+                .memo
+                .facts
+                .get(index)
+                .is_some_and(|f| Arc::ptr_eq(&f.asset, asset))
+            {
+                continue;
+            }
+            let facts = self.compute_facts(asset);
+            if index < self.memo.facts.len() {
+                self.memo.facts[index] = facts;
+            } else {
+                self.memo.facts.push(facts);
+            }
+            self.changed.push(index);
+        }
+    }
+
+    fn compute_facts(&mut self, asset: &Arc<Asset>) -> AssetFacts {
+        static NO_LABELS: BTreeMap<String, String> = BTreeMap::new();
+        let labels = asset.metadata.labels.as_ref().unwrap_or(&NO_LABELS);
+        let policies: Vec<usize> = (0..self.policies.len())
+            .filter(|p| self.policies[*p].selector.matches(labels))
             .collect();
-        let deny: Vec<&WindowSchedule> = deny.iter().map(|w| &self.windows[*w].schedule).collect();
-        let permission = windows::start_permission(&allow, &deny, self.now);
-        self.permissions.insert(key, permission);
-        permission
+        let rings = policies
+            .iter()
+            .map(|p| {
+                self.policies[*p].object.spec.rings.iter().position(|name| {
+                    self.rings
+                        .get(name.as_str())
+                        .is_some_and(|ring| ring.selector.matches(labels))
+                })
+            })
+            .collect();
+        let (mut allow, mut deny) = (Vec::new(), Vec::new());
+        for (w, window) in self.windows.iter().enumerate() {
+            if window.selector.matches(labels) {
+                if window.deny {
+                    deny.push(w)
+                } else {
+                    allow.push(w)
+                }
+            }
+        }
+        let available = asset
+            .status
+            .as_ref()
+            .and_then(|s| s.reported.as_ref())
+            .map(|r| r.available_updates.as_slice())
+            .unwrap_or_default();
+        let owner = available
+            .iter()
+            .map(|u| {
+                policies
+                    .iter()
+                    .copied()
+                    .find(|p| self.policies[*p].filter.selects(u))
+            })
+            .collect();
+        let running = asset.status.as_ref().is_some_and(|s| {
+            s.rollouts
+                .iter()
+                .any(|r| r.phase == OperationPhase::Running)
+        });
+        let key = (allow, deny);
+        let window_group = match self.memo.window_groups.get(&key) {
+            Some(group) => *group,
+            None => {
+                self.memo.groups.push(key.clone());
+                self.memo
+                    .window_groups
+                    .insert(key, self.memo.groups.len() - 1);
+                self.memo.groups.len() - 1
+            }
+        };
+        AssetFacts {
+            asset: Arc::clone(asset),
+            policies,
+            rings,
+            window_group,
+            owner,
+            running,
+        }
+    }
+
+    /// The asset's record for `rollout` as this evaluation leaves it.
+    fn record(&self, asset: usize, rollout: &str) -> Option<&AssetRolloutRecord> {
+        if let Some(record) = self
+            .changed_records
+            .get(&asset)
+            .and_then(|records| records.iter().find(|r| r.rollout == rollout))
+        {
+            return Some(record);
+        }
+        stored_record(&self.inventory.assets[asset], rollout)
+    }
+
+    /// Replaces (or adds) the asset's record of `record.rollout` for the rest of this run.
+    fn set_record(&mut self, asset: usize, record: AssetRolloutRecord) {
+        let records = self.changed_records.entry(asset).or_default();
+        records.retain(|r| r.rollout != record.rollout);
+        records.push(record);
+    }
+
+    /// The asset's ring under `policy` (a name from the policy's rings) and whether no window
+    /// ever lets it start; `None` if the policy does not govern it.
+    fn placement(&self, asset: usize, policy: usize) -> Option<Placement<'a>> {
+        let facts = &self.memo.facts[asset];
+        let slot = facts.policies.iter().position(|p| *p == policy)?;
+        let object: &'a PatchPolicy = self.policies[policy].object;
+        let ring: Option<&'a str> = facts.rings[slot].map(|r| object.spec.rings[r].as_str());
+        let unscheduled =
+            ring.is_some() && matches!(self.permission(asset, policy), StartPermission::Never);
+        Some(Placement { ring, unscheduled })
+    }
+
+    /// Whether each window group may start operations of each policy at `now` (few groups,
+    /// few policies: computed once per evaluation, looked up per asset).
+    fn compute_permissions(&mut self) {
+        let mut permissions = Vec::with_capacity(self.memo.groups.len() * self.policies.len());
+        for (allow, deny) in &self.memo.groups {
+            for policy in &self.policies {
+                let named = &policy.windows;
+                let allow: Vec<&WindowSchedule> = allow
+                    .iter()
+                    .filter(|w| named.is_empty() || named.contains(self.windows[**w].name))
+                    .map(|w| &self.windows[*w].schedule)
+                    .collect();
+                let deny: Vec<&WindowSchedule> =
+                    deny.iter().map(|w| &self.windows[*w].schedule).collect();
+                permissions.push(windows::start_permission(&allow, &deny, self.now));
+            }
+        }
+        self.permissions = permissions;
+    }
+
+    fn permission(&self, asset: usize, policy: usize) -> StartPermission {
+        let group = self.memo.facts[asset].window_group;
+        self.permissions[group * self.policies.len() + policy]
     }
 
     fn first_ring<'r>(
@@ -689,35 +866,9 @@ impl<'a> Run<'a> {
         })
     }
 
-    /// Places every asset under each policy governing it: its ring, whether any window lets it
-    /// ever start. Reports Unassigned and Unscheduled assets.
-    fn assign_assets(&mut self) {
-        for asset in 0..self.facts.len() {
-            for p in 0..self.facts[asset].policies.len() {
-                let policy = self.facts[asset].policies[p];
-                let spec = &self.policies[policy].object.spec;
-                let ring = self.first_ring(spec.rings.iter().map(String::as_str), asset);
-                let unscheduled = ring.is_some()
-                    && matches!(self.permission(asset, policy), StartPermission::Never);
-                // The placement borrows ring names from the policy object, which outlives the run.
-                let ring: Option<&'a str> = ring.and_then(|r| {
-                    self.policies[policy]
-                        .object
-                        .spec
-                        .rings
-                        .iter()
-                        .find(|n| n.as_str() == r)
-                        .map(String::as_str)
-                });
-                self.placements
-                    .insert((asset, policy), Placement { ring, unscheduled });
-            }
-        }
-    }
-
     /// The (update index, owning policy) pairs of `asset` that `policy` owns.
     fn owned_updates(&self, asset: usize, policy: usize) -> impl Iterator<Item = usize> + '_ {
-        self.facts[asset]
+        self.memo.facts[asset]
             .owner
             .iter()
             .enumerate()
@@ -755,8 +906,8 @@ impl<'a> Run<'a> {
             let mut frozen: FastMap<(&str, Option<&str>), &crate::api::asset::AvailableUpdate> =
                 FastMap::default();
             let mut wake: Vec<Timestamp> = Vec::new();
-            for asset in 0..self.facts.len() {
-                let Some(placement) = self.placements.get(&(asset, policy)) else {
+            for asset in 0..self.memo.facts.len() {
+                let Some(placement) = self.placement(asset, policy) else {
                     continue;
                 };
                 if placement.ring.is_none()
@@ -886,60 +1037,123 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// Members of a rollout: assets with a record for it, and assets its policy governs that
-    /// miss an update of its frozen set that the policy owns on them.
-    fn members(&self, rollout: &PatchRollout, policy: Option<usize>) -> Vec<Member<'a>> {
-        let name = rollout.metadata.name.as_deref().unwrap_or_default();
-        // The frozen set, with each update's deadline: one lookup per update of an asset.
-        let frozen: FastMap<(&str, Option<&str>), Option<Timestamp>> = rollout
-            .spec
-            .updates
+    /// Members of a rollout in the order they are served: assets with a record for it, and
+    /// assets its policy governs that miss an update of its frozen set that the policy owns on
+    /// them. The order is kept from the last evaluation and mended for the changed assets.
+    fn members(&mut self, rollout: &PatchRollout, policy: Option<usize>) -> Vec<Member> {
+        let name = rollout.metadata.name.clone().unwrap_or_default();
+        // What membership depends on besides the assets: serializing our own types cannot
+        // fail, and an empty key only means no reuse.
+        let key = serde_json::to_string(&(policy, &rollout.spec.rings, &rollout.spec.updates))
+            .unwrap_or_default();
+        let frozen = frozen_deadlines(rollout);
+        let epoch = self.memo.epoch;
+        let kept = self
+            .memo
+            .members
+            .remove(&name)
+            .filter(|m| !key.is_empty() && m.key == key && m.epoch + 1 == epoch);
+        let mut members = match kept {
+            Some(mut kept) => {
+                let mut moved = Vec::new();
+                for &asset in &self.changed {
+                    let info = self.member_key(asset, rollout, policy, &frozen);
+                    if info != kept.info[asset] {
+                        kept.info[asset] = info;
+                        moved.push(asset);
+                    }
+                }
+                if !moved.is_empty() {
+                    let moved_set: FastSet<usize> = moved.iter().copied().collect();
+                    kept.order.retain(|a| !moved_set.contains(a));
+                    let start = kept.order.len();
+                    kept.order
+                        .extend(moved.into_iter().filter(|a| kept.info[*a].is_some()));
+                    let info = &kept.info;
+                    kept.order[start..].sort_by(|a, b| self.member_order(info, *a, *b));
+                    // Two sorted runs: the stable sort merges them in linear time.
+                    kept.order.sort_by(|a, b| self.member_order(info, *a, *b));
+                }
+                kept
+            }
+            None => {
+                let info: Vec<Option<MemberKey>> = (0..self.memo.facts.len())
+                    .map(|asset| self.member_key(asset, rollout, policy, &frozen))
+                    .collect();
+                let mut order: Vec<usize> =
+                    (0..info.len()).filter(|a| info[*a].is_some()).collect();
+                order.sort_by(|a, b| self.member_order(&info, *a, *b));
+                RolloutMembers {
+                    key,
+                    epoch,
+                    info,
+                    order,
+                }
+            }
+        };
+        members.epoch = epoch;
+        let list = members
+            .order
             .iter()
-            .map(|u| {
-                (
-                    (u.id.as_str(), u.version.as_deref()),
-                    u.deadline.as_ref().map(|t| t.0),
-                )
+            .filter_map(|&asset| {
+                let key = members.info[asset]?;
+                Some(Member {
+                    asset,
+                    ring: key.ring,
+                    record: self.record(asset, &name).map(RecordSummary::of),
+                })
             })
             .collect();
-        let mut members = Vec::new();
-        for asset in 0..self.facts.len() {
-            let record = self.facts[asset].records.get(name).cloned();
-            let available = self.available(asset);
-            let mut updates: Vec<usize> = Vec::new();
-            let mut earliest_deadline: Option<Timestamp> = None;
-            if let Some(p) = policy {
-                for u in self.owned_updates(asset, p) {
-                    if let Some(deadline) =
-                        frozen.get(&(available[u].id.as_str(), available[u].version.as_deref()))
-                    {
-                        updates.push(u);
-                        if let Some(d) = deadline {
-                            earliest_deadline = Some(earliest_deadline.map_or(*d, |e| e.min(*d)));
-                        }
+        self.memo.members.insert(name, members);
+        list
+    }
+
+    /// Whether `asset` is a member of `rollout`, in which ring and with which deadline.
+    fn member_key(
+        &self,
+        asset: usize,
+        rollout: &PatchRollout,
+        policy: Option<usize>,
+        frozen: &FastMap<(&str, Option<&str>), Option<Timestamp>>,
+    ) -> Option<MemberKey> {
+        let name = rollout.metadata.name.as_deref().unwrap_or_default();
+        let record = stored_record(&self.inventory.assets[asset], name);
+        let available = self.available(asset);
+        let mut misses = false;
+        let mut earliest_deadline: Option<Timestamp> = None;
+        if let Some(p) = policy {
+            for u in self.owned_updates(asset, p) {
+                if let Some(deadline) =
+                    frozen.get(&(available[u].id.as_str(), available[u].version.as_deref()))
+                {
+                    misses = true;
+                    if let Some(d) = deadline {
+                        earliest_deadline = Some(earliest_deadline.map_or(*d, |e| e.min(*d)));
                     }
                 }
             }
-            if record.is_none() && updates.is_empty() {
-                continue;
-            }
-            let ring = match &record {
-                Some(r) => r.ring.clone(),
-                None => self
-                    .first_ring(rollout.spec.rings.iter().map(String::as_str), asset)
-                    .map(str::to_owned),
-            };
-            let Some(ring) = ring else { continue };
-            members.push(Member {
-                asset,
-                ring,
-                record,
-                updates,
-                earliest_deadline,
-                available,
-            });
         }
-        members
+        if record.is_none() && !misses {
+            return None;
+        }
+        let ring = match record {
+            Some(r) => r.ring.as_deref()?,
+            None => self.first_ring(rollout.spec.rings.iter().map(String::as_str), asset)?,
+        };
+        Some(MemberKey {
+            ring: rollout.spec.rings.iter().position(|r| r == ring)?,
+            deadline: earliest_deadline.unwrap_or(Timestamp::MAX),
+        })
+    }
+
+    /// Earliest deadline first, then criticality, then name.
+    fn member_order(&self, info: &[Option<MemberKey>], a: usize, b: usize) -> std::cmp::Ordering {
+        let deadline = |asset: usize| info[asset].map_or(Timestamp::MAX, |k| k.deadline);
+        deadline(a)
+            .cmp(&deadline(b))
+            .then_with(|| self.criticality(a).cmp(&self.criticality(b)))
+            .then_with(|| self.asset_name(a).cmp(self.asset_name(b)))
+            .then(a.cmp(&b))
     }
 
     /// Advances one rollout: halts, resumes, ring completion and bake, new operations.
@@ -948,15 +1162,7 @@ impl<'a> Run<'a> {
         let policy = self.rollout_policy(rollout);
         let policy_name = rollout.spec.policy.clone();
         let previous = rollout.status.clone().unwrap_or_default();
-        let mut members = self.members(rollout, policy);
-        // Earliest deadline first, then criticality, then name (for a deterministic order).
-        members.sort_by_cached_key(|m| {
-            (
-                m.earliest_deadline.unwrap_or(Timestamp::MAX),
-                self.criticality(m.asset),
-                self.asset_name(m.asset),
-            )
-        });
+        let members = self.members(rollout, policy);
         let aborted = rollout.spec.abort.is_some();
         let paused = rollout.spec.paused;
         let suspended = policy.is_none_or(|p| self.policies[p].object.spec.suspend);
@@ -991,7 +1197,14 @@ impl<'a> Run<'a> {
         let mut stalled: Option<String> = None;
         let mut started_at: Option<Timestamp> = None;
 
-        for ring_name in &rollout.spec.rings {
+        for (position, ring_name) in rollout.spec.rings.iter().enumerate() {
+            // Members name the first position of their ring (a ring listed twice is invalid).
+            let ring_index = rollout
+                .spec
+                .rings
+                .iter()
+                .position(|r| r == ring_name)
+                .unwrap_or(position);
             let prev = previous
                 .rings
                 .iter()
@@ -1015,7 +1228,7 @@ impl<'a> Run<'a> {
             };
             let (spec, bake) = (ring.spec, ring.bake);
             let ring_members: Vec<&Member> =
-                members.iter().filter(|m| &m.ring == ring_name).collect();
+                members.iter().filter(|m| m.ring == ring_index).collect();
             let total = count(ring_members.len());
             let mut failed_assets = Vec::new();
             let mut rollback_candidates = Vec::new();
@@ -1027,14 +1240,12 @@ impl<'a> Run<'a> {
                 match &member.record {
                     Some(record) => {
                         any_record = true;
-                        if let Some(t) = record.started_at.as_ref() {
+                        if let Some(t) = record.started_at {
                             progress.started_at =
-                                Some(progress.started_at.map_or(t.clone(), |s: Time| {
-                                    if t.0 < s.0 { t.clone() } else { s }
-                                }));
+                                Some(Time(progress.started_at.as_ref().map_or(t, |s| s.0.min(t))));
                         }
-                        if let Some(t) = record.finished_at.as_ref() {
-                            finished = Some(finished.map_or(t.0, |f| f.max(t.0)));
+                        if let Some(t) = record.finished_at {
+                            finished = Some(finished.map_or(t, |f| f.max(t)));
                         }
                         match (record.action, record.phase) {
                             (_, OperationPhase::Running) => progress.in_flight += 1,
@@ -1059,7 +1270,7 @@ impl<'a> Run<'a> {
                     None => {
                         let asset = &self.inventory.assets[member.asset];
                         let unscheduled = policy
-                            .and_then(|p| self.placements.get(&(member.asset, p)))
+                            .and_then(|p| self.placement(member.asset, p))
                             .is_none_or(|pl| pl.unscheduled);
                         if asset.spec.hold || unscheduled || aborted {
                             progress.skipped += 1;
@@ -1420,6 +1631,7 @@ impl<'a> Run<'a> {
         let mut result = Started::default();
         let Some(policy) = policy else { return result };
         let rollout_name = rollout.metadata.name.clone().unwrap_or_default();
+        let frozen = frozen_deadlines(rollout);
         let max = i32::try_from(
             spec.max_concurrent()
                 .resolve(u64::try_from(total).unwrap_or(0), Rounding::Up)
@@ -1458,14 +1670,18 @@ impl<'a> Run<'a> {
             let asset_name = self.asset_name(asset).to_owned();
             let id = operation_id(&rollout_name, &asset_name, action);
             let updates: Vec<UpdateRef> = match action {
-                OperationAction::Install => member
-                    .updates
-                    .iter()
-                    .map(|u| UpdateRef {
-                        id: member.available[*u].id.clone(),
-                        version: member.available[*u].version.clone(),
-                    })
-                    .collect(),
+                // The frozen updates the policy owns on the asset that it misses.
+                OperationAction::Install => {
+                    let available = self.available(asset);
+                    self.owned_updates(asset, policy)
+                        .map(|u| &available[u])
+                        .filter(|u| frozen.contains_key(&(u.id.as_str(), u.version.as_deref())))
+                        .map(|u| UpdateRef {
+                            id: u.id.clone(),
+                            version: u.version.clone(),
+                        })
+                        .collect()
+                }
                 // Roll back exactly what the install of this rollout put there.
                 OperationAction::Rollback => rollout
                     .spec
@@ -1526,11 +1742,10 @@ impl<'a> Run<'a> {
             self.wake_at(timeout_at);
             self.in_flight.insert(asset);
             self.count_start(asset);
-            self.facts[asset]
-                .records
-                .insert(rollout_name.clone(), record.clone());
+            self.set_record(asset, record.clone());
             self.out.operations.push(IssuedOperation {
                 asset: asset_name,
+                index: asset,
                 operation,
                 record,
             });
@@ -1614,52 +1829,46 @@ impl<'a> Run<'a> {
             .unwrap_or_default()
     }
 
-    /// Asset views (one per asset and governing policy) and the level-triggered reports.
-    fn finish(mut self) -> Evaluation {
-        let mut views = Vec::new();
+    /// Asset views (one per asset and governing policy, if `views`), the assets waiting for a
+    /// per-asset approval and the level-triggered reports; gives back the memo.
+    fn finish(mut self, views: bool) -> (Evaluation, Memo) {
+        let mut out_views = Vec::new();
+        let mut awaiting = Vec::new();
         let rollouts_by_policy: FastMap<&str, Vec<&PatchRollout>> =
             self.rollouts.iter().fold(FastMap::default(), |mut map, r| {
                 map.entry(r.spec.policy.as_str()).or_default().push(r);
                 map
             });
         let mut reports = Vec::new();
-        for asset in 0..self.facts.len() {
-            let name = self.asset_name(asset).to_owned();
+        for asset in 0..self.memo.facts.len() {
+            let name = self.asset_name(asset);
             let spec = &self.inventory.assets[asset].spec;
-            if self.facts[asset].policies.is_empty() {
-                views.push(AssetView {
-                    name,
-                    policy: None,
-                    ring: None,
-                    state: AssetState::UpToDate,
-                    rollout: None,
-                });
+            if self.memo.facts[asset].policies.is_empty() {
+                if views {
+                    out_views.push(AssetView {
+                        name: name.to_owned(),
+                        policy: None,
+                        ring: None,
+                        state: AssetState::UpToDate,
+                        rollout: None,
+                    });
+                }
                 continue;
             }
-            for p in 0..self.facts[asset].policies.len() {
-                let policy = self.facts[asset].policies[p];
+            for p in 0..self.memo.facts[asset].policies.len() {
+                let policy = self.memo.facts[asset].policies[p];
                 let policy_name = self.policies[policy].name;
-                let placement =
-                    self.placements
-                        .get(&(asset, policy))
-                        .copied()
-                        .unwrap_or(Placement {
-                            ring: None,
-                            unscheduled: false,
-                        });
+                let placement = self.placement(asset, policy).unwrap_or(Placement {
+                    ring: None,
+                    unscheduled: false,
+                });
                 let owns_missing = self.owned_updates(asset, policy).next().is_some();
                 let latest = rollouts_by_policy.get(policy_name).and_then(|rs| {
-                    rs.iter().rev().find(|r| {
-                        self.facts[asset]
-                            .records
-                            .contains_key(r.metadata.name.as_deref().unwrap_or_default())
-                    })
+                    rs.iter()
+                        .rev()
+                        .find(|r| self.record(asset, object_name(r)).is_some())
                 });
-                let record = latest.and_then(|r| {
-                    self.facts[asset]
-                        .records
-                        .get(r.metadata.name.as_deref().unwrap_or_default())
-                });
+                let record = latest.and_then(|r| self.record(asset, object_name(r)));
                 let state = if placement.ring.is_none() {
                     AssetState::Unassigned
                 } else if spec.hold {
@@ -1692,16 +1901,22 @@ impl<'a> Run<'a> {
                 } else {
                     AssetState::Pending
                 };
-                if matches!(state, AssetState::Unscheduled | AssetState::Unassigned) {
-                    reports.push((state, policy_name.to_owned(), name.clone()));
+                match state {
+                    AssetState::Unscheduled | AssetState::Unassigned => {
+                        reports.push((state, policy_name.to_owned(), name.to_owned()));
+                    }
+                    AssetState::WaitingForApproval => awaiting.push(name.to_owned()),
+                    _ => {}
                 }
-                views.push(AssetView {
-                    name: name.clone(),
-                    policy: Some(policy_name.to_owned()),
-                    ring: placement.ring.map(str::to_owned),
-                    state,
-                    rollout: latest.and_then(|r| r.metadata.name.clone()),
-                });
+                if views {
+                    out_views.push(AssetView {
+                        name: name.to_owned(),
+                        policy: Some(policy_name.to_owned()),
+                        ring: placement.ring.map(str::to_owned),
+                        state,
+                        rollout: latest.and_then(|r| r.metadata.name.clone()),
+                    });
+                }
             }
         }
         for (state, policy, asset) in reports {
@@ -1719,8 +1934,13 @@ impl<'a> Run<'a> {
             };
             self.event(kind, Some(&policy), None, None, Some(&asset), message);
         }
-        self.out.assets = views;
-        self.out
+        awaiting.dedup();
+        self.out.assets = out_views;
+        self.out.awaiting_approval = awaiting;
+        // Orders of rollouts this evaluation did not advance would miss its changes.
+        let epoch = self.memo.epoch;
+        self.memo.members.retain(|_, m| m.epoch == epoch);
+        (self.out, self.memo)
     }
 }
 
@@ -1730,15 +1950,78 @@ struct Started {
     blocked_by_window: bool,
 }
 
-#[derive(Clone)]
-struct Member<'a> {
+#[derive(Clone, Copy)]
+struct Member {
     asset: usize,
-    ring: String,
-    record: Option<AssetRolloutRecord>,
-    /// Indices into the asset's available updates that this rollout installs.
-    updates: Vec<usize>,
-    earliest_deadline: Option<Timestamp>,
-    available: &'a [crate::api::asset::AvailableUpdate],
+    /// Index of the first of the rollout's rings with the member's ring name.
+    ring: usize,
+    record: Option<RecordSummary>,
+}
+
+/// What the ring bookkeeping reads of an asset's rollout record.
+#[derive(Clone, Copy)]
+struct RecordSummary {
+    action: OperationAction,
+    phase: OperationPhase,
+    started_at: Option<Timestamp>,
+    finished_at: Option<Timestamp>,
+}
+
+impl RecordSummary {
+    fn of(record: &AssetRolloutRecord) -> Self {
+        RecordSummary {
+            action: record.action,
+            phase: record.phase,
+            started_at: record.started_at.as_ref().map(|t| t.0),
+            finished_at: record.finished_at.as_ref().map(|t| t.0),
+        }
+    }
+}
+
+/// A rollout's frozen updates with their deadlines, by (id, version).
+fn frozen_deadlines(rollout: &PatchRollout) -> FastMap<(&str, Option<&str>), Option<Timestamp>> {
+    rollout
+        .spec
+        .updates
+        .iter()
+        .map(|u| {
+            (
+                (u.id.as_str(), u.version.as_deref()),
+                u.deadline.as_ref().map(|t| t.0),
+            )
+        })
+        .collect()
+}
+
+/// The asset's stored record for `rollout` (of two, the last).
+fn stored_record<'r>(asset: &'r Asset, rollout: &str) -> Option<&'r AssetRolloutRecord> {
+    asset
+        .status
+        .as_ref()?
+        .rollouts
+        .iter()
+        .rev()
+        .find(|r| r.rollout == rollout)
+}
+
+/// The valid policies, rings and windows, in the order the run indexes them: what every kept
+/// [`AssetFacts`] was computed under.
+fn config_key(
+    windows: &[CompiledWindow],
+    rings: &FastMap<&str, CompiledRing>,
+    policies: &[CompiledPolicy],
+) -> String {
+    let windows: Vec<(&str, &MaintenanceWindowSpec)> =
+        windows.iter().map(|w| (w.name, w.spec)).collect();
+    let rings: BTreeMap<&str, &RingSpec> = rings.iter().map(|(n, r)| (*n, r.spec)).collect();
+    let policies: Vec<(&str, &crate::api::policy::PatchPolicySpec)> =
+        policies.iter().map(|p| (p.name, &p.object.spec)).collect();
+    // Serializing specs of our own types cannot fail; an empty key only means no reuse.
+    serde_json::to_string(&(windows, rings, policies)).unwrap_or_default()
+}
+
+fn object_name(rollout: &PatchRollout) -> &str {
+    rollout.metadata.name.as_deref().unwrap_or_default()
 }
 
 fn count(n: usize) -> i32 {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 
 use super::Inventory;
-use super::evaluate::{AssetView, Evaluation, Event, EventType, evaluate, is_terminal};
+use super::evaluate::{AssetView, Evaluation, Evaluator, Event, EventType, is_terminal};
 use super::validation::Problem;
 use crate::api::rollout::Approval;
 use crate::api::{Signature, Time};
@@ -124,8 +124,33 @@ pub fn simulate(inventory: Inventory, options: &Options) -> Result<Simulation, S
 
 /// [`simulate`], telling `observe` after each settled instant how far it has come.
 pub fn simulate_observed(
+    inventory: Inventory,
+    options: &Options,
+    observe: impl FnMut(Progress),
+) -> Result<Simulation, SimulationError> {
+    // One evaluator for the whole run: at each instant most assets are as they were.
+    let mut evaluator = Evaluator::default();
+    simulate_with(
+        inventory,
+        options,
+        |inventory, now, views| {
+            if views {
+                evaluator.evaluate(inventory, now)
+            } else {
+                evaluator.decide(inventory, now)
+            }
+        },
+        observe,
+    )
+}
+
+/// [`simulate_observed`] with the engine passed in: `evaluate(inventory, now, views)` must
+/// answer as [`super::evaluate::evaluate`] does (`views`: whether `assets` is wanted). Tests
+/// pass one that checks a kept [`Evaluator`] against fresh evaluations.
+pub fn simulate_with(
     mut inventory: Inventory,
     options: &Options,
+    mut evaluate: impl FnMut(&Inventory, Timestamp, bool) -> Evaluation,
     mut observe: impl FnMut(Progress),
 ) -> Result<Simulation, SimulationError> {
     if options.until < options.from {
@@ -176,7 +201,7 @@ pub fn simulate_observed(
         }
         let mut settled = false;
         for _ in 0..MAX_ROUNDS_PER_INSTANT {
-            let evaluation = evaluate(&inventory, now);
+            let evaluation = evaluate(&inventory, now, false);
             operations += evaluation.operations.len();
             let changed = apply(
                 &mut inventory,
@@ -238,9 +263,12 @@ pub fn simulate_observed(
             _ => break,
         }
     }
+    // Where each asset stands at the end: the instant settled, so this evaluation decides
+    // nothing new; only its views are wanted.
+    let end = evaluate(&inventory, now, true);
     Ok(Simulation {
         events,
-        assets: last.assets,
+        assets: end.assets,
         problems: last.problems,
         inventory,
         ended_at: now,
@@ -322,14 +350,8 @@ fn apply(
         }
     }
     if options.assume_success {
-        let waiting: Vec<String> = evaluation
-            .assets
-            .iter()
-            .filter(|a| a.state == super::evaluate::AssetState::WaitingForApproval)
-            .map(|a| a.name.clone())
-            .collect();
         for rollout in &mut inventory.rollouts {
-            for asset in &waiting {
+            for asset in &evaluation.awaiting_approval {
                 if !rollout
                     .spec
                     .approved_assets
@@ -348,8 +370,17 @@ fn apply(
         }
     }
     for issued in &evaluation.operations {
-        let Some(i) = index.get(&issued.asset).copied() else {
-            continue;
+        let i = if inventory
+            .assets
+            .get(issued.index)
+            .is_some_and(|a| a.metadata.name.as_deref() == Some(issued.asset.as_str()))
+        {
+            issued.index
+        } else {
+            let Some(i) = index.get(&issued.asset).copied() else {
+                continue;
+            };
+            i
         };
         let behaviour = behaviours[i];
         if behaviour.outcome != Outcome::NoResponse {

@@ -831,3 +831,92 @@ fn a_simulation_reports_its_progress_after_every_instant() {
         events_of(&sim, EventType::OperationStarted).len()
     );
 }
+
+/// A kept [`Evaluator`] follows every kind of change between evaluations (assets relabelled
+/// into another ring, new updates reported, assets gone and added, a policy changed) and
+/// decides exactly what a fresh evaluation decides.
+#[test]
+fn a_kept_evaluator_follows_changed_objects() {
+    fn same(kept: &mut Evaluator, inventory: &Inventory, now: Timestamp, step: &str) -> Evaluation {
+        let fresh = evaluate(inventory, now);
+        let decided = kept.evaluate(inventory, now);
+        assert_eq!(format!("{decided:?}"), format!("{fresh:?}"), "{step}");
+        decided
+    }
+    let yaml = format!(
+        "{ALWAYS_OPEN}{}{}{}{}{}",
+        ring("pilot", ", maxConcurrent: 2"),
+        ring("rest", ", maxConcurrent: 3"),
+        policy("pilot, rest", ""),
+        assets("p", 4, "pilot", ""),
+        assets("r", 6, "rest", "")
+    );
+    let mut inventory = inventory(&yaml);
+    let mut kept = Evaluator::default();
+    let mut now = t(NOW);
+    let first = same(&mut kept, &inventory, now, "first");
+    crate::engine::apply::apply(&mut inventory, &first);
+    assert_eq!(started(&first), ["p-1", "p-2"]);
+
+    // p-1 reports success; r-6 moves to the pilot ring and reports an earlier-released update
+    // (an earlier deadline puts it first in line).
+    now = now.checked_add(SignedDuration::from_mins(5)).unwrap();
+    for asset in &mut inventory.assets {
+        let asset = Arc::make_mut(asset);
+        let name = asset.metadata.name.clone().unwrap_or_default();
+        if name == "p-1" {
+            let operation = asset.status.as_ref().and_then(|s| s.operation.clone());
+            let reported = asset
+                .status
+                .get_or_insert_with(Default::default)
+                .reported
+                .get_or_insert_with(Default::default);
+            if let Some(operation) = operation {
+                crate::agent::simulated::finish(
+                    reported,
+                    &operation,
+                    crate::agent::simulated::Outcome::Succeeded,
+                    now,
+                );
+            }
+        }
+        if name == "r-6" {
+            asset
+                .metadata
+                .labels
+                .get_or_insert_with(Default::default)
+                .insert("ring".into(), "pilot".into());
+        }
+        if name == "r-5" {
+            let reported = asset
+                .status
+                .get_or_insert_with(Default::default)
+                .reported
+                .get_or_insert_with(Default::default);
+            reported.available_updates[0].released_at = Some(Time(t("2026-11-01T00:00:00Z")));
+        }
+    }
+    let second = same(
+        &mut kept,
+        &inventory,
+        now,
+        "after success, relabel, new release date",
+    );
+    crate::engine::apply::apply(&mut inventory, &second);
+
+    // An asset goes, another comes, and the policy now lists the rings the other way round.
+    inventory
+        .assets
+        .retain(|a| a.metadata.name.as_deref() != Some("r-2"));
+    let extra = self::inventory(&assets("n", 1, "rest", ""));
+    inventory.assets.extend(extra.assets);
+    now = now.checked_add(SignedDuration::from_mins(5)).unwrap();
+    let third = same(&mut kept, &inventory, now, "an asset removed and one added");
+    crate::engine::apply::apply(&mut inventory, &third);
+    inventory.policies[0].spec.rings.reverse();
+    now = now.checked_add(SignedDuration::from_mins(5)).unwrap();
+    let fourth = same(&mut kept, &inventory, now, "policy changed");
+    crate::engine::apply::apply(&mut inventory, &fourth);
+    now = now.checked_add(SignedDuration::from_hours(3)).unwrap();
+    same(&mut kept, &inventory, now, "operations timed out");
+}
