@@ -8,7 +8,7 @@
 //! stopped, and the deterministic operation ids make a repeated decision harmless.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
@@ -275,11 +275,12 @@ struct CompiledPolicy<'a> {
 
 /// Facts about one asset that follow from the asset itself and the valid policies, rings and
 /// windows alone. An [`Evaluator`] keeps them from one evaluation to the next for every asset
-/// that is still the same object (`Arc::ptr_eq`) while those stay the same.
+/// that is still the same object (same address) while those stay the same.
 #[derive(Clone)]
 struct AssetFacts {
-    /// The asset these facts are about (held, so that its address cannot be reused).
-    asset: Arc<Asset>,
+    /// The asset these facts are about. A weak reference keeps its address from being reused,
+    /// and does not make whoever changes the asset (`Arc::make_mut`) copy it.
+    asset: Weak<Asset>,
     /// Valid policies selecting the asset, highest priority first (indices into `policies`).
     policies: Vec<usize>,
     /// Per entry of `policies`: the first of that policy's rings selecting the asset (an index
@@ -291,6 +292,8 @@ struct AssetFacts {
     owner: Vec<Option<usize>>,
     /// Whether any of its rollout records is Running (only those can end).
     running: bool,
+    /// Where it stands under each of `policies` (see `Memo::states_context`).
+    states: Vec<AssetState>,
 }
 
 /// What an [`Evaluator`] carries from one evaluation to the next.
@@ -308,6 +311,11 @@ struct Memo {
     members: HashMap<String, RolloutMembers>,
     /// Counts evaluations, so that a rollout's members are mended only from the previous one.
     epoch: u64,
+    /// What the kept asset states were computed under (rollouts per policy, approvals, window
+    /// permissions); when it differs, every state is computed again.
+    states_context: String,
+    /// Assets whose states read the last evaluation's own record changes.
+    overlaid: Vec<usize>,
 }
 
 /// The members of one rollout, kept in order across evaluations and updated for the assets
@@ -319,6 +327,8 @@ struct RolloutMembers {
     epoch: u64,
     /// Per asset: its ring (index into the rollout's rings) and order key, if a member.
     info: Vec<Option<MemberKey>>,
+    /// Per asset: its stored record of the rollout, as the ring bookkeeping reads it.
+    records: Vec<Option<RecordSummary>>,
     /// Member assets, earliest deadline first, then criticality, then name.
     order: Vec<usize>,
 }
@@ -714,7 +724,7 @@ impl<'a> Run<'a> {
                 .memo
                 .facts
                 .get(index)
-                .is_some_and(|f| Arc::ptr_eq(&f.asset, asset))
+                .is_some_and(|f| std::ptr::eq(f.asset.as_ptr(), Arc::as_ptr(asset)))
             {
                 continue;
             }
@@ -786,12 +796,13 @@ impl<'a> Run<'a> {
             }
         };
         AssetFacts {
-            asset: Arc::clone(asset),
+            asset: Arc::downgrade(asset),
             policies,
             rings,
             window_group,
             owner,
             running,
+            states: Vec::new(),
         }
     }
 
@@ -1057,6 +1068,8 @@ impl<'a> Run<'a> {
             Some(mut kept) => {
                 let mut moved = Vec::new();
                 for &asset in &self.changed {
+                    kept.records[asset] =
+                        stored_record(&self.inventory.assets[asset], &name).map(RecordSummary::of);
                     let info = self.member_key(asset, rollout, policy, &frozen);
                     if info != kept.info[asset] {
                         kept.info[asset] = info;
@@ -1083,10 +1096,17 @@ impl<'a> Run<'a> {
                 let mut order: Vec<usize> =
                     (0..info.len()).filter(|a| info[*a].is_some()).collect();
                 order.sort_by(|a, b| self.member_order(&info, *a, *b));
+                let records = self
+                    .inventory
+                    .assets
+                    .iter()
+                    .map(|asset| stored_record(asset, &name).map(RecordSummary::of))
+                    .collect();
                 RolloutMembers {
                     key,
                     epoch,
                     info,
+                    records,
                     order,
                 }
             }
@@ -1097,10 +1117,16 @@ impl<'a> Run<'a> {
             .iter()
             .filter_map(|&asset| {
                 let key = members.info[asset]?;
+                // Records this evaluation changed are read afresh; the others as kept.
+                let record = if self.changed_records.contains_key(&asset) {
+                    self.record(asset, &name).map(RecordSummary::of)
+                } else {
+                    members.records[asset]
+                };
                 Some(Member {
                     asset,
                     ring: key.ring,
-                    record: self.record(asset, &name).map(RecordSummary::of),
+                    record,
                 })
             })
             .collect();
@@ -1829,94 +1855,158 @@ impl<'a> Run<'a> {
             .unwrap_or_default()
     }
 
+    /// Where `asset` stands under the policy in `slot` of its policies, and the rollout that
+    /// decides it.
+    fn asset_state<'r>(
+        &self,
+        asset: usize,
+        slot: usize,
+        rollouts_by_policy: &FastMap<&str, Vec<&'r PatchRollout>>,
+    ) -> (AssetState, Option<&'r PatchRollout>) {
+        let policy = self.memo.facts[asset].policies[slot];
+        let policy_name = self.policies[policy].name;
+        let spec = &self.inventory.assets[asset].spec;
+        let name = self.asset_name(asset);
+        let placement = self.placement(asset, policy).unwrap_or(Placement {
+            ring: None,
+            unscheduled: false,
+        });
+        let owns_missing = self.owned_updates(asset, policy).next().is_some();
+        let latest = rollouts_by_policy.get(policy_name).and_then(|rs| {
+            rs.iter()
+                .rev()
+                .find(|r| self.record(asset, object_name(r)).is_some())
+                .copied()
+        });
+        let record = latest.and_then(|r| self.record(asset, object_name(r)));
+        let state = if placement.ring.is_none() {
+            AssetState::Unassigned
+        } else if spec.hold {
+            AssetState::Held
+        } else if let Some(record) = record.filter(|r| {
+            r.action == OperationAction::Install
+                && (r.phase != OperationPhase::Running || !owns_missing)
+        }) {
+            match record.phase {
+                OperationPhase::Succeeded if !owns_missing => AssetState::Patched,
+                OperationPhase::Succeeded | OperationPhase::Running => AssetState::Pending,
+                _ => AssetState::Failed,
+            }
+        } else if !owns_missing {
+            AssetState::UpToDate
+        } else if placement.unscheduled {
+            AssetState::Unscheduled
+        } else if self.policies[policy]
+            .object
+            .spec
+            .manual_approval
+            .contains(&spec.criticality)
+            && !rollouts_by_policy
+                .get(policy_name)
+                .and_then(|rs| rs.last())
+                .is_some_and(|r| r.spec.approved_assets.iter().any(|a| a.name == name))
+            && record.is_none()
+        {
+            AssetState::WaitingForApproval
+        } else {
+            AssetState::Pending
+        };
+        (state, latest)
+    }
+
     /// Asset views (one per asset and governing policy, if `views`), the assets waiting for a
     /// per-asset approval and the level-triggered reports; gives back the memo.
     fn finish(mut self, views: bool) -> (Evaluation, Memo) {
-        let mut out_views = Vec::new();
-        let mut awaiting = Vec::new();
         let rollouts_by_policy: FastMap<&str, Vec<&PatchRollout>> =
             self.rollouts.iter().fold(FastMap::default(), |mut map, r| {
                 map.entry(r.spec.policy.as_str()).or_default().push(r);
                 map
             });
+        // Besides the asset and the records this evaluation changed, a state depends on the
+        // rollouts of each policy, the last one's per-asset approvals and the windows at `now`.
+        let context = format!(
+            "{:?}{:?}",
+            self.policies
+                .iter()
+                .map(|p| {
+                    let rollouts = rollouts_by_policy.get(p.name);
+                    let names: Vec<&str> = rollouts
+                        .into_iter()
+                        .flatten()
+                        .map(|r| object_name(r))
+                        .collect();
+                    let approved: Vec<&str> = rollouts
+                        .and_then(|rs| rs.last())
+                        .into_iter()
+                        .flat_map(|r| r.spec.approved_assets.iter().map(|a| a.name.as_str()))
+                        .collect();
+                    (names, approved)
+                })
+                .collect::<Vec<_>>(),
+            self.permissions
+        );
+        let stale: Vec<usize> = if self.memo.states_context == context {
+            let mut stale: Vec<usize> = self
+                .changed
+                .iter()
+                .chain(self.changed_records.keys())
+                .chain(&self.memo.overlaid)
+                .copied()
+                .collect();
+            stale.sort_unstable();
+            stale.dedup();
+            stale
+        } else {
+            (0..self.memo.facts.len()).collect()
+        };
+        for asset in stale {
+            let states = (0..self.memo.facts[asset].policies.len())
+                .map(|slot| self.asset_state(asset, slot, &rollouts_by_policy).0)
+                .collect();
+            self.memo.facts[asset].states = states;
+        }
+        self.memo.states_context = context;
+        // Their states read this evaluation's changes: computed again next time.
+        self.memo.overlaid = self.changed_records.keys().copied().collect();
+
+        let mut out_views = Vec::new();
+        let mut awaiting = Vec::new();
         let mut reports = Vec::new();
         for asset in 0..self.memo.facts.len() {
             let name = self.asset_name(asset);
-            let spec = &self.inventory.assets[asset].spec;
-            if self.memo.facts[asset].policies.is_empty() {
-                if views {
-                    out_views.push(AssetView {
-                        name: name.to_owned(),
-                        policy: None,
-                        ring: None,
-                        state: AssetState::UpToDate,
-                        rollout: None,
-                    });
-                }
-                continue;
-            }
-            for p in 0..self.memo.facts[asset].policies.len() {
-                let policy = self.memo.facts[asset].policies[p];
-                let policy_name = self.policies[policy].name;
-                let placement = self.placement(asset, policy).unwrap_or(Placement {
-                    ring: None,
-                    unscheduled: false,
-                });
-                let owns_missing = self.owned_updates(asset, policy).next().is_some();
-                let latest = rollouts_by_policy.get(policy_name).and_then(|rs| {
-                    rs.iter()
-                        .rev()
-                        .find(|r| self.record(asset, object_name(r)).is_some())
-                });
-                let record = latest.and_then(|r| self.record(asset, object_name(r)));
-                let state = if placement.ring.is_none() {
-                    AssetState::Unassigned
-                } else if spec.hold {
-                    AssetState::Held
-                } else if let Some(record) = record.filter(|r| {
-                    r.action == OperationAction::Install
-                        && (r.phase != OperationPhase::Running || !owns_missing)
-                }) {
-                    match record.phase {
-                        OperationPhase::Succeeded if !owns_missing => AssetState::Patched,
-                        OperationPhase::Succeeded | OperationPhase::Running => AssetState::Pending,
-                        _ => AssetState::Failed,
-                    }
-                } else if !owns_missing {
-                    AssetState::UpToDate
-                } else if placement.unscheduled {
-                    AssetState::Unscheduled
-                } else if self.policies[policy]
-                    .object
-                    .spec
-                    .manual_approval
-                    .contains(&spec.criticality)
-                    && !rollouts_by_policy
-                        .get(policy_name)
-                        .and_then(|rs| rs.last())
-                        .is_some_and(|r| r.spec.approved_assets.iter().any(|a| a.name == name))
-                    && record.is_none()
-                {
-                    AssetState::WaitingForApproval
-                } else {
-                    AssetState::Pending
-                };
+            let facts = &self.memo.facts[asset];
+            for (slot, state) in facts.states.iter().enumerate() {
+                let policy_name = self.policies[facts.policies[slot]].name;
                 match state {
                     AssetState::Unscheduled | AssetState::Unassigned => {
-                        reports.push((state, policy_name.to_owned(), name.to_owned()));
+                        reports.push((*state, policy_name.to_owned(), name.to_owned()));
                     }
                     AssetState::WaitingForApproval => awaiting.push(name.to_owned()),
                     _ => {}
                 }
-                if views {
-                    out_views.push(AssetView {
-                        name: name.to_owned(),
-                        policy: Some(policy_name.to_owned()),
-                        ring: placement.ring.map(str::to_owned),
-                        state,
-                        rollout: latest.and_then(|r| r.metadata.name.clone()),
-                    });
-                }
+            }
+            if !views {
+                continue;
+            }
+            if facts.policies.is_empty() {
+                out_views.push(AssetView {
+                    name: name.to_owned(),
+                    policy: None,
+                    ring: None,
+                    state: AssetState::UpToDate,
+                    rollout: None,
+                });
+            }
+            for (slot, policy) in facts.policies.iter().enumerate() {
+                let (state, latest) = self.asset_state(asset, slot, &rollouts_by_policy);
+                let placement = self.placement(asset, *policy);
+                out_views.push(AssetView {
+                    name: name.to_owned(),
+                    policy: Some(self.policies[*policy].name.to_owned()),
+                    ring: placement.and_then(|p| p.ring).map(str::to_owned),
+                    state,
+                    rollout: latest.and_then(|r| r.metadata.name.clone()),
+                });
             }
         }
         for (state, policy, asset) in reports {

@@ -837,8 +837,17 @@ fn a_simulation_reports_its_progress_after_every_instant() {
 /// decides exactly what a fresh evaluation decides.
 #[test]
 fn a_kept_evaluator_follows_changed_objects() {
+    /// Evaluates with the kept evaluator (once without views, once with) and fresh.
     fn same(kept: &mut Evaluator, inventory: &Inventory, now: Timestamp, step: &str) -> Evaluation {
         let fresh = evaluate(inventory, now);
+        let mut without_views = fresh.clone();
+        without_views.assets.clear();
+        let decided = kept.decide(inventory, now);
+        assert_eq!(
+            format!("{decided:?}"),
+            format!("{without_views:?}"),
+            "{step}"
+        );
         let decided = kept.evaluate(inventory, now);
         assert_eq!(format!("{decided:?}"), format!("{fresh:?}"), "{step}");
         decided
@@ -887,6 +896,14 @@ fn a_kept_evaluator_follows_changed_objects() {
                 .get_or_insert_with(Default::default)
                 .insert("ring".into(), "pilot".into());
         }
+        if name == "r-4" {
+            // No ring selects it any more: reported Unassigned.
+            asset
+                .metadata
+                .labels
+                .get_or_insert_with(Default::default)
+                .insert("ring".into(), "nowhere".into());
+        }
         if name == "r-5" {
             let reported = asset
                 .status
@@ -901,6 +918,14 @@ fn a_kept_evaluator_follows_changed_objects() {
         &inventory,
         now,
         "after success, relabel, new release date",
+    );
+    assert!(
+        second
+            .events
+            .iter()
+            .any(|e| e.kind == EventType::AssetUnassigned && e.asset.as_deref() == Some("r-4")),
+        "{:?}",
+        second.events
     );
     crate::engine::apply::apply(&mut inventory, &second);
 
