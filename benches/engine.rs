@@ -19,6 +19,10 @@ use patchwave::api::{
 use patchwave::cli::plan::{Plan, plan_namespace};
 use patchwave::engine::Inventory;
 use patchwave::engine::evaluate::evaluate;
+
+// The allocator of `kubectl patchwave`, whose plan and simulate this measures.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use patchwave::engine::simulation::{Options, simulate};
 
 fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
