@@ -15,7 +15,7 @@ use serde::Serialize;
 use super::output::{OutputFormat, ProgressLine, parse_time};
 use super::{CliError, load};
 use crate::engine::Inventory;
-use crate::engine::evaluate::{AssetState, Event, EventType, evaluate, is_terminal};
+use crate::engine::evaluate::{AssetState, Evaluator, Event, EventType, is_terminal};
 use crate::engine::simulation::{self, Options};
 
 /// How far ahead the forecast looks.
@@ -140,7 +140,9 @@ pub fn plan_namespace(
     inventory: Inventory,
 ) -> Result<(), CliError> {
     let at = plan.at;
-    let now = evaluate(&inventory, at);
+    // The forecast starts from the same objects: it reuses what this evaluation computed.
+    let mut evaluator = Evaluator::default();
+    let now = evaluator.evaluate(&inventory, at);
     plan.problems
         .extend(now.problems.iter().map(|p| format!("{namespace}: {p}")));
     for view in &now.assets {
@@ -182,7 +184,8 @@ pub fn plan_namespace(
         assume_success: true,
     };
     let mut progress = ProgressLine::on_stderr(format!("forecasting namespace {namespace}"));
-    let forecast = simulation::simulate_observed(inventory, &options, |p| progress.update(p));
+    let forecast =
+        simulation::simulate_kept(&mut evaluator, inventory, &options, |p| progress.update(p));
     progress.finish();
     let forecast = forecast.map_err(|e| CliError::Simulation(e.to_string()))?;
     for rollout in &forecast.inventory.rollouts {

@@ -6,6 +6,10 @@
 //! engine needs to continue lives in the objects themselves (per-asset rollout records and
 //! the rollout status), so an evaluation after a restart picks up exactly where the last one
 //! stopped, and the deterministic operation ids make a repeated decision harmless.
+//!
+//! An [`Evaluator`] is the same decision with a memory: evaluating the same namespace again
+//! (every instant of a simulation), it reuses what it computed for the assets that did not
+//! change. It answers exactly as [`evaluate`] does; tests hold it to that.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Weak};
@@ -363,7 +367,8 @@ impl Evaluator {
         self.run(inventory, now, false)
     }
 
-    fn run(&mut self, inventory: &Inventory, now: Timestamp, views: bool) -> Evaluation {
+    /// [`Evaluator::evaluate`] if `views`, else [`Evaluator::decide`].
+    pub(crate) fn run(&mut self, inventory: &Inventory, now: Timestamp, views: bool) -> Evaluation {
         // One validation pass: its verdicts exclude invalid objects, and its compiled window
         // schedules are reused rather than compiled again.
         let validation::Validation {
@@ -1077,15 +1082,29 @@ impl<'a> Run<'a> {
                     }
                 }
                 if !moved.is_empty() {
-                    let moved_set: FastSet<usize> = moved.iter().copied().collect();
-                    kept.order.retain(|a| !moved_set.contains(a));
-                    let start = kept.order.len();
-                    kept.order
-                        .extend(moved.into_iter().filter(|a| kept.info[*a].is_some()));
+                    let mut is_moved = vec![false; kept.info.len()];
+                    for asset in &moved {
+                        is_moved[*asset] = true;
+                    }
+                    kept.order.retain(|a| !is_moved[*a]);
                     let info = &kept.info;
-                    kept.order[start..].sort_by(|a, b| self.member_order(info, *a, *b));
-                    // Two sorted runs: the stable sort merges them in linear time.
-                    kept.order.sort_by(|a, b| self.member_order(info, *a, *b));
+                    let mut added: Vec<usize> =
+                        moved.into_iter().filter(|a| info[*a].is_some()).collect();
+                    added.sort_by(|a, b| self.member_order(info, *a, *b));
+                    // Each moved member goes where a binary search puts it: a few comparisons
+                    // each instead of comparing the whole order again.
+                    let mut merged = Vec::with_capacity(kept.order.len() + added.len());
+                    let mut rest = kept.order.as_slice();
+                    for asset in added {
+                        let at = rest.partition_point(|other| {
+                            self.member_order(info, *other, asset) == std::cmp::Ordering::Less
+                        });
+                        merged.extend_from_slice(&rest[..at]);
+                        merged.push(asset);
+                        rest = &rest[at..];
+                    }
+                    merged.extend_from_slice(rest);
+                    kept.order = merged;
                 }
                 kept
             }

@@ -128,18 +128,22 @@ pub fn simulate_observed(
     options: &Options,
     observe: impl FnMut(Progress),
 ) -> Result<Simulation, SimulationError> {
-    // One evaluator for the whole run: at each instant most assets are as they were.
-    let mut evaluator = Evaluator::default();
+    simulate_kept(&mut Evaluator::default(), inventory, options, observe)
+}
+
+/// [`simulate_observed`] with an evaluator that may know the inventory already (`plan`
+/// evaluates its instant before it forecasts). One evaluator serves the whole run: at each
+/// instant most assets are as they were.
+pub fn simulate_kept(
+    evaluator: &mut Evaluator,
+    inventory: Inventory,
+    options: &Options,
+    observe: impl FnMut(Progress),
+) -> Result<Simulation, SimulationError> {
     simulate_with(
         inventory,
         options,
-        |inventory, now, views| {
-            if views {
-                evaluator.evaluate(inventory, now)
-            } else {
-                evaluator.decide(inventory, now)
-            }
-        },
+        |inventory, now, views| evaluator.run(inventory, now, views),
         observe,
     )
 }
