@@ -408,8 +408,7 @@ struct Run<'a> {
     /// Per policy and disruption budget: assets selected, and those in flight.
     budget_size: Vec<Vec<u64>>,
     budget_busy: Vec<Vec<u64>>,
-    /// Start permission per (allow windows, deny windows) at `now`.
-    /// By window group and policy (`group * policies + policy`).
+    /// Start permission at `now` by window group and policy (`group * policies + policy`).
     permissions: Vec<StartPermission>,
     rollouts: Vec<PatchRollout>,
     out: Evaluation,
@@ -723,6 +722,7 @@ impl<'a> Run<'a> {
             // Assets came or went: indices no longer match, start over.
             self.memo.facts.clear();
             self.memo.members.clear();
+            self.memo.overlaid.clear();
         }
         for (index, asset) in assets.iter().enumerate() {
             if self
