@@ -221,8 +221,12 @@ fn child(size: usize) {
         never_patched: Vec::new(),
         problems: Vec::new(),
     };
-    plan_namespace(&mut plan, "bench", inventory.clone()).unwrap_or_else(|e| panic!("{e}"));
+    // plan owns its objects, as `kubectl patchwave plan` does (a shared copy would make the
+    // forecast copy every asset it changes).
+    plan_namespace(&mut plan, "bench", inventory).unwrap_or_else(|e| panic!("{e}"));
     let plan_time = started.elapsed();
+    drop(plan);
+    let inventory = fleet(size);
 
     let started = Instant::now();
     let options = Options {

@@ -205,7 +205,7 @@ pub fn simulate_with(
         }
         let mut settled = false;
         for _ in 0..MAX_ROUNDS_PER_INSTANT {
-            let evaluation = evaluate(&inventory, now, false);
+            let mut evaluation = evaluate(&inventory, now, false);
             operations += evaluation.operations.len();
             let changed = apply(
                 &mut inventory,
@@ -216,7 +216,11 @@ pub fn simulate_with(
                 &behaviours,
                 &mut completions,
             );
-            for event in &evaluation.events {
+            // Approvals the forecast gave (and those a created rollout receives only now) can
+            // enable more, besides what the engine itself says.
+            let more = changed || evaluation.enables_more();
+            // The run keeps the events; the evaluation is done with them.
+            for event in std::mem::take(&mut evaluation.events) {
                 let once = matches!(
                     event.kind,
                     EventType::AssetUnscheduled | EventType::AssetUnassigned
@@ -230,11 +234,8 @@ pub fn simulate_with(
                 {
                     continue;
                 }
-                events.push(event.clone());
+                events.push(event);
             }
-            // Approvals the forecast gave (and those a created rollout receives only now) can
-            // enable more, besides what the engine itself says.
-            let more = changed || evaluation.enables_more();
             last = evaluation;
             if !more {
                 settled = true;
