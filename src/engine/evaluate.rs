@@ -751,13 +751,7 @@ impl<'a> Run<'a> {
             .collect();
         let rings = policies
             .iter()
-            .map(|p| {
-                self.policies[*p].object.spec.rings.iter().position(|name| {
-                    self.rings
-                        .get(name.as_str())
-                        .is_some_and(|ring| ring.selector.matches(labels))
-                })
-            })
+            .map(|p| self.first_ring(&self.policies[*p].object.spec.rings, labels))
             .collect();
         let (mut allow, mut deny) = (Vec::new(), Vec::new());
         for (w, window) in self.windows.iter().enumerate() {
@@ -867,17 +861,16 @@ impl<'a> Run<'a> {
         self.permissions[group * self.policies.len() + policy]
     }
 
-    fn first_ring<'r>(
+    /// The first of `ring_names` (a position in it) that is a valid ring selecting `labels`:
+    /// an asset in several rings belongs to the first listed.
+    fn first_ring(
         &self,
-        ring_names: impl IntoIterator<Item = &'r str>,
-        asset: usize,
-    ) -> Option<&'r str> {
-        let labels = self.inventory.assets[asset].metadata.labels.as_ref();
-        let empty = BTreeMap::new();
-        let labels = labels.unwrap_or(&empty);
-        ring_names.into_iter().find(|name| {
+        ring_names: &[String],
+        labels: &BTreeMap<String, String>,
+    ) -> Option<usize> {
+        ring_names.iter().position(|name| {
             self.rings
-                .get(name)
+                .get(name.as_str())
                 .is_some_and(|ring| ring.selector.matches(labels))
         })
     }
@@ -1181,12 +1174,16 @@ impl<'a> Run<'a> {
         if record.is_none() && !misses {
             return None;
         }
+        let rings = &rollout.spec.rings;
         let ring = match record {
-            Some(r) => r.ring.as_deref()?,
-            None => self.first_ring(rollout.spec.rings.iter().map(String::as_str), asset)?,
+            Some(r) => {
+                let name = r.ring.as_deref()?;
+                rings.iter().position(|r| r == name)?
+            }
+            None => self.first_ring(rings, self.labels(asset))?,
         };
         Some(MemberKey {
-            ring: rollout.spec.rings.iter().position(|r| r == ring)?,
+            ring,
             deadline: earliest_deadline.unwrap_or(Timestamp::MAX),
         })
     }
@@ -1874,14 +1871,30 @@ impl<'a> Run<'a> {
             .unwrap_or_default()
     }
 
-    /// Where `asset` stands under the policy in `slot` of its policies, and the rollout that
-    /// decides it.
-    fn asset_state<'r>(
+    /// The latest rollout of `policy` with a record for `asset`: the one that decides its state.
+    fn latest_rollout<'r>(
+        &self,
+        asset: usize,
+        policy: usize,
+        rollouts_by_policy: &FastMap<&str, Vec<&'r PatchRollout>>,
+    ) -> Option<&'r PatchRollout> {
+        rollouts_by_policy
+            .get(self.policies[policy].name)
+            .and_then(|rs| {
+                rs.iter()
+                    .rev()
+                    .find(|r| self.record(asset, object_name(r)).is_some())
+                    .copied()
+            })
+    }
+
+    /// Where `asset` stands under the policy in `slot` of its policies.
+    fn asset_state(
         &self,
         asset: usize,
         slot: usize,
-        rollouts_by_policy: &FastMap<&str, Vec<&'r PatchRollout>>,
-    ) -> (AssetState, Option<&'r PatchRollout>) {
+        rollouts_by_policy: &FastMap<&str, Vec<&PatchRollout>>,
+    ) -> AssetState {
         let policy = self.memo.facts[asset].policies[slot];
         let policy_name = self.policies[policy].name;
         let spec = &self.inventory.assets[asset].spec;
@@ -1891,14 +1904,10 @@ impl<'a> Run<'a> {
             unscheduled: false,
         });
         let owns_missing = self.owned_updates(asset, policy).next().is_some();
-        let latest = rollouts_by_policy.get(policy_name).and_then(|rs| {
-            rs.iter()
-                .rev()
-                .find(|r| self.record(asset, object_name(r)).is_some())
-                .copied()
-        });
-        let record = latest.and_then(|r| self.record(asset, object_name(r)));
-        let state = if placement.ring.is_none() {
+        let record = self
+            .latest_rollout(asset, policy, rollouts_by_policy)
+            .and_then(|r| self.record(asset, object_name(r)));
+        if placement.ring.is_none() {
             AssetState::Unassigned
         } else if spec.hold {
             AssetState::Held
@@ -1929,8 +1938,7 @@ impl<'a> Run<'a> {
             AssetState::WaitingForApproval
         } else {
             AssetState::Pending
-        };
-        (state, latest)
+        }
     }
 
     /// Asset views (one per asset and governing policy, if `views`), the assets waiting for a
@@ -1980,7 +1988,7 @@ impl<'a> Run<'a> {
         };
         for asset in stale {
             let states = (0..self.memo.facts[asset].policies.len())
-                .map(|slot| self.asset_state(asset, slot, &rollouts_by_policy).0)
+                .map(|slot| self.asset_state(asset, slot, &rollouts_by_policy))
                 .collect();
             self.memo.facts[asset].states = states;
         }
@@ -2016,14 +2024,15 @@ impl<'a> Run<'a> {
                     rollout: None,
                 });
             }
-            for (slot, policy) in facts.policies.iter().enumerate() {
-                let (state, latest) = self.asset_state(asset, slot, &rollouts_by_policy);
+            // The states are up to date for every asset now; only the deciding rollout is looked up.
+            for (policy, state) in facts.policies.iter().zip(&facts.states) {
+                let latest = self.latest_rollout(asset, *policy, &rollouts_by_policy);
                 let placement = self.placement(asset, *policy);
                 out_views.push(AssetView {
                     name: name.to_owned(),
                     policy: Some(self.policies[*policy].name.to_owned()),
                     ring: placement.and_then(|p| p.ring).map(str::to_owned),
-                    state,
+                    state: *state,
                     rollout: latest.and_then(|r| r.metadata.name.clone()),
                 });
             }
