@@ -7,12 +7,11 @@
 
 mod support;
 
+use support::proxy::Proxy;
 use support::scenario::{in_an_hour, issue, operation};
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
@@ -966,70 +965,6 @@ async fn after_the_install_or_a_reboot_the_agent_carries_on_with_the_steps_after
     );
 }
 
-/// A TCP proxy to the API server that the test can cut and restore, to take the API server
-/// away from one agent without stopping it for the other tests.
-struct Proxy {
-    port: u16,
-    up: Arc<AtomicBool>,
-    connections: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
-    accepting: tokio::task::JoinHandle<()>,
-}
-
-impl Proxy {
-    async fn start(target: String) -> Proxy {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let up = Arc::new(AtomicBool::new(true));
-        let connections: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
-        let accepting = {
-            let (up, connections) = (up.clone(), connections.clone());
-            tokio::spawn(async move {
-                loop {
-                    let Ok((mut inbound, _)) = listener.accept().await else {
-                        continue;
-                    };
-                    if !up.load(Ordering::SeqCst) {
-                        continue; // dropped: connection reset
-                    }
-                    let target = target.clone();
-                    let connection = tokio::spawn(async move {
-                        if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
-                            let _ =
-                                tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                        }
-                    });
-                    connections.lock().unwrap().push(connection);
-                }
-            })
-        };
-        Proxy {
-            port,
-            up,
-            connections,
-            accepting,
-        }
-    }
-
-    /// The API server goes away: open connections are cut, new ones refused.
-    fn cut(&self) {
-        self.up.store(false, Ordering::SeqCst);
-        for connection in self.connections.lock().unwrap().drain(..) {
-            connection.abort();
-        }
-    }
-
-    fn restore(&self) {
-        self.up.store(true, Ordering::SeqCst);
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.cut();
-        self.accepting.abort();
-    }
-}
-
 /// The API server goes away while the agent installs: the install finishes, the agent keeps
 /// retrying its report, and the result lands when the server is back; nothing runs twice.
 #[tokio::test]
@@ -1044,19 +979,10 @@ async fn the_result_lands_when_the_api_server_is_back() {
         Some(inventory(false)),
     )
     .await;
-    let target = env
-        .control_plane
-        .server_url()
-        .trim_start_matches("https://")
-        .to_owned();
-    let proxy = Proxy::start(target).await;
+    let proxy = Proxy::to_api_server(env.control_plane).await;
     // The agent reaches the API server through the proxy only.
     let mut kubeconfig = kube::config::Kubeconfig::read_from(&away.kubeconfig).unwrap();
-    for cluster in &mut kubeconfig.clusters {
-        if let Some(cluster) = cluster.cluster.as_mut() {
-            cluster.server = Some(format!("https://127.0.0.1:{}", proxy.port));
-        }
-    }
+    proxy.route(&mut kubeconfig);
     patchwave::devcluster::write_kubeconfig(&away.kubeconfig, &kubeconfig).unwrap();
     away.start(&["--heartbeat", "1s"]);
     wait_for(&api, &away, "inventoried", inventoried).await;

@@ -1,16 +1,19 @@
 //! The operator as a separate process: killed with SIGKILL in the middle of a rollout and
-//! started again, and two replicas competing for the leader Lease.
+//! started again, two replicas competing for the leader Lease, and the API server going away
+//! from it in the middle of a ring.
 
 #![allow(clippy::unwrap_used)]
 
 mod support;
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::Api;
+use support::proxy::Proxy;
 use support::scenario::*;
 use support::{TestEnv, install_project_crds, test_env};
 
@@ -22,6 +25,11 @@ struct OperatorProcess {
 
 impl OperatorProcess {
     fn start(env: &TestEnv, extra: &[&str]) -> Self {
+        Self::start_with(env, env.control_plane.kubeconfig_path(), extra)
+    }
+
+    /// Started with `kubeconfig` instead of the control plane's own.
+    fn start_with(env: &TestEnv, kubeconfig: &Path, extra: &[&str]) -> Self {
         let metrics = free_address();
         let log = std::fs::File::create(env.control_plane.work_dir().join(format!(
             "operator-{}-{}.log",
@@ -31,13 +39,13 @@ impl OperatorProcess {
         .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_patchwave-operator"))
             .arg("--kubeconfig")
-            .arg(env.control_plane.kubeconfig_path())
+            .arg(kubeconfig)
             .args(["--namespace", &env.namespace])
             .args(["--metrics-address", &metrics.to_string()])
             .args(["--debounce-ms", "100"])
             .args(extra)
             .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
+            .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .unwrap();
@@ -48,6 +56,19 @@ impl OperatorProcess {
         // SIGKILL: no chance to finish a reconcile or release anything.
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// The value of the `patchwave_leader` gauge, or None while it does not answer.
+    async fn leader(&self) -> Option<f64> {
+        let text = http_get(self.metrics, "/metrics").await?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("patchwave_leader "))
+            .and_then(|v| v.trim().parse().ok())
+    }
+
+    /// Whether the process is still running.
+    fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// The sum of patchwave_operator_writes_total, or None while it does not answer.
@@ -290,4 +311,145 @@ async fn only_the_leader_writes_and_killing_it_hands_over() {
     );
     let stats = fleet.stop().await.unwrap();
     assert_eq!(stats.started, 16, "{stats:?}");
+}
+
+/// The API server goes away from the operator in the middle of a ring, for longer than its
+/// lease, while the agents keep reporting: the operator keeps running, gives up the lease
+/// (so it would not write on stale knowledge), and once the server is back it takes the lease
+/// again, records the results reported meanwhile, and finishes the rollout with one operation
+/// per asset and never more than maxConcurrent in flight.
+#[tokio::test]
+async fn an_operator_cut_off_from_the_api_server_catches_up_when_it_is_back() {
+    install_project_crds();
+    let env = test_env("op-outage").await;
+    apply(
+        &env,
+        &[
+            ring_yaml("r1", "3", "10%", "0s", "Automatic"),
+            open_window_yaml(),
+            policy_yaml("security", &["r1"], "  manualApproval: []\n"),
+        ]
+        .join("---\n"),
+    );
+    let plans = ring_of("a", "r1", 18);
+    let (observed, watch) = observe_assets(&env);
+    // 10m operations take 2 s: 6 batches of 3.
+    let fleet = start_fleet(&env, &plans, 300.0).await;
+    let proxy = Proxy::to_api_server(env.control_plane).await;
+    let mut kubeconfig = env.control_plane.kubeconfig();
+    proxy.route(&mut kubeconfig);
+    let path = env
+        .control_plane
+        .work_dir()
+        .join(format!("{}-through-proxy.kubeconfig", env.namespace));
+    patchwave::devcluster::write_kubeconfig(&path, &kubeconfig).unwrap();
+    let mut operator = OperatorProcess::start_with(
+        &env,
+        &path,
+        &[
+            "--leader-elect=true",
+            "--lease-name",
+            "patchwave-outage",
+            "--lease-namespace",
+            &env.namespace,
+            "--lease-duration",
+            "4",
+            "--lease-grace",
+            "1",
+            "--identity",
+            "cut-off",
+        ],
+    );
+    let name = the_rollout(&env).await.metadata.name.unwrap();
+    wait_rollout(&env, &name, "the first batch finishes", |r| {
+        r.status.as_ref().is_some_and(|s| s.rings[0].succeeded >= 3)
+    })
+    .await;
+    eventually("the operator leads", DEADLINE, || async {
+        match operator.leader().await {
+            Some(1.0) => Ok(()),
+            other => Err(format!("patchwave_leader {other:?}")),
+        }
+    })
+    .await;
+
+    proxy.cut();
+    let cut_at = Instant::now();
+    eventually("the cut-off operator gives up the lease", DEADLINE, || async {
+        match operator.leader().await {
+            Some(0.0) => Ok(()),
+            other => Err(format!("patchwave_leader {other:?}")),
+        }
+    })
+    .await;
+    let gave_up = cut_at.elapsed();
+    assert!(
+        gave_up < Duration::from_secs(10),
+        "gave up the lease after {gave_up:?}"
+    );
+    // The agents finish what they were given (2 s) and report it; the operator cannot see it.
+    let assets: Api<patchwave::api::Asset> = env.api();
+    let unrecorded = eventually(
+        "results the operator has not recorded",
+        DEADLINE,
+        || async {
+            let list = assets
+                .list(&Default::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            let waiting = list
+                .items
+                .iter()
+                .filter(|a| {
+                    let status = a.status.clone().unwrap_or_default();
+                    let reported = status
+                        .reported
+                        .and_then(|r| r.last_operation)
+                        .filter(|l| l.phase != patchwave::api::asset::OperationPhase::Running);
+                    status.operation.zip(reported).is_some_and(|(o, r)| o.id == r.id)
+                })
+                .count();
+            if waiting > 0 {
+                Ok(waiting)
+            } else {
+                Err("none yet".to_owned())
+            }
+        },
+    )
+    .await;
+    assert!(unrecorded <= 3, "{unrecorded} results for 3 slots");
+    let issued_during_outage = observed.lock().unwrap().operations.len();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(operator.running(), "the operator exited during the outage");
+    assert_eq!(
+        observed.lock().unwrap().operations.len(),
+        issued_during_outage,
+        "an operation was issued while the operator was cut off"
+    );
+
+    proxy.restore();
+    eventually("the operator leads again", DEADLINE, || async {
+        match operator.leader().await {
+            Some(1.0) => Ok(()),
+            other => Err(format!("patchwave_leader {other:?}")),
+        }
+    })
+    .await;
+    let done = wait_rollout(&env, &name, "the rollout finishes after the outage", |r| {
+        phase(r) == "Succeeded"
+    })
+    .await;
+    let ring = &done.status.unwrap().rings[0];
+    assert_eq!((ring.succeeded, ring.failed), (18, 0), "{ring:?}");
+    let observed = observed.lock().unwrap();
+    assert_eq!(observed.operations.len(), 18, "{:?}", observed.operations);
+    for (asset, ids) in &observed.operations {
+        assert_eq!(ids.len(), 1, "{asset} got {ids:?}");
+    }
+    let most = observed.max_in_flight.get("r1").copied().unwrap_or(0);
+    assert!((1..=3).contains(&most), "{most} in flight at once");
+    drop(observed);
+    watch.abort();
+    let stats = fleet.stop().await.unwrap();
+    assert_eq!(stats.started, 18, "{stats:?}");
 }

@@ -3,8 +3,12 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use std::time::Duration;
+
 use futures::Stream;
-use kube::Client;
+use jiff::Timestamp;
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::{Api, Client};
 use kube_lease_manager::LeaseManagerBuilder;
 use tokio::sync::watch;
 
@@ -46,6 +50,15 @@ impl Leadership {
 
 /// Starts competing for the lease. Returns the leadership flag and a stream that yields each
 /// time this replica becomes the leader (to reconcile everything at once) or loses it.
+///
+/// kube-lease-manager acquires and renews the lease, but while it cannot reach the API server
+/// it keeps reporting the lease as held: it retries and never says the lease ran out. A
+/// replica cut off from the server for longer than the lease would then write again the
+/// moment the server is back, although another replica may have taken over meanwhile. So this
+/// replica counts as the leader only while the manager says so *and* the Lease as last read
+/// names it, renewed recently enough: [`confirmed_until`] ends a quarter of the grace period
+/// before others may take the lease over. The Lease is read every quarter of the grace period
+/// (a get, which the operator's Role allows on its own Lease).
 pub async fn elect(
     client: Client,
     settings: &LeaseSettings,
@@ -53,7 +66,7 @@ pub async fn elect(
     (Leadership, impl Stream<Item = bool> + Send + 'static),
     kube_lease_manager::LeaseManagerError,
 > {
-    let manager = LeaseManagerBuilder::new(client, settings.name.clone())
+    let manager = LeaseManagerBuilder::new(client.clone(), settings.name.clone())
         .with_namespace(settings.namespace.clone())
         .with_identity(settings.identity.clone())
         .with_duration(settings.duration_seconds)
@@ -61,25 +74,153 @@ pub async fn elect(
         .with_field_manager(crate::api::OPERATOR_FIELD_MANAGER)
         .build()
         .await?;
-    let (receiver, _task) = manager.watch().await;
+    let (mut held, _task) = manager.watch().await;
     let leadership = Leadership {
-        leader: Arc::new(AtomicBool::new(*receiver.borrow())),
+        leader: Arc::new(AtomicBool::new(false)),
     };
     let flag = leadership.leader.clone();
-    let changes = futures::stream::unfold(
-        (receiver, flag),
-        |(mut receiver, flag): (watch::Receiver<bool>, Arc<AtomicBool>)| async move {
-            // The task ends (and the sender drops) only when the process shuts down.
-            receiver.changed().await.ok()?;
-            let leader = *receiver.borrow_and_update();
-            flag.store(leader, Ordering::SeqCst);
-            if leader {
-                tracing::info!("acquired the leader lease: reconciling everything");
-            } else {
-                tracing::warn!("lost the leader lease: no more writes from this replica");
+    let (sender, receiver) = watch::channel(false);
+    let leases: Api<Lease> = Api::namespaced(client, &settings.namespace);
+    let settings = settings.clone();
+    let poll = confirmation_poll(&settings);
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(poll);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut until: Option<Timestamp> = None;
+        loop {
+            tokio::select! {
+                changed = held.changed() => {
+                    if changed.is_err() {
+                        break; // the manager stopped: the process is shutting down
+                    }
+                }
+                _ = ticker.tick() => {
+                    // A server that does not answer confirms nothing; the last confirmation
+                    // runs out on its own.
+                    if let Ok(Ok(lease)) = tokio::time::timeout(poll, leases.get(&settings.name)).await {
+                        until = confirmed_until(&lease, &settings);
+                    }
+                }
             }
-            Some((leader, (receiver, flag)))
-        },
-    );
+            let leader = *held.borrow_and_update() && until.is_some_and(|u| Timestamp::now() < u);
+            if leader != flag.load(Ordering::SeqCst) {
+                flag.store(leader, Ordering::SeqCst);
+                if leader {
+                    tracing::info!("acquired the leader lease: reconciling everything");
+                } else {
+                    tracing::warn!(
+                        "lost the leader lease (or could not renew it in time): no more writes from this replica"
+                    );
+                }
+                if sender.send(leader).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    let changes = futures::stream::unfold(receiver, |mut receiver| async move {
+        receiver.changed().await.ok()?;
+        let leader = *receiver.borrow_and_update();
+        Some((leader, receiver))
+    });
     Ok((leadership, changes))
+}
+
+/// How often the Lease is read to confirm the holder: a quarter of the grace period, at least
+/// every 100 ms.
+fn confirmation_poll(settings: &LeaseSettings) -> Duration {
+    Duration::from_millis(settings.grace_seconds.saturating_mul(250).max(100))
+}
+
+/// Until when `lease` lets this replica write: `None` unless it names this replica as the
+/// holder with a renew time. Others may take the lease over at renew time plus its duration;
+/// this replica stops a quarter of the grace period earlier, which leaves three quarters of
+/// the grace period, after the manager renews, for a read to confirm the renewal.
+pub fn confirmed_until(lease: &Lease, settings: &LeaseSettings) -> Option<Timestamp> {
+    let spec = lease.spec.as_ref()?;
+    if spec.holder_identity.as_deref() != Some(settings.identity.as_str()) {
+        return None;
+    }
+    let renewed = spec.renew_time.as_ref()?.0;
+    let duration = spec
+        .lease_duration_seconds
+        .map_or(settings.duration_seconds, |d| u64::try_from(d).unwrap_or(0));
+    let margin = settings.grace_seconds.saturating_mul(250);
+    let valid = Duration::from_secs(duration).saturating_sub(Duration::from_millis(margin));
+    renewed.checked_add(valid).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::coordination::v1::LeaseSpec;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+
+    fn settings() -> LeaseSettings {
+        LeaseSettings {
+            name: "patchwave-operator".to_owned(),
+            namespace: "patchwave-system".to_owned(),
+            identity: "replica-a".to_owned(),
+            duration_seconds: 15,
+            grace_seconds: 5,
+        }
+    }
+
+    fn lease(holder: Option<&str>, renewed: Option<&str>, duration: Option<i32>) -> Lease {
+        Lease {
+            spec: Some(LeaseSpec {
+                holder_identity: holder.map(str::to_owned),
+                renew_time: renewed.map(|t| MicroTime(t.parse().expect("timestamp"))),
+                lease_duration_seconds: duration,
+                ..LeaseSpec::default()
+            }),
+            ..Lease::default()
+        }
+    }
+
+    #[test]
+    fn the_holder_is_confirmed_until_a_quarter_grace_before_others_may_take_over() {
+        let until = confirmed_until(
+            &lease(Some("replica-a"), Some("2026-11-27T10:00:00Z"), Some(15)),
+            &settings(),
+        );
+        // 15 s lease, 5 s grace: others may take over at 10:00:15; this replica stops 1.25 s
+        // earlier.
+        assert_eq!(
+            until,
+            Some("2026-11-27T10:00:13.75Z".parse().expect("timestamp"))
+        );
+        // The duration on the Lease wins over the setting (another replica may have written it).
+        let until = confirmed_until(
+            &lease(Some("replica-a"), Some("2026-11-27T10:00:00Z"), Some(4)),
+            &settings(),
+        );
+        assert_eq!(
+            until,
+            Some("2026-11-27T10:00:02.75Z".parse().expect("timestamp"))
+        );
+    }
+
+    #[test]
+    fn another_holder_or_no_renewal_confirms_nothing() {
+        let settings = settings();
+        for lease in [
+            lease(Some("replica-b"), Some("2026-11-27T10:00:00Z"), Some(15)),
+            lease(None, Some("2026-11-27T10:00:00Z"), Some(15)),
+            lease(Some("replica-a"), None, Some(15)),
+            Lease::default(),
+        ] {
+            assert_eq!(confirmed_until(&lease, &settings), None, "{lease:?}");
+        }
+    }
+
+    #[test]
+    fn the_lease_is_read_four_times_per_grace_period() {
+        assert_eq!(confirmation_poll(&settings()), Duration::from_millis(1250));
+        let short = LeaseSettings {
+            grace_seconds: 0,
+            ..settings()
+        };
+        assert_eq!(confirmation_poll(&short), Duration::from_millis(100));
+    }
 }

@@ -411,15 +411,22 @@ pub async fn run(
     let wake_asset = wake.clone();
     let wake_rollout = wake.clone();
     let wake_incident = wake;
+    // Leadership changes are followed by a task of their own, not inside the controller's
+    // trigger: a replica cut off from the API server showed `patchwave_leader 1` for minutes
+    // after it had given up the lease, because the controller did not poll its trigger
+    // meanwhile. The gauge and the memory of own writes must follow a lost lease at once.
     let fresh_context = context.clone();
-    let became_leader = leadership_changes.filter_map(move |leader| {
+    let (gained, became_leader) = futures::channel::mpsc::unbounded::<()>();
+    tokio::spawn(leadership_changes.for_each(move |leader| {
         leader_gauge.leader.set(i64::from(leader));
-        if !leader {
+        if leader {
+            let _ = gained.unbounded_send(());
+        } else {
             // Another replica writes now; our memory of own writes would only mislead.
             fresh_context.fresh.clear();
         }
-        future::ready(leader.then_some(()))
-    });
+        future::ready(())
+    }));
 
     Controller::for_stream(policy_stream, context.stores.policies.clone())
         .with_config(

@@ -7,6 +7,7 @@
 
 #![allow(dead_code)] // every test binary uses a different part of the harness
 
+pub mod proxy;
 pub mod scenario;
 
 use std::collections::HashSet;

@@ -1,0 +1,91 @@
+//! A TCP proxy between one client and the shared API server, to take the server away from
+//! that client only.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use kube::config::Kubeconfig;
+use patchwave::devcluster::LocalControlPlane;
+
+/// A TCP proxy to the API server that the test can cut and restore, to take the API server
+/// away from one client (an agent, the operator) without stopping it for the other tests.
+pub struct Proxy {
+    /// Loopback port to connect to instead of the API server.
+    pub port: u16,
+    up: Arc<AtomicBool>,
+    connections: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    accepting: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    /// Listens on a free loopback port and forwards every connection to `target`
+    /// (`host:port`); TLS passes through untouched.
+    pub async fn start(target: String) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = Arc::new(AtomicBool::new(true));
+        let connections: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
+        let accepting = {
+            let (up, connections) = (up.clone(), connections.clone());
+            tokio::spawn(async move {
+                loop {
+                    let Ok((mut inbound, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    if !up.load(Ordering::SeqCst) {
+                        continue; // dropped: connection reset
+                    }
+                    let target = target.clone();
+                    let connection = tokio::spawn(async move {
+                        if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                            let _ =
+                                tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        }
+                    });
+                    connections.lock().unwrap().push(connection);
+                }
+            })
+        };
+        Proxy {
+            port,
+            up,
+            connections,
+            accepting,
+        }
+    }
+
+    /// A proxy to the API server of `plane`.
+    pub async fn to_api_server(plane: &LocalControlPlane) -> Proxy {
+        let target = plane.server_url().trim_start_matches("https://").to_owned();
+        Proxy::start(target).await
+    }
+
+    /// Sends every cluster of `kubeconfig` through this proxy.
+    pub fn route(&self, kubeconfig: &mut Kubeconfig) {
+        for cluster in &mut kubeconfig.clusters {
+            if let Some(cluster) = cluster.cluster.as_mut() {
+                cluster.server = Some(format!("https://127.0.0.1:{}", self.port));
+            }
+        }
+    }
+
+    /// The API server goes away: open connections are cut, new ones refused.
+    pub fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        for connection in self.connections.lock().unwrap().drain(..) {
+            connection.abort();
+        }
+    }
+
+    /// The API server is back: new connections go through again.
+    pub fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.cut();
+        self.accepting.abort();
+    }
+}
