@@ -8,7 +8,7 @@ mod support;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
@@ -375,12 +375,16 @@ async fn an_operator_cut_off_from_the_api_server_catches_up_when_it_is_back() {
 
     proxy.cut();
     let cut_at = Instant::now();
-    eventually("the cut-off operator gives up the lease", DEADLINE, || async {
-        match operator.leader().await {
-            Some(0.0) => Ok(()),
-            other => Err(format!("patchwave_leader {other:?}")),
-        }
-    })
+    eventually(
+        "the cut-off operator gives up the lease",
+        DEADLINE,
+        || async {
+            match operator.leader().await {
+                Some(0.0) => Ok(()),
+                other => Err(format!("patchwave_leader {other:?}")),
+            }
+        },
+    )
     .await;
     let gave_up = cut_at.elapsed();
     assert!(
@@ -406,7 +410,10 @@ async fn an_operator_cut_off_from_the_api_server_catches_up_when_it_is_back() {
                         .reported
                         .and_then(|r| r.last_operation)
                         .filter(|l| l.phase != patchwave::api::asset::OperationPhase::Running);
-                    status.operation.zip(reported).is_some_and(|(o, r)| o.id == r.id)
+                    status
+                        .operation
+                        .zip(reported)
+                        .is_some_and(|(o, r)| o.id == r.id)
                 })
                 .count();
             if waiting > 0 {
@@ -441,15 +448,17 @@ async fn an_operator_cut_off_from_the_api_server_catches_up_when_it_is_back() {
     .await;
     let ring = &done.status.unwrap().rings[0];
     assert_eq!((ring.succeeded, ring.failed), (18, 0), "{ring:?}");
-    let observed = observed.lock().unwrap();
-    assert_eq!(observed.operations.len(), 18, "{:?}", observed.operations);
-    for (asset, ids) in &observed.operations {
+    watch.abort();
+    let (operations, most) = {
+        let observed = observed.lock().unwrap();
+        let most = observed.max_in_flight.get("r1").copied().unwrap_or(0);
+        (observed.operations.clone(), most)
+    };
+    assert_eq!(operations.len(), 18, "{operations:?}");
+    for (asset, ids) in &operations {
         assert_eq!(ids.len(), 1, "{asset} got {ids:?}");
     }
-    let most = observed.max_in_flight.get("r1").copied().unwrap_or(0);
     assert!((1..=3).contains(&most), "{most} in flight at once");
-    drop(observed);
-    watch.abort();
     let stats = fleet.stop().await.unwrap();
     assert_eq!(stats.started, 18, "{stats:?}");
 }

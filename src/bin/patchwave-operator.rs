@@ -58,7 +58,8 @@ struct Args {
     #[arg(long, env = "PATCHWAVE_LEASE_DURATION", default_value_t = 15)]
     lease_duration: u64,
 
-    /// Seconds before expiry at which the leader renews its Lease.
+    /// Seconds before expiry at which the leader renews its Lease. A leader that cannot renew
+    /// stops writing a quarter of this before the Lease runs out.
     #[arg(long, env = "PATCHWAVE_LEASE_GRACE", default_value_t = 5)]
     lease_grace: u64,
 

@@ -412,7 +412,7 @@ pub async fn run(
     let wake_rollout = wake.clone();
     let wake_incident = wake;
     // Leadership changes are followed by a task of their own, not inside the controller's
-    // trigger: a replica cut off from the API server showed `patchwave_leader 1` for minutes
+    // trigger: a replica cut off from the API server showed `patchwave_leader 1` for 90 s and more
     // after it had given up the lease, because the controller did not poll its trigger
     // meanwhile. The gauge and the memory of own writes must follow a lost lease at once.
     let fresh_context = context.clone();

@@ -2,7 +2,7 @@
 //! that client only.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use kube::config::Kubeconfig;
 use patchwave::devcluster::LocalControlPlane;
@@ -21,8 +21,10 @@ impl Proxy {
     /// Listens on a free loopback port and forwards every connection to `target`
     /// (`host:port`); TLS passes through untouched.
     pub async fn start(target: String) -> Proxy {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binding the proxy");
+        let port = listener.local_addr().expect("proxy address").port();
         let up = Arc::new(AtomicBool::new(true));
         let connections: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
         let accepting = {
@@ -42,7 +44,10 @@ impl Proxy {
                                 tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
                         }
                     });
-                    connections.lock().unwrap().push(connection);
+                    connections
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(connection);
                 }
             })
         };
@@ -72,7 +77,12 @@ impl Proxy {
     /// The API server goes away: open connections are cut, new ones refused.
     pub fn cut(&self) {
         self.up.store(false, Ordering::SeqCst);
-        for connection in self.connections.lock().unwrap().drain(..) {
+        for connection in self
+            .connections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain(..)
+        {
             connection.abort();
         }
     }
