@@ -462,3 +462,138 @@ async fn an_operator_cut_off_from_the_api_server_catches_up_when_it_is_back() {
     let stats = fleet.stop().await.unwrap();
     assert_eq!(stats.started, 18, "{stats:?}");
 }
+
+/// The leader is cut off from the API server while a second replica is not: the second takes
+/// the lease over within the lease time, and the first, when the server is back, writes
+/// nothing: it never acts on the lease it lost, and the rollout ends with one operation per
+/// asset.
+#[tokio::test]
+async fn a_leader_cut_off_from_the_api_server_hands_over_and_stays_quiet_when_back() {
+    install_project_crds();
+    let env = test_env("op-partition").await;
+    apply(
+        &env,
+        &[
+            ring_yaml("r1", "2", "10%", "0s", "Automatic"),
+            open_window_yaml(),
+            policy_yaml("security", &["r1"], "  manualApproval: []\n"),
+        ]
+        .join("---\n"),
+    );
+    let plans = ring_of("a", "r1", 16);
+    let (observed, watch) = observe_assets(&env);
+    // 10m operations take 2 s: 8 batches of 2.
+    let fleet = start_fleet(&env, &plans, 300.0).await;
+    let proxy = Proxy::to_api_server(env.control_plane).await;
+    let mut kubeconfig = env.control_plane.kubeconfig();
+    proxy.route(&mut kubeconfig);
+    let path = env
+        .control_plane
+        .work_dir()
+        .join(format!("{}-through-proxy.kubeconfig", env.namespace));
+    patchwave::devcluster::write_kubeconfig(&path, &kubeconfig).unwrap();
+    let lease_flags = |identity: &'static str| {
+        vec![
+            "--leader-elect=true",
+            "--lease-name",
+            "patchwave-partition",
+            "--lease-duration",
+            "4",
+            "--lease-grace",
+            "1",
+            "--identity",
+            identity,
+        ]
+    };
+    let leases: Api<Lease> = env.api();
+    let holder = |wanted: &'static str| {
+        let leases = leases.clone();
+        async move {
+            eventually(&format!("{wanted} holds the Lease"), DEADLINE, || async {
+                let lease = leases
+                    .get("patchwave-partition")
+                    .await
+                    .map_err(|e| e.to_string())?;
+                match lease.spec.and_then(|s| s.holder_identity) {
+                    Some(h) if h == wanted => Ok(()),
+                    other => Err(format!("{other:?}")),
+                }
+            })
+            .await
+        }
+    };
+    let cut_off = OperatorProcess::start_with(
+        &env,
+        &path,
+        &[
+            &lease_flags("cut-off")[..],
+            &["--lease-namespace", &env.namespace],
+        ]
+        .concat(),
+    );
+    holder("cut-off").await;
+    let standby = OperatorProcess::start(
+        &env,
+        &[
+            &lease_flags("standby")[..],
+            &["--lease-namespace", &env.namespace],
+        ]
+        .concat(),
+    );
+    let name = the_rollout(&env).await.metadata.name.unwrap();
+    wait_rollout(&env, &name, "some operations finish", |r| {
+        r.status.as_ref().is_some_and(|s| s.rings[0].succeeded >= 2)
+    })
+    .await;
+    eventually("the standby answers /metrics", DEADLINE, || async {
+        standby.writes().await.ok_or_else(|| "no answer".to_owned())
+    })
+    .await;
+
+    proxy.cut();
+    let cut_at = Instant::now();
+    let written_before_cut = eventually("the cut-off replica answers", DEADLINE, || async {
+        cut_off.writes().await.ok_or_else(|| "no answer".to_owned())
+    })
+    .await;
+    holder("standby").await;
+    let took = cut_at.elapsed();
+    // Within the lease time (4 s) plus one renewal attempt.
+    assert!(took < Duration::from_secs(10), "took over after {took:?}");
+    proxy.restore();
+    // Long enough for the cut-off replica to reconnect, read the Lease and act if it would.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(
+        cut_off.leader().await,
+        Some(0.0),
+        "the cut-off replica leads"
+    );
+    assert_eq!(
+        standby.leader().await,
+        Some(1.0),
+        "the standby does not lead"
+    );
+
+    let done = wait_rollout(&env, &name, "the new leader finishes the rollout", |r| {
+        phase(r) == "Succeeded"
+    })
+    .await;
+    assert_eq!(done.status.unwrap().rings[0].succeeded, 16);
+    assert_eq!(
+        cut_off.writes().await,
+        Some(written_before_cut),
+        "the replica that lost the lease wrote after the cut"
+    );
+    assert!(
+        standby.writes().await.unwrap_or(0.0) > 0.0,
+        "the new leader wrote nothing"
+    );
+    watch.abort();
+    let operations = observed.lock().unwrap().operations.clone();
+    assert_eq!(operations.len(), 16, "{operations:?}");
+    for (asset, ids) in &operations {
+        assert_eq!(ids.len(), 1, "{asset} got {ids:?}");
+    }
+    let stats = fleet.stop().await.unwrap();
+    assert_eq!(stats.started, 16, "{stats:?}");
+}
