@@ -97,12 +97,14 @@ pub async fn elect(
                 _ = ticker.tick() => {
                     // A server that does not answer confirms nothing; the last confirmation
                     // runs out on its own.
-                    if let Ok(Ok(lease)) = tokio::time::timeout(poll, leases.get(&settings.name)).await {
+                    let read = tokio::time::timeout(poll, leases.get(&settings.name)).await;
+                    if let Ok(Ok(lease)) = read {
                         until = confirmed_until(&lease, &settings);
                     }
                 }
             }
-            let leader = *held.borrow_and_update() && until.is_some_and(|u| Timestamp::now() < u);
+            let confirmed = until.is_some_and(|u| Timestamp::now() < u);
+            let leader = *held.borrow_and_update() && confirmed;
             if leader != flag.load(Ordering::SeqCst) {
                 flag.store(leader, Ordering::SeqCst);
                 if leader {
