@@ -14,9 +14,12 @@
 //!   enroll`).
 //! - [`fleet`]: many simulated agents in one process against a real API server
 //!   (`patchwave-agent fleet`).
+//! - [`files`]: replacing a state file atomically and durably (journal, rollback points, the
+//!   simulated package database).
 
 pub mod backend;
 pub mod enrollment;
+pub mod files;
 pub mod fleet;
 pub mod node;
 pub mod protocol;

@@ -17,7 +17,7 @@
 //!   does anything, so tests can count calls.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -174,12 +174,7 @@ impl SimulatedBackend {
         if let Some(dir) = self.database.parent() {
             std::fs::create_dir_all(dir).map_err(failed)?;
         }
-        let temporary = self.database.with_extension("json.new");
-        let mut file = File::create(&temporary).map_err(failed)?;
-        file.write_all(text.as_bytes())
-            .and_then(|()| file.sync_all())
-            .map_err(failed)?;
-        std::fs::rename(&temporary, &self.database).map_err(failed)
+        crate::agent::files::replace_file(&self.database, text.as_bytes()).map_err(failed)
     }
 
     /// Appends one line to the install log, on disk before the call goes on.

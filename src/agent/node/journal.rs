@@ -373,9 +373,8 @@ fn compact(
             source,
         }
     };
-    let temporary = path.with_extension("jsonl.compacting");
-    let mut out = File::create(&temporary).map_err(io("creating the compacted copy"))?;
     let now = Time(Timestamp::now());
+    let mut compacted = Vec::new();
     for id in order {
         for step in operations.get(id).into_iter().flatten() {
             let record = Record {
@@ -383,21 +382,12 @@ fn compact(
                 at: now.clone(),
                 step: step.clone(),
             };
-            let mut line = serde_json::to_string(&record)
+            serde_json::to_writer(&mut compacted, &record)
                 .map_err(|e| io("encoding a record")(std::io::Error::other(e)))?;
-            line.push('\n');
-            out.write_all(line.as_bytes())
-                .map_err(io("writing the compacted copy"))?;
+            compacted.push(b'\n');
         }
     }
-    out.sync_all().map_err(io("syncing the compacted copy"))?;
-    std::fs::rename(&temporary, path).map_err(io("replacing the journal"))?;
-    if let Some(dir) = path.parent() {
-        // The rename is durable only once the directory is.
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io("syncing the state directory"))?;
-    }
+    crate::agent::files::replace_file(path, &compacted).map_err(io("replacing the journal"))?;
     Ok(())
 }
 

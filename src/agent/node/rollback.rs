@@ -6,8 +6,6 @@
 //! atomically). The journal cannot hold this: it forgets finished operations when compacted,
 //! and a rollback may come weeks later.
 
-use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -125,11 +123,8 @@ impl RollbackPoints {
     fn save(&self) -> Result<(), String> {
         let text = serde_json::to_string_pretty(&self.points)
             .map_err(|e| format!("{}: cannot encode: {e}", self.path.display()))?;
-        let temporary = self.path.with_extension("json.writing");
-        let written = File::create(&temporary)
-            .and_then(|mut f| f.write_all(text.as_bytes()).and_then(|()| f.sync_all()))
-            .and_then(|()| std::fs::rename(&temporary, &self.path));
-        written.map_err(|e| format!("{}: cannot write: {e}", self.path.display()))
+        crate::agent::files::replace_file(&self.path, text.as_bytes())
+            .map_err(|e| format!("{}: cannot write: {e}", self.path.display()))
     }
 }
 
