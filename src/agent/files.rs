@@ -2,8 +2,8 @@
 //!
 //! The agent's journal, its rollback points and the simulated backend's package database all
 //! go through [`replace_file`]: the contents are written to a temporary file beside the target
-//! and flushed to disk, the temporary file is renamed over the target, and the directory is
-//! flushed too (a rename is durable only once its directory is).
+//! and flushed to disk, the temporary file is renamed over the target, and on Unix the
+//! directory is flushed too (a rename is durable only once its directory is).
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -20,11 +20,23 @@ pub fn replace_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     file.sync_all()?;
     drop(file);
     std::fs::rename(&temporary, path)?;
+    sync_directory(path)
+}
+
+/// Flushes the directory of `path`, which makes a rename in it durable on Unix.
+#[cfg(unix)]
+fn sync_directory(path: &Path) -> std::io::Result<()> {
     let directory = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
     File::open(directory)?.sync_all()
+}
+
+/// Windows cannot open a directory as a file; NTFS journals the rename itself.
+#[cfg(not(unix))]
+fn sync_directory(_path: &Path) -> std::io::Result<()> {
+    Ok(())
 }
 
 /// `<name>.new` beside `path`.
