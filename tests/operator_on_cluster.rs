@@ -643,3 +643,81 @@ async fn a_refused_write_is_reported_by_category_and_retried() {
     operator.stop().await;
     fleet.stop().await.unwrap();
 }
+
+/// The Asset's Reachable condition: (status, reason, message).
+fn reachable(asset: &patchwave::api::Asset) -> Option<(String, String, String)> {
+    asset
+        .status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Reachable")
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+/// An Asset whose agent never reported is `Reachable=False` (NeverReported); its first
+/// heartbeat makes it `Reachable=True` at once; an agent silent for longer than the Asset's
+/// `staleAfter` makes it `Reachable=False` (AgentStale) although nothing else changes; its
+/// next heartbeat makes it `Reachable=True` again at once (not after the summary delay).
+#[tokio::test]
+async fn a_silent_agent_makes_its_asset_unreachable_after_stale_after() {
+    use patchwave::agent::protocol;
+    use patchwave::api::asset::ReportedState;
+
+    install_project_crds();
+    let env = test_env("op-stale").await;
+    apply(
+        &env,
+        &[
+            ring_yaml("r1", "1", "10%", "0s", "Automatic"),
+            open_window_yaml(),
+            policy_yaml("security", &["r1"], ""),
+        ]
+        .join("---\n"),
+    );
+    let api: Api<patchwave::api::Asset> = env.api();
+    let plan = AssetPlan::new("quiet", "r1").stale_after("6s");
+    api.create(&Default::default(), &plan.asset())
+        .await
+        .unwrap();
+    let operator = start_operator(&env);
+
+    let condition = |wanted: &'static str, deadline: Duration| {
+        let api = api.clone();
+        async move {
+            eventually(&format!("Reachable={wanted}"), deadline, || async {
+                let asset = api.get("quiet").await.map_err(|e| e.to_string())?;
+                match reachable(&asset) {
+                    Some(c) if c.0 == wanted => Ok(c),
+                    other => Err(format!("{other:?}")),
+                }
+            })
+            .await
+        }
+    };
+    let (_, reason, _) = condition("False", DEADLINE).await;
+    assert_eq!(reason, "NeverReported");
+
+    // The operator holds quiet summaries back for 60 s in these tests: "at once" is well
+    // within that.
+    let prompt = Duration::from_secs(20);
+    let mut reported = ReportedState::default();
+    protocol::mark_heartbeat(&mut reported, Timestamp::now());
+    protocol::report(&api, "quiet", &reported).await.unwrap();
+    let heard = std::time::Instant::now();
+    let (_, reason, _) = condition("True", prompt).await;
+    assert_eq!(reason, "HeartbeatFresh");
+
+    let (_, reason, message) = condition("False", DEADLINE).await;
+    let silent = heard.elapsed();
+    assert_eq!(reason, "AgentStale");
+    assert!(message.contains("6s"), "{message}");
+    assert!(silent >= Duration::from_secs(6), "stale after {silent:?}");
+    assert!(silent < prompt, "stale only after {silent:?}");
+
+    protocol::mark_heartbeat(&mut reported, Timestamp::now());
+    protocol::report(&api, "quiet", &reported).await.unwrap();
+    let (_, reason, _) = condition("True", prompt).await;
+    assert_eq!(reason, "HeartbeatFresh");
+    operator.stop().await;
+}

@@ -74,7 +74,7 @@ struct Args {
     /// Seconds an Asset's state may lag when nobody has to act on it (an asset now waiting its
     /// turn): the change rides along with the asset's next operation write instead, which
     /// saves a write per asset in large rollouts. Failures, approvals, holds and unscheduled
-    /// assets are written at once.
+    /// assets are written at once, and so is a condition turning False or back to True.
     #[arg(long, env = "PATCHWAVE_SUMMARY_DELAY_SECONDS", default_value_t = 300)]
     summary_delay_seconds: u64,
 

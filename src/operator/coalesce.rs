@@ -7,7 +7,8 @@
 //! and rides along for free if the asset's operation is written meanwhile: in a large rollout
 //! most waiting assets get their operation before the delay ends, which saves one write per
 //! asset. Changes that need attention (failed, waiting for approval, held, unscheduled,
-//! unassigned, a condition turning False) are written at once.
+//! unassigned, a condition turning False) are written at once, and so is the end of a problem
+//! (a condition True again after False: an agent heard from again).
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -81,7 +82,7 @@ impl Coalesce {
 }
 
 /// True for changes of the operation or the rollout records, attention states, and conditions
-/// turning False.
+/// turning False or back to True.
 fn needs_writing_now(stored: Option<&AssetStatus>, wanted: &AssetStatus) -> bool {
     let Some(stored) = stored else {
         return wanted.operation.is_some()
@@ -95,12 +96,19 @@ fn needs_writing_now(stored: Option<&AssetStatus>, wanted: &AssetStatus) -> bool
     if stored.state != wanted.state && attention(wanted) {
         return true;
     }
+    // A condition turning False, or True again after it was False: someone was told of the
+    // problem (an alert, `kubectl get`) and watches for its end.
     wanted.conditions.iter().any(|c| {
-        c.status == "False"
-            && !stored
-                .conditions
-                .iter()
-                .any(|s| s.type_ == c.type_ && s.status == "False")
+        let before = stored
+            .conditions
+            .iter()
+            .find(|s| s.type_ == c.type_)
+            .map(|s| s.status.as_str());
+        match c.status.as_str() {
+            "False" => before != Some("False"),
+            "True" => before == Some("False"),
+            _ => false,
+        }
     })
 }
 
@@ -154,6 +162,21 @@ mod tests {
             coalesce
                 .decide("ns", "c", Some(&pending), &status("Pending", "False"))
                 .is_none()
+        );
+        // Back to True after False: at once; True where nothing was written yet: may wait.
+        assert!(
+            coalesce
+                .decide("ns", "e", Some(&status("Pending", "False")), &pending)
+                .is_none()
+        );
+        let unknown = AssetStatus {
+            state: Some("Pending".to_owned()),
+            ..AssetStatus::default()
+        };
+        assert!(
+            coalesce
+                .decide("ns", "f", Some(&unknown), &pending)
+                .is_some()
         );
         let mut with_operation = pending.clone();
         with_operation

@@ -38,6 +38,7 @@ pub struct AssetPlan {
     pub criticality: Criticality,
     pub hold: bool,
     pub annotations: BTreeMap<String, String>,
+    pub stale_after: Option<String>,
 }
 
 impl AssetPlan {
@@ -49,6 +50,7 @@ impl AssetPlan {
             criticality: Criticality::Low,
             hold: false,
             annotations: BTreeMap::new(),
+            stale_after: None,
         }
     }
 
@@ -79,13 +81,21 @@ impl AssetPlan {
         self
     }
 
-    fn asset(&self) -> Asset {
+    /// `spec.staleAfter`.
+    pub fn stale_after(mut self, duration: &str) -> Self {
+        self.stale_after = Some(duration.to_owned());
+        self
+    }
+
+    /// The Asset as created, before any agent reports.
+    pub fn asset(&self) -> Asset {
         let mut asset = Asset::new(
             &self.name,
             AssetSpec {
                 criticality: self.criticality,
                 hold: self.hold,
                 expected_duration: Some("10m".to_owned()),
+                stale_after: self.stale_after.clone(),
                 ..AssetSpec::new(OsFamily::Linux)
             },
         );
