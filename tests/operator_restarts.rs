@@ -597,3 +597,83 @@ async fn a_leader_cut_off_from_the_api_server_hands_over_and_stays_quiet_when_ba
     let stats = fleet.stop().await.unwrap();
     assert_eq!(stats.started, 16, "{stats:?}");
 }
+
+/// An operator restarted in the middle of a rollout decides nothing before every watch cache
+/// has listed. Its answers come through a proxy at 100 kB/s, so the Asset list (300 assets
+/// with their inventories) takes seconds while the PatchPolicy list (one object) does not;
+/// evaluated in between, the namespace would look empty and the rollout would end as
+/// Succeeded with 0 assets in every ring, never to be taken up again.
+#[tokio::test]
+async fn a_restarted_operator_decides_nothing_before_every_cache_has_listed() {
+    install_project_crds();
+    let env = test_env("op-listing").await;
+    apply(
+        &env,
+        &[
+            ring_yaml("r1", "1", "10%", "0s", "Automatic"),
+            open_window_yaml(),
+            policy_yaml("security", &["r1"], "  manualApproval: []\n"),
+        ]
+        .join("---\n"),
+    );
+    let plans = ring_of("a", "r1", 300);
+    // 10m operations take 10 minutes: the first one stays in flight for the whole test.
+    let fleet = start_fleet(&env, &plans, 1.0).await;
+    let mut first = OperatorProcess::start(&env, &["--leader-elect=false"]);
+    let name = the_rollout(&env).await.metadata.name.unwrap();
+    wait_rollout(&env, &name, "one operation in flight", |r| {
+        r.status
+            .as_ref()
+            .is_some_and(|s| s.rings[0].in_flight == 1 && s.rings[0].total == 300)
+    })
+    .await;
+    first.kill();
+
+    let proxy = Proxy::throttled(env.control_plane, 100_000).await;
+    let mut kubeconfig = env.control_plane.kubeconfig();
+    proxy.route(&mut kubeconfig);
+    let path = env
+        .control_plane
+        .work_dir()
+        .join(format!("{}-throttled.kubeconfig", env.namespace));
+    patchwave::devcluster::write_kubeconfig(&path, &kubeconfig).unwrap();
+    let restarted = OperatorProcess::start_with(&env, &path, &["--leader-elect=false"]);
+    let started = Instant::now();
+    let rollouts: Api<patchwave::api::PatchRollout> = env.api();
+    let mut ready_at: Option<Duration> = None;
+    // Until the restarted operator is ready and for 3 s after: the rollout stays as it was.
+    while ready_at.is_none_or(|at| started.elapsed() < at + Duration::from_secs(3)) {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "the restarted operator never became ready"
+        );
+        let rollout = rollouts.get(&name).await.unwrap();
+        let status = rollout.status.clone().unwrap_or_default();
+        assert_eq!(
+            (
+                phase(&rollout).as_str(),
+                status.rings[0].total,
+                status.rings[0].in_flight
+            ),
+            ("Progressing", 300, 1),
+            "after {:?} (ready after {ready_at:?}): {status:?}",
+            started.elapsed()
+        );
+        if ready_at.is_none()
+            && http_get(restarted.metrics, "/readyz")
+                .await
+                .is_some_and(|r| r.starts_with("HTTP/1.1 200"))
+        {
+            ready_at = Some(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The Asset list took long enough for the test to mean something.
+    let ready_after = ready_at.unwrap_or_default();
+    assert!(
+        ready_after > Duration::from_secs(1),
+        "ready after {ready_after:?}: the Asset list was not slow"
+    );
+    let stats = fleet.stop().await.unwrap();
+    assert_eq!(stats.started, 1, "{stats:?}");
+}

@@ -103,6 +103,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Whether this replica may write.
     pub leadership: Leadership,
+    /// Which watch caches have listed: no decision before all have.
+    pub caches: Arc<readiness::CacheSync>,
     announced: reconcile::Announced,
     halted: Mutex<HashSet<String>>,
     coalesce: coalesce::Coalesce,
@@ -391,6 +393,7 @@ pub async fn run(
         recorder: Recorder::new(client, reporter),
         metrics,
         leadership: leadership.clone(),
+        caches: caches.clone(),
         announced: Mutex::default(),
         halted: Mutex::default(),
         coalesce: coalesce::Coalesce::new(settings.summary_delay),

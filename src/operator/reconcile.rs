@@ -37,6 +37,8 @@ const MAX_ROUNDS: usize = 8;
 const WRITE_CONCURRENCY: usize = 32;
 /// Assets named in one aggregated Event.
 const NAMED_IN_EVENT: usize = 20;
+/// How soon a reconcile that found a cache still listing looks again.
+const UNSYNCED_RETRY: Duration = Duration::from_millis(200);
 /// Waking a little after the engine's next instant, so the decision there is already due.
 const WAKE_SLACK: Duration = Duration::from_millis(200);
 
@@ -45,6 +47,13 @@ pub async fn reconcile(policy: Arc<PatchPolicy>, ctx: Arc<Context>) -> Result<Ac
     if !ctx.leadership.is_leader() {
         // Followers keep their caches warm and wait; becoming the leader reconciles all.
         return Ok(Action::await_change());
+    }
+    if !ctx.caches.is_synced() {
+        // The controller waits for the policy cache only. A namespace evaluated before its
+        // Assets have listed looks empty, and a rollout in progress would end as Succeeded
+        // with every ring at 0 assets, never to be taken up again.
+        tracing::debug!(pending = ?ctx.caches.pending(), "caches still listing; waiting");
+        return Ok(Action::requeue(UNSYNCED_RETRY));
     }
     let namespace = policy.namespace().ok_or_else(|| Error::NoNamespace {
         kind: "PatchPolicy",

@@ -21,6 +21,17 @@ impl Proxy {
     /// Listens on a free loopback port and forwards every connection to `target`
     /// (`host:port`); TLS passes through untouched.
     pub async fn start(target: String) -> Proxy {
+        Proxy::start_with(target, None).await
+    }
+
+    /// A proxy to the API server of `plane` whose answers arrive at `bytes_per_second` per
+    /// connection: a list of many objects takes long, a short answer does not.
+    pub async fn throttled(plane: &LocalControlPlane, bytes_per_second: u64) -> Proxy {
+        let target = plane.server_url().trim_start_matches("https://").to_owned();
+        Proxy::start_with(target, Some(bytes_per_second)).await
+    }
+
+    async fn start_with(target: String, bytes_per_second: Option<u64>) -> Proxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("binding the proxy");
@@ -39,9 +50,21 @@ impl Proxy {
                     }
                     let target = target.clone();
                     let connection = tokio::spawn(async move {
-                        if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
-                            let _ =
-                                tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else {
+                            return;
+                        };
+                        match bytes_per_second {
+                            None => {
+                                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound)
+                                    .await;
+                            }
+                            Some(rate) => {
+                                let (mut from_client, to_client) = inbound.into_split();
+                                let (from_server, mut to_server) = outbound.into_split();
+                                let upstream = tokio::io::copy(&mut from_client, &mut to_server);
+                                let downstream = copy_throttled(from_server, to_client, rate);
+                                let _ = tokio::join!(upstream, downstream);
+                            }
                         }
                     });
                     connections
@@ -90,6 +113,25 @@ impl Proxy {
     /// The API server is back: new connections go through again.
     pub fn restore(&self) {
         self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Copies `from` to `to` at about `rate` bytes per second.
+async fn copy_throttled(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    rate: u64,
+) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buffer = vec![0_u8; 4096];
+    loop {
+        let read = from.read(&mut buffer).await?;
+        if read == 0 {
+            return to.shutdown().await;
+        }
+        to.write_all(&buffer[..read]).await?;
+        let pause = std::time::Duration::from_secs_f64(read as f64 / rate.max(1) as f64);
+        tokio::time::sleep(pause).await;
     }
 }
 
