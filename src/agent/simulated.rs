@@ -176,6 +176,10 @@ fn install(
             .position(|u| u.id == wanted.id && u.version == wanted.version);
         if let Some(position) = position {
             let update = reported.available_updates.remove(position);
+            // A repeated entry (one package for two architectures) is installed with it.
+            reported
+                .available_updates
+                .retain(|u| u.id != wanted.id || u.version != wanted.version);
             reported.installed_history.push(InstalledUpdate {
                 id: update.id,
                 version: update.version,
@@ -291,6 +295,27 @@ mod tests {
             ],
             ..ReportedState::default()
         }
+    }
+
+    #[test]
+    fn an_update_listed_twice_goes_with_one_install() {
+        let mut state = reported();
+        let repeated = state.available_updates[0].clone();
+        state.available_updates.push(repeated);
+        let install = operation("op-1", OperationAction::Install, &[("openssl", "3.0.15")]);
+        finish(
+            &mut state,
+            &install,
+            Outcome::Succeeded,
+            at("2026-12-01T22:10:00Z"),
+        );
+        let left: Vec<&str> = state
+            .available_updates
+            .iter()
+            .map(|u| u.id.as_str())
+            .collect();
+        assert_eq!(left, ["curl"]);
+        assert_eq!(state.installed_history.len(), 1);
     }
 
     #[test]

@@ -307,6 +307,7 @@ pub fn validate_with(
                 ));
             }
         }
+        asset_problems.extend(ambiguous_candidates(asset, name));
     }
     sort_by_name(&mut asset_problems);
 
@@ -321,6 +322,48 @@ pub fn validate_with(
         validity,
         windows,
     }
+}
+
+/// An agent that reports one update twice with different versions leaves open which one to
+/// install (asked for both, a package manager refuses). The same entry twice (one package for
+/// two architectures) is not a problem: the engine counts and installs it once.
+fn ambiguous_candidates(asset: &crate::api::Asset, name: &str) -> Vec<Problem> {
+    let available = asset
+        .status
+        .as_ref()
+        .and_then(|s| s.reported.as_ref())
+        .map(|r| r.available_updates.as_slice())
+        .unwrap_or_default();
+    let mut first: HashMap<&str, usize> = HashMap::new();
+    let mut reported: BTreeSet<&str> = BTreeSet::new();
+    let mut problems = Vec::new();
+    for (i, update) in available.iter().enumerate() {
+        let Some(&earlier) = first.get(update.id.as_str()) else {
+            first.insert(update.id.as_str(), i);
+            continue;
+        };
+        let before = &available[earlier];
+        if before.version != update.version && reported.insert(update.id.as_str()) {
+            let version = |u: &crate::api::asset::AvailableUpdate| {
+                u.version.clone().unwrap_or_else(|| "no version".to_owned())
+            };
+            problems.push(Problem::new(
+                kind::ASSET,
+                name,
+                format!("status.reported.availableUpdates[{i}].version"),
+                format!(
+                    "update {} is reported with two versions ({} at [{earlier}], {} here): the \
+                     agent must report one candidate version per update; until it does, no \
+                     rollout installs {} on this asset",
+                    update.id,
+                    version(before),
+                    version(update),
+                    update.id
+                ),
+            ));
+        }
+    }
+    problems
 }
 
 /// Compiles the schedule of every MaintenanceWindow ([`windows::compile`]): the schedules that

@@ -945,3 +945,72 @@ fn a_kept_evaluator_follows_changed_objects() {
     now = now.checked_add(SignedDuration::from_hours(3)).unwrap();
     same(&mut kept, &inventory, now, "operations timed out");
 }
+#[test]
+fn an_update_reported_twice_is_installed_once_and_one_with_two_versions_not_at_all() {
+    let asset = |name: &str, openssl: &[&str]| {
+        let entries: String = openssl
+            .iter()
+            .map(|v| {
+                format!(
+                    "{{id: openssl, version: '{v}', classification: Security, severity: Critical, releasedAt: '2026-11-20T00:00:00Z'}}, "
+                )
+            })
+            .collect();
+        format!(
+            "---\nkind: Asset\napiVersion: patchwave.dev/v1alpha1\nmetadata: {{name: {name}, labels: {{ring: pilot}}}}\n\
+             spec: {{osFamily: Linux, criticality: Low}}\n\
+             status: {{reported: {{availableUpdates: [{entries}{{id: curl, version: '8.11.1', classification: Security, severity: Critical, releasedAt: '2026-11-20T00:00:00Z'}}]}}}}\n"
+        )
+    };
+    let inv = inventory(&format!(
+        "{}{}{}{}{}",
+        // One package for two architectures: the same entry twice.
+        asset("twice", &["3.0.15", "3.0.15"]),
+        // Two candidate versions: which one to install is unclear.
+        asset("ambiguous", &["3.0.15", "3.0.16"]),
+        ring("pilot", ", maxConcurrent: 5"),
+        ALWAYS_OPEN,
+        policy("pilot", "")
+    ));
+    let evaluation = evaluate(&inv, t(NOW));
+    let problems: Vec<(&str, &str)> = evaluation
+        .problems
+        .iter()
+        .map(|p| (p.name.as_str(), p.field.as_str()))
+        .collect();
+    assert_eq!(
+        problems,
+        vec![("ambiguous", "status.reported.availableUpdates[1].version")]
+    );
+    assert!(
+        evaluation.problems[0].message.contains("openssl"),
+        "{}",
+        evaluation.problems[0].message
+    );
+    let updates = |asset: &str| -> Vec<(String, Option<String>)> {
+        evaluation
+            .operations
+            .iter()
+            .find(|o| o.asset == asset)
+            .map(|o| {
+                o.operation
+                    .updates
+                    .iter()
+                    .map(|u| (u.id.clone(), u.version.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let version = |v: &str| Some(v.to_owned());
+    assert_eq!(
+        updates("twice"),
+        vec![
+            ("openssl".to_owned(), version("3.0.15")),
+            ("curl".to_owned(), version("8.11.1"))
+        ]
+    );
+    assert_eq!(
+        updates("ambiguous"),
+        vec![("curl".to_owned(), version("8.11.1"))]
+    );
+}
