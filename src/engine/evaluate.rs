@@ -625,9 +625,18 @@ impl<'a> Run<'a> {
                         started.checked_add(timeout).ok()
                     });
                 let outcome = if let Some(result) = reported {
+                    // The agent's clock may be wrong. Its finish time counts only between the
+                    // issue and now, so a clock behind cannot skip a bake and one ahead cannot
+                    // hold the next ring back.
+                    let finished = result.finished_at.as_ref().map_or(self.now, |t| t.0);
+                    let issued = record
+                        .started_at
+                        .as_ref()
+                        .map_or(finished, |t| t.0)
+                        .min(self.now);
                     Some((
                         result.phase,
-                        result.finished_at.as_ref().map_or(self.now, |t| t.0),
+                        finished.clamp(issued, self.now),
                         result.message.clone(),
                     ))
                 } else if let Some(at) = timeout_at.filter(|at| *at <= self.now) {

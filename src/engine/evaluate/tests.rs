@@ -1014,3 +1014,67 @@ fn an_update_reported_twice_is_installed_once_and_one_with_two_versions_not_at_a
         vec![("curl".to_owned(), version("8.11.1"))]
     );
 }
+
+#[test]
+fn an_agent_clock_off_neither_skips_nor_stretches_the_bake() {
+    let text = format!(
+        "{}{}{}{}{}{}",
+        assets("p", 1, "pilot", ""),
+        assets("r", 1, "rest", ""),
+        ring("pilot", ", bakeTime: 24h"),
+        ring("rest", ""),
+        ALWAYS_OPEN,
+        policy("pilot, rest", "")
+    );
+    let issued = t(NOW);
+    let reported = t("2026-11-27T10:10:00Z");
+    // The agent reports its result at 10:10 by the operator's clock; its own clock is a year
+    // behind, then a year ahead.
+    for (agent_clock, label) in [
+        (t("2025-11-27T10:10:00Z"), "behind"),
+        (t("2027-11-27T10:10:00Z"), "ahead"),
+    ] {
+        let mut inv = inventory(&text);
+        let first = evaluate(&inv, issued);
+        assert_eq!(started(&first), vec!["p-1"], "{label}");
+        crate::engine::apply::apply(&mut inv, &first);
+        let index = inv
+            .assets
+            .iter()
+            .position(|a| a.metadata.name.as_deref() == Some("p-1"))
+            .unwrap();
+        let asset = Arc::make_mut(&mut inv.assets[index]);
+        let status = asset.status.as_mut().unwrap();
+        let id = status.operation.as_ref().unwrap().id.clone();
+        status.reported.as_mut().unwrap().last_operation =
+            Some(crate::api::asset::OperationResult {
+                id,
+                phase: OperationPhase::Succeeded,
+                started_at: Some(Time(agent_clock)),
+                finished_at: Some(Time(agent_clock)),
+                installed: Vec::new(),
+                message: None,
+            });
+        let second = evaluate(&inv, reported);
+        assert!(started(&second).is_empty(), "{label}: rest started at once");
+        let status = second.rollout_statuses.values().next().unwrap();
+        let pilot = &status.rings[0];
+        let expected_end = if agent_clock < issued {
+            issued
+        } else {
+            reported
+        };
+        assert_eq!(
+            pilot.completed_at.as_ref().map(|t| t.0),
+            Some(expected_end),
+            "{label}"
+        );
+        assert_eq!(
+            pilot.bake_until.as_ref().map(|t| t.0),
+            expected_end
+                .checked_add(SignedDuration::from_hours(24))
+                .ok(),
+            "{label}"
+        );
+    }
+}
