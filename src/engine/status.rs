@@ -20,6 +20,10 @@ use crate::api::{
 
 /// An agent silent for longer than this (when the Asset sets no `staleAfter`) is unreachable.
 pub const DEFAULT_STALE_AFTER: SignedDuration = SignedDuration::from_mins(30);
+/// A heartbeat later than this after the operator's clock comes from an agent whose clock is
+/// ahead: it says nothing about when the agent was last heard, and the agent's own checks of
+/// `notAfter` go wrong.
+pub const CLOCK_SKEW_TOLERANCE: SignedDuration = SignedDuration::from_mins(5);
 
 /// Statuses to write, by object name, and when they could next change on their own.
 #[derive(Clone, Debug, Default)]
@@ -148,6 +152,27 @@ pub fn derive(inventory: &Inventory, evaluation: &Evaluation, now: Timestamp) ->
                 generation,
                 now,
             ),
+            Some(at)
+                if at
+                    > now
+                        .checked_add(CLOCK_SKEW_TOLERANCE)
+                        .unwrap_or(Timestamp::MAX) =>
+            {
+                set_condition(
+                    previous,
+                    "Reachable",
+                    false,
+                    "ClockSkew",
+                    &format!(
+                        "the agent's clock is ahead: its last heartbeat says {at}, more than \
+                         {CLOCK_SKEW_TOLERANCE:#} after the operator's clock ({}); fix the \
+                         machine's time (NTP)",
+                        now.round(jiff::Unit::Second).unwrap_or(now)
+                    ),
+                    generation,
+                    now,
+                )
+            }
             Some(at) => {
                 let stale_at = at.checked_add(stale_after).unwrap_or(Timestamp::MAX);
                 wake(stale_at, &mut derived);
@@ -374,5 +399,89 @@ pub fn operator_asset_status(current: Option<&AssetStatus>, summary: &AssetSumma
         state: Some(summary.state.as_str().to_owned()),
         conditions: summary.conditions.clone(),
         observed_generation: summary.observed_generation,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::asset::ReportedState;
+    use crate::api::{Asset, AssetSpec, OsFamily};
+    use std::sync::Arc;
+
+    fn t(text: &str) -> Timestamp {
+        text.parse().expect("timestamp")
+    }
+
+    fn asset(name: &str, heartbeat: Option<&str>, stale_after: Option<&str>) -> Arc<Asset> {
+        let mut asset = Asset::new(
+            name,
+            AssetSpec {
+                stale_after: stale_after.map(str::to_owned),
+                ..AssetSpec::new(OsFamily::Linux)
+            },
+        );
+        asset.status = heartbeat.map(|h| AssetStatus {
+            reported: Some(ReportedState {
+                last_heartbeat: Some(Time(t(h))),
+                ..ReportedState::default()
+            }),
+            ..AssetStatus::default()
+        });
+        Arc::new(asset)
+    }
+
+    fn reachable(derived: &Derived, name: &str) -> (String, String) {
+        let condition = derived.assets[name]
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Reachable")
+            .expect("a Reachable condition");
+        (condition.status.clone(), condition.reason.clone())
+    }
+
+    #[test]
+    fn reachable_follows_the_heartbeat_and_distrusts_one_from_the_future() {
+        let now = t("2026-11-27T10:00:00Z");
+        let inventory = Inventory {
+            assets: vec![
+                asset("never", None, None),
+                asset("fresh", Some("2026-11-27T09:45:00Z"), None),
+                asset("silent", Some("2026-11-27T09:00:00Z"), None),
+                asset("laptop", Some("2026-11-27T04:00:00Z"), Some("8h")),
+                // Within the tolerance: a clock a little ahead is fine.
+                asset("slightly-ahead", Some("2026-11-27T10:03:00Z"), None),
+                asset("year-ahead", Some("2027-11-27T10:00:00Z"), None),
+            ],
+            ..Inventory::default()
+        };
+        let evaluation = crate::engine::evaluate::evaluate(&inventory, now);
+        let derived = derive(&inventory, &evaluation, now);
+        let expect = |name: &str, status: &str, reason: &str| {
+            assert_eq!(
+                reachable(&derived, name),
+                (status.to_owned(), reason.to_owned()),
+                "{name}"
+            );
+        };
+        expect("never", "False", "NeverReported");
+        expect("fresh", "True", "HeartbeatFresh");
+        expect("silent", "False", "AgentStale");
+        expect("laptop", "True", "HeartbeatFresh");
+        expect("slightly-ahead", "True", "HeartbeatFresh");
+        expect("year-ahead", "False", "ClockSkew");
+        let message = &derived.assets["year-ahead"]
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Reachable")
+            .expect("Reachable")
+            .message;
+        assert_eq!(
+            message,
+            "the agent's clock is ahead: its last heartbeat says 2027-11-27T10:00:00Z, more than \
+             5m after the operator's clock (2026-11-27T10:00:00Z); fix the machine's time (NTP)"
+        );
+        // The next change on its own: the fresh asset turns stale at 10:15.
+        assert_eq!(derived.next_change, Some(t("2026-11-27T10:15:00Z")));
     }
 }

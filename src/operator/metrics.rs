@@ -150,7 +150,7 @@ pub struct UnreachableLabels {
 }
 
 /// Why an asset is unreachable (the engine's `Reachable=False` reasons): a bounded label set.
-pub const UNREACHABLE_REASONS: [&str; 2] = ["AgentStale", "NeverReported"];
+pub const UNREACHABLE_REASONS: [&str; 3] = ["AgentStale", "NeverReported", "ClockSkew"];
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -251,7 +251,7 @@ impl Default for Metrics {
         let unreachable = Family::<UnreachableLabels, Gauge>::default();
         registry.register(
             "assets_unreachable",
-            "Assets whose agent is unreachable: AgentStale (no heartbeat within staleAfter) or NeverReported",
+            "Assets whose agent is unreachable: AgentStale (no heartbeat within staleAfter), NeverReported, or ClockSkew (a heartbeat from the future: the agent's clock is ahead)",
             unreachable.clone(),
         );
         Metrics {
