@@ -30,14 +30,6 @@ pub enum Error {
     /// This replica lost the leader lease during the reconcile; the new leader continues.
     #[error("lost the leader lease; leaving the writes to the new leader")]
     NotLeader,
-    /// The object the controller was asked about has no namespace (all kinds are namespaced).
-    #[error("{kind} {name} has no namespace")]
-    NoNamespace {
-        /// Kind of the object.
-        kind: &'static str,
-        /// Its name.
-        name: String,
-    },
 }
 
 impl Error {
@@ -53,7 +45,6 @@ impl Error {
                 _ => "Unreachable",
             },
             Error::Encode { .. } => "Encode",
-            Error::NoNamespace { .. } => "NoNamespace",
             Error::NotLeader => "NotLeader",
         }
     }

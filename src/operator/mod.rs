@@ -1,6 +1,7 @@
 //! The operator: watches the five kinds, drives the engine, writes its decisions.
 //!
 //! - [`reconcile`]: one namespace evaluated and its differences written by server-side apply.
+//! - [`namespaces`]: the controller's keys, one per namespace that holds patchwave objects.
 //! - [`fresh`]: read-your-writes on top of the watch caches.
 //! - [`coalesce`]: Asset summaries nobody has to act on wait for the next operation write.
 //! - [`leader`]: the Lease; only its holder writes.
@@ -18,6 +19,7 @@ pub mod fresh;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+pub mod namespaces;
 pub mod readiness;
 pub mod reconcile;
 
@@ -26,11 +28,11 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use futures::{StreamExt, future};
+use futures::{StreamExt, TryStreamExt, future};
 use kube::api::Api;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
@@ -373,7 +375,7 @@ pub async fn run(
     let (incidents, incident_stream) =
         reflect::<PatchIncident>(&client, namespace, caches.register("PatchIncident"));
     let stores = Stores {
-        policies: policies.clone(),
+        policies,
         rings,
         windows,
         assets,
@@ -401,14 +403,13 @@ pub async fn run(
     });
     leader_gauge.leader.set(i64::from(leadership.is_leader()));
 
-    // Any change in a namespace wakes the policies of that namespace.
-    let wake = move |namespace: Option<String>| {
-        policies
-            .state_filter(|p| p.metadata.namespace == namespace)
-            .into_iter()
-            .map(|p| ObjectRef::from_obj(p.as_ref()))
-            .collect::<Vec<_>>()
-    };
+    // Any change in a namespace wakes that namespace.
+    let (namespace_store, keys) = namespaces::NamespaceKeys::new();
+    let primary_keys = keys.clone();
+    let namespace_stream = policy_stream.try_filter_map(move |p: PatchPolicy| {
+        future::ready(Ok(primary_keys.object_for(p.namespace())))
+    });
+    let wake = move |namespace: Option<String>| keys.key(namespace);
     let wake_ring = wake.clone();
     let wake_window = wake.clone();
     let wake_asset = wake.clone();
@@ -431,7 +432,7 @@ pub async fn run(
         future::ready(())
     }));
 
-    Controller::for_stream(policy_stream, context.stores.policies.clone())
+    Controller::for_stream(namespace_stream, namespace_store)
         .with_config(
             ControllerConfig::default()
                 .concurrency(1)

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::api::core::v1::{Namespace, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
@@ -42,8 +42,9 @@ const UNSYNCED_RETRY: Duration = Duration::from_millis(200);
 /// Waking a little after the engine's next instant, so the decision there is already due.
 const WAKE_SLACK: Duration = Duration::from_millis(200);
 
-/// Reconciles the namespace of `policy`.
-pub async fn reconcile(policy: Arc<PatchPolicy>, ctx: Arc<Context>) -> Result<Action, Error> {
+/// Reconciles one namespace (the controller's keys are namespaces, see
+/// [`namespaces`](super::namespaces)).
+pub async fn reconcile(key: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action, Error> {
     if !ctx.leadership.is_leader() {
         // Followers keep their caches warm and wait; becoming the leader reconciles all.
         return Ok(Action::await_change());
@@ -55,10 +56,7 @@ pub async fn reconcile(policy: Arc<PatchPolicy>, ctx: Arc<Context>) -> Result<Ac
         tracing::debug!(pending = ?ctx.caches.pending(), "caches still listing; waiting");
         return Ok(Action::requeue(UNSYNCED_RETRY));
     }
-    let namespace = policy.namespace().ok_or_else(|| Error::NoNamespace {
-        kind: "PatchPolicy",
-        name: policy.name_any(),
-    })?;
+    let namespace = key.name_any();
     let started = Instant::now();
     let result = reconcile_namespace(&ctx, &namespace).await;
     ctx.metrics.reconciled(
@@ -76,12 +74,13 @@ pub async fn reconcile(policy: Arc<PatchPolicy>, ctx: Arc<Context>) -> Result<Ac
     })
 }
 
-/// What the controller does after a failed reconcile: log, tell the policy's readers with a
-/// Warning Event whose reason is the error's category, retry soon. Other policies go on.
-pub fn error_policy(policy: Arc<PatchPolicy>, error: &Error, ctx: Arc<Context>) -> Action {
+/// What the controller does after a failed reconcile: log, tell the readers of the
+/// namespace's policies with a Warning Event whose reason is the error's category, retry soon.
+/// Other namespaces go on.
+pub fn error_policy(key: Arc<Namespace>, error: &Error, ctx: Arc<Context>) -> Action {
+    let namespace = key.name_any();
     tracing::warn!(
-        policy = %policy.name_any(),
-        namespace = policy.namespace().unwrap_or_default(),
+        %namespace,
         category = error.category(),
         %error,
         "reconcile failed; retrying"
@@ -96,11 +95,22 @@ pub fn error_policy(policy: Arc<PatchPolicy>, error: &Error, ctx: Arc<Context>) 
             action: "Reconcile".to_owned(),
             secondary: None,
         };
-        let regarding = policy.object_ref(&());
+        // On the policies, where `kubectl describe` shows it (a namespace without policies
+        // has only the log line).
+        let regarding: Vec<ObjectReference> = ctx
+            .stores
+            .policies
+            .state()
+            .iter()
+            .filter(|p| p.namespace().as_deref() == Some(namespace.as_str()))
+            .map(|p| p.object_ref(&()))
+            .collect();
         tokio::spawn(async move {
-            // The API server may be the problem; the log line above has the error anyway.
-            if ctx.recorder.publish(&event, &regarding).await.is_ok() {
-                ctx.metrics.wrote("Event", "event");
+            for regarding in regarding {
+                // The API server may be the problem; the log line above has the error anyway.
+                if ctx.recorder.publish(&event, &regarding).await.is_ok() {
+                    ctx.metrics.wrote("Event", "event");
+                }
             }
         });
     }
