@@ -57,8 +57,9 @@ impl Leadership {
 /// moment the server is back, although another replica may have taken over meanwhile. So this
 /// replica counts as the leader only while the manager says so *and* the Lease as last read
 /// names it, renewed recently enough: [`confirmed_until`] ends a quarter of the grace period
-/// before others may take the lease over. The Lease is read every quarter of the grace period
-/// (a get, which the operator's Role allows on its own Lease).
+/// before others may take the lease over. While it believes it holds the lease, it reads the
+/// Lease every quarter of the grace period (a get, which the operator's Role allows on its own
+/// Lease).
 pub async fn elect(
     client: Client,
     settings: &LeaseSettings,
@@ -94,7 +95,8 @@ pub async fn elect(
                         break; // the manager stopped: the process is shutting down
                     }
                 }
-                _ = ticker.tick() => {
+                // Only a replica that believes it holds the lease needs the confirmation.
+                _ = ticker.tick(), if *held.borrow() => {
                     // A server that does not answer confirms nothing; the last confirmation
                     // runs out on its own.
                     let read = tokio::time::timeout(poll, leases.get(&settings.name)).await;
