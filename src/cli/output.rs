@@ -52,8 +52,9 @@ pub fn progress_bar(succeeded: i32, failed: i32, done: i32, total: i32, width: u
 }
 
 /// A one-line progress display on stderr for `plan` and `simulate`, which take about a second
-/// on ten thousand assets and ten or more on a hundred thousand. Shown only when stderr is a terminal, so pipes and `-o json`
-/// stay clean; redrawn at most every 200 ms; erased when the run ends.
+/// on ten thousand assets and ten or more on a hundred thousand. Shown only when stderr is a
+/// terminal, so pipes and `-o json` stay clean; redrawn at most every 200 ms; erased when the
+/// run ends.
 pub struct ProgressLine<W: Write> {
     out: Option<W>,
     label: String,

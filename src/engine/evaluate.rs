@@ -778,7 +778,7 @@ impl<'a> Run<'a> {
             .and_then(|s| s.reported.as_ref())
             .map(|r| r.available_updates.as_slice())
             .unwrap_or_default();
-        let installable = installable_entries(available);
+        let installable = crate::engine::updates::ReportedEntries::of(available).installable;
         let owner = available
             .iter()
             .zip(installable)
@@ -2111,25 +2111,6 @@ impl RecordSummary {
 }
 
 /// A rollout's frozen updates with their deadlines, by (id, version).
-/// Which entries of an agent's `availableUpdates` a policy may install: the first entry of
-/// each update id, unless the same id is also reported with another version (which one to
-/// install is then unclear; validation reports it on the asset). A repeated identical entry
-/// (one package for two architectures) is counted once.
-fn installable_entries(available: &[crate::api::asset::AvailableUpdate]) -> Vec<bool> {
-    let mut installable = vec![true; available.len()];
-    for (i, update) in available.iter().enumerate() {
-        for (j, earlier) in available[..i].iter().enumerate() {
-            if earlier.id == update.id {
-                installable[i] = false;
-                if earlier.version != update.version {
-                    installable[j] = false;
-                }
-            }
-        }
-    }
-    installable
-}
-
 fn frozen_deadlines(rollout: &PatchRollout) -> FastMap<(&str, Option<&str>), Option<Timestamp>> {
     rollout
         .spec

@@ -7,6 +7,42 @@ use crate::api::asset::AvailableUpdate;
 use crate::api::policy::{Deadlines, UpdateFilter};
 use crate::api::{Classification, Severity};
 
+/// How an agent's `availableUpdates` are read, entry by entry. The first entry of an update id
+/// counts; the same entry again (one package for two architectures) adds nothing. An id
+/// reported with two versions leaves open which one to install (asked for both, a package
+/// manager refuses), so none of its entries is installed and validation reports it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReportedEntries {
+    /// Per entry: whether a policy may install it.
+    pub installable: Vec<bool>,
+    /// Per update id reported with two versions: the entry where it first appears and the
+    /// first entry with another version.
+    pub ambiguous: Vec<(usize, usize)>,
+}
+
+impl ReportedEntries {
+    /// Reads `available` (a few entries per asset: comparing each pair costs less than a map).
+    pub fn of(available: &[AvailableUpdate]) -> Self {
+        let mut entries = ReportedEntries {
+            installable: vec![true; available.len()],
+            ambiguous: Vec::new(),
+        };
+        for (i, update) in available.iter().enumerate() {
+            let Some(first) = available[..i].iter().position(|e| e.id == update.id) else {
+                continue;
+            };
+            entries.installable[i] = false;
+            if available[first].version != update.version {
+                entries.installable[first] = false;
+                if !entries.ambiguous.iter().any(|(f, _)| *f == first) {
+                    entries.ambiguous.push((first, i));
+                }
+            }
+        }
+        entries
+    }
+}
+
 /// A policy's update filter, ready to be asked about many updates.
 #[derive(Clone, Debug)]
 pub struct CompiledFilter {
@@ -291,5 +327,38 @@ mod tests {
             content_hash([("openssl", Some("3.0.16")), ("curl", None)])
         );
         assert_eq!(a.len(), 16);
+    }
+}
+
+#[cfg(test)]
+mod reported_entries_tests {
+    use super::*;
+
+    fn entry(id: &str, version: &str) -> AvailableUpdate {
+        AvailableUpdate {
+            id: id.to_owned(),
+            version: Some(version.to_owned()),
+            ..AvailableUpdate::default()
+        }
+    }
+
+    #[test]
+    fn repeated_entries_count_once_and_two_versions_count_never() {
+        let available = [
+            entry("openssl", "3.0.15"),
+            entry("glibc", "2.36"),
+            entry("glibc", "2.36"),
+            entry("openssl", "3.0.16"),
+            entry("openssl", "3.0.17"),
+            entry("curl", "8.11.1"),
+        ];
+        let entries = ReportedEntries::of(&available);
+        assert_eq!(
+            entries.installable,
+            [false, true, false, false, false, true]
+        );
+        // Once per update id, at its first other version.
+        assert_eq!(entries.ambiguous, [(0, 3)]);
+        assert_eq!(ReportedEntries::of(&[]), ReportedEntries::default());
     }
 }

@@ -37,6 +37,7 @@ use jiff::SignedDuration;
 use super::Inventory;
 use super::duration::parse_duration;
 use super::selector::{self, CompiledSelector};
+use super::updates::ReportedEntries;
 use super::windows::{self, WindowSchedule};
 use crate::api::policy::{PatchPolicySpec, UpdateFilter};
 use crate::api::window::WindowType;
@@ -324,9 +325,8 @@ pub fn validate_with(
     }
 }
 
-/// An agent that reports one update twice with different versions leaves open which one to
-/// install (asked for both, a package manager refuses). The same entry twice (one package for
-/// two architectures) is not a problem: the engine counts and installs it once.
+/// Updates the agent reports with two versions (see [`ReportedEntries`]): no rollout installs
+/// them on the asset until the agent reports one.
 fn ambiguous_candidates(asset: &crate::api::Asset, name: &str) -> Vec<Problem> {
     let available = asset
         .status
@@ -334,36 +334,31 @@ fn ambiguous_candidates(asset: &crate::api::Asset, name: &str) -> Vec<Problem> {
         .and_then(|s| s.reported.as_ref())
         .map(|r| r.available_updates.as_slice())
         .unwrap_or_default();
-    let mut first: HashMap<&str, usize> = HashMap::new();
-    let mut reported: BTreeSet<&str> = BTreeSet::new();
-    let mut problems = Vec::new();
-    for (i, update) in available.iter().enumerate() {
-        let Some(&earlier) = first.get(update.id.as_str()) else {
-            first.insert(update.id.as_str(), i);
-            continue;
-        };
-        let before = &available[earlier];
-        if before.version != update.version && reported.insert(update.id.as_str()) {
-            let version = |u: &crate::api::asset::AvailableUpdate| {
-                u.version.clone().unwrap_or_else(|| "no version".to_owned())
-            };
-            problems.push(Problem::new(
+    let version = |i: usize| {
+        available[i]
+            .version
+            .clone()
+            .unwrap_or_else(|| "no version".to_owned())
+    };
+    ReportedEntries::of(available)
+        .ambiguous
+        .into_iter()
+        .map(|(first, other)| {
+            let id = &available[first].id;
+            Problem::new(
                 kind::ASSET,
                 name,
-                format!("status.reported.availableUpdates[{i}].version"),
+                format!("status.reported.availableUpdates[{other}].version"),
                 format!(
-                    "update {} is reported with two versions ({} at [{earlier}], {} here): the \
+                    "update {id} is reported with two versions ({} at [{first}], {} here): the \
                      agent must report one candidate version per update; until it does, no \
-                     rollout installs {} on this asset",
-                    update.id,
-                    version(before),
-                    version(update),
-                    update.id
+                     rollout installs {id} on this asset",
+                    version(first),
+                    version(other),
                 ),
-            ));
-        }
-    }
-    problems
+            )
+        })
+        .collect()
 }
 
 /// Compiles the schedule of every MaintenanceWindow ([`windows::compile`]): the schedules that

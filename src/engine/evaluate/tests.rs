@@ -945,6 +945,7 @@ fn a_kept_evaluator_follows_changed_objects() {
     now = now.checked_add(SignedDuration::from_hours(3)).unwrap();
     same(&mut kept, &inventory, now, "operations timed out");
 }
+
 #[test]
 fn an_update_reported_twice_is_installed_once_and_one_with_two_versions_not_at_all() {
     let asset = |name: &str, openssl: &[&str]| {
