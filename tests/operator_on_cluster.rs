@@ -666,15 +666,7 @@ async fn a_silent_agent_makes_its_asset_unreachable_after_stale_after() {
 
     install_project_crds();
     let env = test_env("op-stale").await;
-    apply(
-        &env,
-        &[
-            ring_yaml("r1", "1", "10%", "0s", "Automatic"),
-            open_window_yaml(),
-            policy_yaml("security", &["r1"], ""),
-        ]
-        .join("---\n"),
-    );
+    apply_one_ring(&env, "1");
     let api: Api<patchwave::api::Asset> = env.api();
     let plan = AssetPlan::new("quiet", "r1").stale_after("6s");
     api.create(&Default::default(), &plan.asset())

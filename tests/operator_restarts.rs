@@ -104,6 +104,36 @@ async fn http_get(address: SocketAddr, path: &str) -> Option<String> {
     Some(response)
 }
 
+/// Flags of a replica competing for Lease `lease` in `namespace` (4 s lease, 1 s grace).
+fn lease_flags<'a>(lease: &'a str, namespace: &'a str, identity: &'a str) -> [&'a str; 11] {
+    [
+        "--leader-elect=true",
+        "--lease-name",
+        lease,
+        "--lease-namespace",
+        namespace,
+        "--lease-duration",
+        "4",
+        "--lease-grace",
+        "1",
+        "--identity",
+        identity,
+    ]
+}
+
+/// Waits until Lease `lease` of the test namespace names `wanted` as its holder.
+async fn wait_for_holder(env: &TestEnv, lease: &str, wanted: &str) {
+    let leases: Api<Lease> = env.api();
+    eventually(&format!("{wanted} holds the Lease"), DEADLINE, || async {
+        let lease = leases.get(lease).await.map_err(|e| e.to_string())?;
+        match lease.spec.and_then(|s| s.holder_identity) {
+            Some(h) if h == wanted => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+}
+
 /// A small deterministic generator for the kill points (the seed is printed on failure).
 struct Lcg(u64);
 
@@ -209,59 +239,18 @@ async fn an_operator_killed_again_and_again_finishes_the_rollout_without_double_
 async fn only_the_leader_writes_and_killing_it_hands_over() {
     install_project_crds();
     let env = test_env("op-leader").await;
-    apply(
-        &env,
-        &[
-            ring_yaml("r1", "2", "10%", "0s", "Automatic"),
-            open_window_yaml(),
-            policy_yaml("security", &["r1"], "  manualApproval: []\n"),
-        ]
-        .join("---\n"),
-    );
+    apply_one_ring(&env, "2");
     let plans = ring_of("a", "r1", 16);
     // 10m operations take 2 s: 8 batches, about 16 s in all.
     let fleet = start_fleet(&env, &plans, 300.0).await;
-    let lease_flags = |identity: &'static str| {
-        vec![
-            "--leader-elect=true",
-            "--lease-name",
-            "patchwave-test",
-            "--lease-duration",
-            "4",
-            "--lease-grace",
-            "1",
-            "--identity",
-            identity,
-        ]
-    };
-    let leases: Api<Lease> = env.api();
     let mut first = OperatorProcess::start(
         &env,
-        &[
-            &lease_flags("first")[..],
-            &["--lease-namespace", &env.namespace],
-        ]
-        .concat(),
+        &lease_flags("patchwave-test", &env.namespace, "first"),
     );
-    let holder = eventually("the first replica holds the Lease", DEADLINE, || async {
-        let lease = leases
-            .get("patchwave-test")
-            .await
-            .map_err(|e| e.to_string())?;
-        match lease.spec.and_then(|s| s.holder_identity) {
-            Some(h) if h == "first" => Ok(h),
-            other => Err(format!("{other:?}")),
-        }
-    })
-    .await;
-    assert_eq!(holder, "first");
+    wait_for_holder(&env, "patchwave-test", "first").await;
     let second = OperatorProcess::start(
         &env,
-        &[
-            &lease_flags("second")[..],
-            &["--lease-namespace", &env.namespace],
-        ]
-        .concat(),
+        &lease_flags("patchwave-test", &env.namespace, "second"),
     );
     let name = the_rollout(&env).await.metadata.name.unwrap();
     wait_rollout(&env, &name, "some operations finish", |r| {
@@ -281,23 +270,8 @@ async fn only_the_leader_writes_and_killing_it_hands_over() {
 
     let killed_at = Instant::now();
     first.kill();
-    let holder = eventually(
-        "the second replica takes over the Lease",
-        DEADLINE,
-        || async {
-            let lease = leases
-                .get("patchwave-test")
-                .await
-                .map_err(|e| e.to_string())?;
-            match lease.spec.and_then(|s| s.holder_identity) {
-                Some(h) if h == "second" => Ok(h),
-                other => Err(format!("{other:?}")),
-            }
-        },
-    )
-    .await;
+    wait_for_holder(&env, "patchwave-test", "second").await;
     let took = killed_at.elapsed();
-    assert_eq!(holder, "second");
     // Within the lease time (4 s) plus one renewal attempt.
     assert!(took < Duration::from_secs(10), "took over after {took:?}");
     let done = wait_rollout(&env, &name, "the new leader finishes the rollout", |r| {
@@ -322,43 +296,17 @@ async fn only_the_leader_writes_and_killing_it_hands_over() {
 async fn an_operator_cut_off_from_the_api_server_catches_up_when_it_is_back() {
     install_project_crds();
     let env = test_env("op-outage").await;
-    apply(
-        &env,
-        &[
-            ring_yaml("r1", "3", "10%", "0s", "Automatic"),
-            open_window_yaml(),
-            policy_yaml("security", &["r1"], "  manualApproval: []\n"),
-        ]
-        .join("---\n"),
-    );
+    apply_one_ring(&env, "3");
     let plans = ring_of("a", "r1", 18);
     let (observed, watch) = observe_assets(&env);
     // 10m operations take 2 s: 6 batches of 3.
     let fleet = start_fleet(&env, &plans, 300.0).await;
     let proxy = Proxy::to_api_server(env.control_plane).await;
-    let mut kubeconfig = env.control_plane.kubeconfig();
-    proxy.route(&mut kubeconfig);
-    let path = env
-        .control_plane
-        .work_dir()
-        .join(format!("{}-through-proxy.kubeconfig", env.namespace));
-    patchwave::devcluster::write_kubeconfig(&path, &kubeconfig).unwrap();
+    let path = proxy.admin_kubeconfig(env.control_plane, &format!("{}.kubeconfig", env.namespace));
     let mut operator = OperatorProcess::start_with(
         &env,
         &path,
-        &[
-            "--leader-elect=true",
-            "--lease-name",
-            "patchwave-outage",
-            "--lease-namespace",
-            &env.namespace,
-            "--lease-duration",
-            "4",
-            "--lease-grace",
-            "1",
-            "--identity",
-            "cut-off",
-        ],
+        &lease_flags("patchwave-outage", &env.namespace, "cut-off"),
     );
     let name = the_rollout(&env).await.metadata.name.unwrap();
     wait_rollout(&env, &name, "the first batch finishes", |r| {
@@ -471,74 +419,22 @@ async fn an_operator_cut_off_from_the_api_server_catches_up_when_it_is_back() {
 async fn a_leader_cut_off_from_the_api_server_hands_over_and_stays_quiet_when_back() {
     install_project_crds();
     let env = test_env("op-partition").await;
-    apply(
-        &env,
-        &[
-            ring_yaml("r1", "2", "10%", "0s", "Automatic"),
-            open_window_yaml(),
-            policy_yaml("security", &["r1"], "  manualApproval: []\n"),
-        ]
-        .join("---\n"),
-    );
+    apply_one_ring(&env, "2");
     let plans = ring_of("a", "r1", 16);
     let (observed, watch) = observe_assets(&env);
     // 10m operations take 2 s: 8 batches of 2.
     let fleet = start_fleet(&env, &plans, 300.0).await;
     let proxy = Proxy::to_api_server(env.control_plane).await;
-    let mut kubeconfig = env.control_plane.kubeconfig();
-    proxy.route(&mut kubeconfig);
-    let path = env
-        .control_plane
-        .work_dir()
-        .join(format!("{}-through-proxy.kubeconfig", env.namespace));
-    patchwave::devcluster::write_kubeconfig(&path, &kubeconfig).unwrap();
-    let lease_flags = |identity: &'static str| {
-        vec![
-            "--leader-elect=true",
-            "--lease-name",
-            "patchwave-partition",
-            "--lease-duration",
-            "4",
-            "--lease-grace",
-            "1",
-            "--identity",
-            identity,
-        ]
-    };
-    let leases: Api<Lease> = env.api();
-    let holder = |wanted: &'static str| {
-        let leases = leases.clone();
-        async move {
-            eventually(&format!("{wanted} holds the Lease"), DEADLINE, || async {
-                let lease = leases
-                    .get("patchwave-partition")
-                    .await
-                    .map_err(|e| e.to_string())?;
-                match lease.spec.and_then(|s| s.holder_identity) {
-                    Some(h) if h == wanted => Ok(()),
-                    other => Err(format!("{other:?}")),
-                }
-            })
-            .await
-        }
-    };
+    let path = proxy.admin_kubeconfig(env.control_plane, &format!("{}.kubeconfig", env.namespace));
     let cut_off = OperatorProcess::start_with(
         &env,
         &path,
-        &[
-            &lease_flags("cut-off")[..],
-            &["--lease-namespace", &env.namespace],
-        ]
-        .concat(),
+        &lease_flags("patchwave-partition", &env.namespace, "cut-off"),
     );
-    holder("cut-off").await;
+    wait_for_holder(&env, "patchwave-partition", "cut-off").await;
     let standby = OperatorProcess::start(
         &env,
-        &[
-            &lease_flags("standby")[..],
-            &["--lease-namespace", &env.namespace],
-        ]
-        .concat(),
+        &lease_flags("patchwave-partition", &env.namespace, "standby"),
     );
     let name = the_rollout(&env).await.metadata.name.unwrap();
     wait_rollout(&env, &name, "some operations finish", |r| {
@@ -556,7 +452,7 @@ async fn a_leader_cut_off_from_the_api_server_hands_over_and_stays_quiet_when_ba
         cut_off.writes().await.ok_or_else(|| "no answer".to_owned())
     })
     .await;
-    holder("standby").await;
+    wait_for_holder(&env, "patchwave-partition", "standby").await;
     let took = cut_at.elapsed();
     // Within the lease time (4 s) plus one renewal attempt.
     assert!(took < Duration::from_secs(10), "took over after {took:?}");
@@ -607,15 +503,7 @@ async fn a_leader_cut_off_from_the_api_server_hands_over_and_stays_quiet_when_ba
 async fn a_restarted_operator_decides_nothing_before_every_cache_has_listed() {
     install_project_crds();
     let env = test_env("op-listing").await;
-    apply(
-        &env,
-        &[
-            ring_yaml("r1", "1", "10%", "0s", "Automatic"),
-            open_window_yaml(),
-            policy_yaml("security", &["r1"], "  manualApproval: []\n"),
-        ]
-        .join("---\n"),
-    );
+    apply_one_ring(&env, "1");
     let plans = ring_of("a", "r1", 300);
     // 10m operations take 10 minutes: the first one stays in flight for the whole test.
     let fleet = start_fleet(&env, &plans, 1.0).await;
@@ -630,13 +518,7 @@ async fn a_restarted_operator_decides_nothing_before_every_cache_has_listed() {
     first.kill();
 
     let proxy = Proxy::throttled(env.control_plane, 100_000).await;
-    let mut kubeconfig = env.control_plane.kubeconfig();
-    proxy.route(&mut kubeconfig);
-    let path = env
-        .control_plane
-        .work_dir()
-        .join(format!("{}-throttled.kubeconfig", env.namespace));
-    patchwave::devcluster::write_kubeconfig(&path, &kubeconfig).unwrap();
+    let path = proxy.admin_kubeconfig(env.control_plane, &format!("{}.kubeconfig", env.namespace));
     let restarted = OperatorProcess::start_with(&env, &path, &["--leader-elect=false"]);
     let started = Instant::now();
     let rollouts: Api<patchwave::api::PatchRollout> = env.api();

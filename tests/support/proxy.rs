@@ -1,6 +1,7 @@
 //! A TCP proxy between one client and the shared API server, to take the server away from
 //! that client only.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -95,6 +96,17 @@ impl Proxy {
                 cluster.server = Some(format!("https://127.0.0.1:{}", self.port));
             }
         }
+    }
+
+    /// The control plane's admin kubeconfig sent through this proxy, written as `name` in the
+    /// control plane's work directory (for a process such as the operator).
+    pub fn admin_kubeconfig(&self, plane: &LocalControlPlane, name: &str) -> PathBuf {
+        let mut kubeconfig = plane.kubeconfig();
+        self.route(&mut kubeconfig);
+        let path = plane.work_dir().join(name);
+        patchwave::devcluster::write_kubeconfig(&path, &kubeconfig)
+            .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+        path
     }
 
     /// The API server goes away: open connections are cut, new ones refused.

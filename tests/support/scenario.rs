@@ -174,6 +174,21 @@ pub fn open_window_yaml() -> String {
     )
 }
 
+/// The smallest namespace that rolls out: Ring `r1` (`ring=r1`, `maxConcurrent`, threshold
+/// 10%, no bake, Automatic), an open window, and PatchPolicy `security` over `r1` without
+/// per-asset approvals.
+pub fn apply_one_ring(env: &TestEnv, max_concurrent: &str) {
+    apply(
+        env,
+        &[
+            ring_yaml("r1", max_concurrent, "10%", "0s", "Automatic"),
+            open_window_yaml(),
+            policy_yaml("security", &["r1"], "  manualApproval: []\n"),
+        ]
+        .join("---\n"),
+    );
+}
+
 /// A PatchPolicy over all assets with the given rings and extra spec lines (YAML, indented by
 /// two spaces).
 pub fn policy_yaml(name: &str, rings: &[&str], extra: &str) -> String {
