@@ -124,6 +124,17 @@ pub struct AssetSpec {
     pub expected_duration: Option<String>,
 }
 
+impl Asset {
+    /// The updates its agent last reported as available (none before the first report).
+    pub fn available_updates(&self) -> &[AvailableUpdate] {
+        self.status
+            .as_ref()
+            .and_then(|s| s.reported.as_ref())
+            .map(|r| r.available_updates.as_slice())
+            .unwrap_or_default()
+    }
+}
+
 impl AssetSpec {
     /// The spec of an asset running `os_family`, every other field at its default (as a
     /// manifest that names only `osFamily` reads).

@@ -772,12 +772,7 @@ impl<'a> Run<'a> {
                 }
             }
         }
-        let available = asset
-            .status
-            .as_ref()
-            .and_then(|s| s.reported.as_ref())
-            .map(|r| r.available_updates.as_slice())
-            .unwrap_or_default();
+        let available = asset.available_updates();
         let installable = crate::engine::updates::ReportedEntries::of(available).installable;
         let owner = available
             .iter()
@@ -900,12 +895,7 @@ impl<'a> Run<'a> {
     }
 
     fn available(&self, asset: usize) -> &'a [crate::api::asset::AvailableUpdate] {
-        self.inventory.assets[asset]
-            .status
-            .as_ref()
-            .and_then(|s| s.reported.as_ref())
-            .map(|r| r.available_updates.as_slice())
-            .unwrap_or_default()
+        self.inventory.assets[asset].available_updates()
     }
 
     /// Freezes each policy's approved missing updates into a rollout when the set changed and

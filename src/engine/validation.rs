@@ -328,12 +328,7 @@ pub fn validate_with(
 /// Updates the agent reports with two versions (see [`ReportedEntries`]): no rollout installs
 /// them on the asset until the agent reports one.
 fn ambiguous_candidates(asset: &crate::api::Asset, name: &str) -> Vec<Problem> {
-    let available = asset
-        .status
-        .as_ref()
-        .and_then(|s| s.reported.as_ref())
-        .map(|r| r.available_updates.as_slice())
-        .unwrap_or_default();
+    let available = asset.available_updates();
     let version = |i: usize| {
         available[i]
             .version
