@@ -206,9 +206,7 @@ pub fn derive(inventory: &Inventory, evaluation: &Evaluation, now: Timestamp) ->
         derived.assets.insert(
             name.to_owned(),
             AssetSummary {
-                missing_updates: reported.map_or(0, |r| {
-                    i32::try_from(r.available_updates.len()).unwrap_or(i32::MAX)
-                }),
+                missing_updates: missing_count(asset.available_updates()),
                 state: states.get(name).copied().unwrap_or_default(),
                 conditions: vec![ready, reachable],
                 observed_generation: generation,
@@ -402,6 +400,16 @@ pub fn operator_asset_status(current: Option<&AssetStatus>, summary: &AssetSumma
     }
 }
 
+/// Missing updates as `kubectl get assets` shows them: a repeated entry (one package for two
+/// architectures) counts once, as in the KPIs.
+fn missing_count(available: &[crate::api::asset::AvailableUpdate]) -> i32 {
+    let distinct: BTreeSet<(&str, Option<&str>)> = available
+        .iter()
+        .map(|u| (u.id.as_str(), u.version.as_deref()))
+        .collect();
+    i32::try_from(distinct.len()).unwrap_or(i32::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -483,5 +491,22 @@ mod tests {
         );
         // The next change on its own: the fresh asset turns stale at 10:15.
         assert_eq!(derived.next_change, Some(t("2026-11-27T10:15:00Z")));
+    }
+
+    #[test]
+    fn a_repeated_entry_is_one_missing_update() {
+        let entry = |id: &str, version: &str| crate::api::asset::AvailableUpdate {
+            id: id.to_owned(),
+            version: Some(version.to_owned()),
+            ..crate::api::asset::AvailableUpdate::default()
+        };
+        let available = [
+            entry("glibc", "2.36"),
+            entry("glibc", "2.36"),
+            entry("openssl", "3.0.15"),
+            entry("openssl", "3.0.16"),
+        ];
+        assert_eq!(missing_count(&available), 3);
+        assert_eq!(missing_count(&[]), 0);
     }
 }
