@@ -114,10 +114,7 @@ async fn three_rings_complete_in_order_with_bake_time_and_never_exceed_max_concu
                 "ring {ring}: {max} in flight, limit {limit}"
             );
         }
-        for (asset, ids) in &observed.operations {
-            assert_eq!(ids.len(), 1, "{asset} got {ids:?}");
-        }
-        assert_eq!(observed.operations.len(), 70);
+        observed.assert_one_operation_each(70, "");
     }
     // The policy's summary and conditions for `kubectl wait`.
     let policy = Api::<PatchPolicy>::namespaced(env.client.clone(), &env.namespace)

@@ -221,10 +221,7 @@ async fn an_operator_killed_again_and_again_finishes_the_rollout_without_double_
         "seed {seed}: {stats:?}"
     );
     let observed = observed.lock().unwrap();
-    assert_eq!(observed.operations.len(), 100);
-    for (asset, ids) in &observed.operations {
-        assert_eq!(ids.len(), 1, "seed {seed}: {asset} got {ids:?}");
-    }
+    observed.assert_one_operation_each(100, &format!("seed {seed}: "));
     for ring in ["r1", "r2", "r3"] {
         let max = observed.max_in_flight[ring];
         assert!(
@@ -397,15 +394,11 @@ async fn an_operator_cut_off_from_the_api_server_catches_up_when_it_is_back() {
     let ring = &done.status.unwrap().rings[0];
     assert_eq!((ring.succeeded, ring.failed), (18, 0), "{ring:?}");
     watch.abort();
-    let (operations, most) = {
+    let most = {
         let observed = observed.lock().unwrap();
-        let most = observed.max_in_flight.get("r1").copied().unwrap_or(0);
-        (observed.operations.clone(), most)
+        observed.assert_one_operation_each(18, "");
+        observed.max_in_flight.get("r1").copied().unwrap_or(0)
     };
-    assert_eq!(operations.len(), 18, "{operations:?}");
-    for (asset, ids) in &operations {
-        assert_eq!(ids.len(), 1, "{asset} got {ids:?}");
-    }
     assert!((1..=3).contains(&most), "{most} in flight at once");
     let stats = fleet.stop().await.unwrap();
     assert_eq!(stats.started, 18, "{stats:?}");
@@ -485,11 +478,7 @@ async fn a_leader_cut_off_from_the_api_server_hands_over_and_stays_quiet_when_ba
         "the new leader wrote nothing"
     );
     watch.abort();
-    let operations = observed.lock().unwrap().operations.clone();
-    assert_eq!(operations.len(), 16, "{operations:?}");
-    for (asset, ids) in &operations {
-        assert_eq!(ids.len(), 1, "{asset} got {ids:?}");
-    }
+    observed.lock().unwrap().assert_one_operation_each(16, "");
     let stats = fleet.stop().await.unwrap();
     assert_eq!(stats.started, 16, "{stats:?}");
 }

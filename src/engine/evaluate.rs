@@ -2028,7 +2028,8 @@ impl<'a> Run<'a> {
                     rollout: None,
                 });
             }
-            // The states are up to date for every asset now; only the deciding rollout is looked up.
+            // The states are up to date for every asset now; only the deciding rollout is
+            // looked up.
             for (policy, state) in facts.policies.iter().zip(&facts.states) {
                 let latest = self.latest_rollout(asset, *policy, &rollouts_by_policy);
                 let placement = self.placement(asset, *policy);

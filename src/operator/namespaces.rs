@@ -9,7 +9,6 @@
 //! The keys are `Namespace` objects made here, not read from the API server: the operator
 //! needs no permission on namespaces, and a namespace-scoped operator can run in one.
 
-use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use k8s_openapi::api::core::v1::Namespace;
@@ -20,7 +19,8 @@ use kube::runtime::watcher;
 /// The namespaces seen so far, as controller keys.
 pub struct NamespaceKeys {
     writer: Mutex<reflector::store::Writer<Namespace>>,
-    known: Mutex<HashSet<String>>,
+    /// What the controller reads; also tells which namespaces are known already.
+    store: Store<Namespace>,
 }
 
 impl NamespaceKeys {
@@ -32,7 +32,7 @@ impl NamespaceKeys {
         writer.apply_watcher_event(&watcher::Event::InitDone);
         let keys = NamespaceKeys {
             writer: Mutex::new(writer),
-            known: Mutex::new(HashSet::new()),
+            store: store.clone(),
         };
         (store, Arc::new(keys))
     }
@@ -41,24 +41,28 @@ impl NamespaceKeys {
     /// object without a namespace (none of the watched kinds has one).
     pub fn key(&self, namespace: Option<String>) -> Option<ObjectRef<Namespace>> {
         let namespace = namespace?;
-        let object = Self::object(&namespace);
-        let reference = ObjectRef::from_obj(&object);
-        let mut known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
-        if known.insert(namespace) {
-            self.writer
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .apply_watcher_event(&watcher::Event::Apply(object));
-        }
-        Some(reference)
+        Some(self.remember(&namespace))
     }
 
     /// The key object of `namespace`, added to the store if new: what the controller's
     /// primary stream carries.
     pub fn object_for(&self, namespace: Option<String>) -> Option<Namespace> {
         let namespace = namespace?;
-        self.key(Some(namespace.clone()))?;
+        self.remember(&namespace);
         Some(Self::object(&namespace))
+    }
+
+    /// Adds `namespace` to the store unless it is there (every watch event asks: the common
+    /// case builds nothing).
+    fn remember(&self, namespace: &str) -> ObjectRef<Namespace> {
+        let reference = ObjectRef::new(namespace);
+        if self.store.get(&reference).is_none() {
+            self.writer
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .apply_watcher_event(&watcher::Event::Apply(Self::object(namespace)));
+        }
+        reference
     }
 
     fn object(namespace: &str) -> Namespace {

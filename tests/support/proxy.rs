@@ -28,8 +28,7 @@ impl Proxy {
     /// A proxy to the API server of `plane` whose answers arrive at `bytes_per_second` per
     /// connection: a list of many objects takes long, a short answer does not.
     pub async fn throttled(plane: &LocalControlPlane, bytes_per_second: u64) -> Proxy {
-        let target = plane.server_url().trim_start_matches("https://").to_owned();
-        Proxy::start_with(target, Some(bytes_per_second)).await
+        Proxy::start_with(api_server_address(plane), Some(bytes_per_second)).await
     }
 
     async fn start_with(target: String, bytes_per_second: Option<u64>) -> Proxy {
@@ -85,8 +84,7 @@ impl Proxy {
 
     /// A proxy to the API server of `plane`.
     pub async fn to_api_server(plane: &LocalControlPlane) -> Proxy {
-        let target = plane.server_url().trim_start_matches("https://").to_owned();
-        Proxy::start(target).await
+        Proxy::start_with(api_server_address(plane), None).await
     }
 
     /// Sends every cluster of `kubeconfig` through this proxy.
@@ -126,6 +124,11 @@ impl Proxy {
     pub fn restore(&self) {
         self.up.store(true, Ordering::SeqCst);
     }
+}
+
+/// `host:port` of the API server of `plane`.
+fn api_server_address(plane: &LocalControlPlane) -> String {
+    plane.server_url().trim_start_matches("https://").to_owned()
 }
 
 /// Copies `from` to `to` at about `rate` bytes per second.

@@ -418,6 +418,22 @@ pub struct Observed {
     pub operations: HashMap<String, HashSet<String>>,
 }
 
+impl Observed {
+    /// Panics unless exactly `assets` assets were handed an operation, each exactly one
+    /// (`context` starts the messages, e.g. the seed of a randomized test).
+    pub fn assert_one_operation_each(&self, assets: usize, context: &str) {
+        for (asset, ids) in &self.operations {
+            assert_eq!(ids.len(), 1, "{context}{asset} got {ids:?}");
+        }
+        assert_eq!(
+            self.operations.len(),
+            assets,
+            "{context}{:?}",
+            self.operations
+        );
+    }
+}
+
 /// Watches the namespace's Assets until dropped, recording [`Observed`].
 pub fn observe_assets(env: &TestEnv) -> (Arc<Mutex<Observed>>, JoinHandle<()>) {
     let observed = Arc::new(Mutex::new(Observed::default()));
