@@ -33,41 +33,7 @@ use crate::api::{
     PatchRolloutSpec, PatchRolloutStatus, RingSpec, Rounding, Time,
 };
 
-/// A small, fast, non-cryptographic hasher (FxHash) for the hot per-asset lookups: the keys
-/// are names from our own inputs, so hash flooding is not a concern and SipHash's cost is.
-#[derive(Default, Clone, Copy)]
-struct FxHasher(u64);
-
-impl std::hash::Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0_u8; 8];
-            word.copy_from_slice(chunk);
-            self.write_u64(u64::from_le_bytes(word));
-        }
-        let tail = chunks.remainder();
-        if !tail.is_empty() {
-            let word = tail
-                .iter()
-                .rev()
-                .fold(0_u64, |acc, byte| (acc << 8) | u64::from(*byte));
-            self.write_u64(word);
-        }
-    }
-    fn write_u64(&mut self, value: u64) {
-        self.0 = (self.0.rotate_left(5) ^ value).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-    fn write_usize(&mut self, value: usize) {
-        self.write_u64(value as u64);
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FxHasher>>;
-type FastSet<K> = HashSet<K, std::hash::BuildHasherDefault<FxHasher>>;
+use super::fast_hash::{FastMap, FastSet};
 
 /// Operation timeout used when a rollout's policy is gone or its timeout does not parse.
 const DEFAULT_OPERATION_TIMEOUT: SignedDuration = SignedDuration::from_hours(2);
@@ -320,6 +286,8 @@ struct Memo {
     states_context: String,
     /// Assets whose states read the last evaluation's own record changes.
     overlaid: Vec<usize>,
+    /// The problems of each asset, as validation found them.
+    asset_checks: validation::KeptAssetChecks,
 }
 
 /// The members of one rollout, kept in order across evaluations and updated for the assets
@@ -375,7 +343,7 @@ impl Evaluator {
             problems,
             validity,
             mut windows,
-        } = validation::validate_all(inventory);
+        } = validation::validate_kept(inventory, &mut self.memo.asset_checks);
         let mut memo = std::mem::take(&mut self.memo);
         memo.epoch += 1;
         let mut run = Run::new(inventory, &validity, &mut windows, now, memo);
@@ -505,8 +473,10 @@ impl<'a> Run<'a> {
         // order): kept only while those are exactly the same.
         let config = config_key(&windows, &rings, &policies);
         if memo.config != config {
+            // An asset's own problems do not depend on the configuration.
             memo = Memo {
                 config,
+                asset_checks: std::mem::take(&mut memo.asset_checks),
                 ..Memo::default()
             };
         }

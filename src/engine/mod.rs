@@ -8,6 +8,7 @@ pub mod apply;
 pub mod duration;
 pub mod errors;
 pub mod evaluate;
+mod fast_hash;
 pub mod selector;
 pub mod simulation;
 pub mod status;

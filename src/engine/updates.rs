@@ -3,6 +3,7 @@
 
 use jiff::{SignedDuration, Timestamp};
 
+use super::fast_hash::hash_str;
 use crate::api::asset::AvailableUpdate;
 use crate::api::policy::{Deadlines, UpdateFilter};
 use crate::api::{Classification, Severity};
@@ -21,12 +22,16 @@ pub struct ReportedEntries {
 }
 
 impl ReportedEntries {
-    /// Reads `available` (a few entries per asset: comparing each pair costs less than a map).
+    /// Reads `available`.
     pub fn of(available: &[AvailableUpdate]) -> Self {
         let mut entries = ReportedEntries {
             installable: vec![true; available.len()],
             ambiguous: Vec::new(),
         };
+        if !repeats_an_id(available) {
+            return entries;
+        }
+        // A few entries per asset: comparing each pair costs less than a map.
         for (i, update) in available.iter().enumerate() {
             let Some(first) = available[..i].iter().position(|e| e.id == update.id) else {
                 continue;
@@ -41,6 +46,27 @@ impl ReportedEntries {
         }
         entries
     }
+}
+
+/// Whether some update id appears twice in `available`. Reports almost never repeat one, and
+/// the engine reads every report on every evaluation: hashing and sorting the ids decides that
+/// for the usual report without comparing every pair of ids.
+pub fn repeats_an_id(available: &[AvailableUpdate]) -> bool {
+    const ON_STACK: usize = 64;
+    let mut stack = [0_u64; ON_STACK];
+    let mut heap = Vec::new();
+    let hashes: &mut [u64] = if available.len() <= ON_STACK {
+        &mut stack[..available.len()]
+    } else {
+        heap.resize(available.len(), 0);
+        &mut heap
+    };
+    for (hash, update) in hashes.iter_mut().zip(available) {
+        *hash = hash_str(&update.id);
+    }
+    hashes.sort_unstable();
+    // Equal hashes are only a hint (two ids may share one); the caller compares the ids.
+    hashes.windows(2).any(|pair| pair[0] == pair[1])
 }
 
 /// A policy's update filter, ready to be asked about many updates.
@@ -360,5 +386,26 @@ mod reported_entries_tests {
         // Once per update id, at its first other version.
         assert_eq!(entries.ambiguous, [(0, 3)]);
         assert_eq!(ReportedEntries::of(&[]), ReportedEntries::default());
+    }
+
+    #[test]
+    fn a_repeated_id_is_found_in_short_and_long_reports() {
+        for size in [2, 64, 65, 300] {
+            let mut available: Vec<AvailableUpdate> = (0..size)
+                .map(|i| entry(&format!("pkg-{i}"), "1.0"))
+                .collect();
+            assert!(!repeats_an_id(&available), "{size} distinct ids");
+            assert!(
+                ReportedEntries::of(&available)
+                    .installable
+                    .iter()
+                    .all(|i| *i)
+            );
+            available.push(entry(&format!("pkg-{}", size / 2), "1.0"));
+            assert!(repeats_an_id(&available), "{size} ids and one again");
+            assert!(!ReportedEntries::of(&available).installable[size]);
+        }
+        assert!(!repeats_an_id(&[]));
+        assert!(!repeats_an_id(&[entry("only", "1")]));
     }
 }

@@ -31,17 +31,18 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
+use std::sync::{Arc, Weak};
 
 use jiff::SignedDuration;
 
 use super::Inventory;
 use super::duration::parse_duration;
 use super::selector::{self, CompiledSelector};
-use super::updates::ReportedEntries;
+use super::updates::{ReportedEntries, repeats_an_id};
 use super::windows::{self, WindowSchedule};
 use crate::api::policy::{PatchPolicySpec, UpdateFilter};
 use crate::api::window::WindowType;
-use crate::api::{IntOrPercent, LabelSelector, PatchPolicy};
+use crate::api::{Asset, IntOrPercent, LabelSelector, PatchPolicy};
 
 /// The kind names [`Problem::kind`] uses.
 pub mod kind {
@@ -204,6 +205,19 @@ pub fn validate_with(
     inventory: &Inventory,
     unloadable: &BTreeSet<(&'static str, String)>,
 ) -> Validation {
+    validate_inner(inventory, unloadable, None)
+}
+
+/// Like [`validate_all`], reusing the problems of the assets that `kept` has already checked.
+pub fn validate_kept(inventory: &Inventory, kept: &mut KeptAssetChecks) -> Validation {
+    validate_inner(inventory, &BTreeSet::new(), Some(kept))
+}
+
+fn validate_inner(
+    inventory: &Inventory,
+    unloadable: &BTreeSet<(&'static str, String)>,
+    mut kept: Option<&mut KeptAssetChecks>,
+) -> Validation {
     let (windows, mut window_problems) = compile_windows(inventory);
     for window in &inventory.windows {
         let name = object_name(&window.metadata);
@@ -280,35 +294,11 @@ pub fn validate_with(
     sort_by_name(&mut rollout_problems);
 
     let mut asset_problems = Vec::new();
-    for asset in &inventory.assets {
-        let name = object_name(&asset.metadata);
-        let spec = &asset.spec;
-        if let Some(text) = &spec.stale_after {
-            match parse_duration(text) {
-                Err(message) => {
-                    asset_problems.push(Problem::new(kind::ASSET, name, "spec.staleAfter", message))
-                }
-                Ok(d) if d <= SignedDuration::ZERO => asset_problems.push(Problem::new(
-                    kind::ASSET,
-                    name,
-                    "spec.staleAfter",
-                    "staleAfter must be longer than 0s: the asset would be unreachable as soon \
-                     as its agent reported",
-                )),
-                Ok(_) => {}
-            }
+    for (index, asset) in inventory.assets.iter().enumerate() {
+        match kept.as_deref_mut() {
+            Some(kept) => asset_problems.extend_from_slice(kept.problems_of(index, asset)),
+            None => asset_problems.extend(check_asset(asset)),
         }
-        if let Some(text) = &spec.expected_duration {
-            if let Err(message) = parse_duration(text) {
-                asset_problems.push(Problem::new(
-                    kind::ASSET,
-                    name,
-                    "spec.expectedDuration",
-                    message,
-                ));
-            }
-        }
-        asset_problems.extend(ambiguous_candidates(asset, name));
     }
     sort_by_name(&mut asset_problems);
 
@@ -325,10 +315,73 @@ pub fn validate_with(
     }
 }
 
+/// The problems of one Asset (see the module docs).
+fn check_asset(asset: &Asset) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let name = object_name(&asset.metadata);
+    let spec = &asset.spec;
+    if let Some(text) = &spec.stale_after {
+        match parse_duration(text) {
+            Err(message) => {
+                problems.push(Problem::new(kind::ASSET, name, "spec.staleAfter", message))
+            }
+            Ok(d) if d <= SignedDuration::ZERO => problems.push(Problem::new(
+                kind::ASSET,
+                name,
+                "spec.staleAfter",
+                "staleAfter must be longer than 0s: the asset would be unreachable as soon \
+                 as its agent reported",
+            )),
+            Ok(_) => {}
+        }
+    }
+    if let Some(text) = &spec.expected_duration {
+        if let Err(message) = parse_duration(text) {
+            problems.push(Problem::new(
+                kind::ASSET,
+                name,
+                "spec.expectedDuration",
+                message,
+            ));
+        }
+    }
+    problems.extend(ambiguous_candidates(asset, name));
+    problems
+}
+
+/// The problems of each Asset, kept from one validation of a namespace to the next for every
+/// asset that is still the same object. `plan` and `simulate` validate at every instant of
+/// virtual time, and almost every asset is then as it was.
+#[derive(Default)]
+pub struct KeptAssetChecks {
+    /// Per asset (by index in the inventory): the object checked, and its problems. A weak
+    /// reference keeps the address from being reused by another asset.
+    checked: Vec<(Weak<Asset>, Vec<Problem>)>,
+}
+
+impl KeptAssetChecks {
+    fn problems_of(&mut self, index: usize, asset: &Arc<Asset>) -> &[Problem] {
+        if self.checked.len() <= index {
+            self.checked
+                .resize_with(index + 1, || (Weak::new(), Vec::new()));
+        }
+        let (checked, problems) = &mut self.checked[index];
+        if !std::ptr::eq(checked.as_ptr(), Arc::as_ptr(asset)) {
+            *checked = Arc::downgrade(asset);
+            *problems = check_asset(asset);
+        }
+        problems
+    }
+}
+
 /// Updates the agent reports with two versions (see [`ReportedEntries`]): no rollout installs
 /// them on the asset until the agent reports one.
 fn ambiguous_candidates(asset: &crate::api::Asset, name: &str) -> Vec<Problem> {
     let available = asset.available_updates();
+    // Checked for every asset on every evaluation: the usual report needs no more than this.
+    if !repeats_an_id(available) {
+        return Vec::new();
+    }
     let version = |i: usize| {
         available[i]
             .version

@@ -935,15 +935,40 @@ fn a_kept_evaluator_follows_changed_objects() {
         .retain(|a| a.metadata.name.as_deref() != Some("r-2"));
     let extra = self::inventory(&assets("n", 1, "rest", ""));
     inventory.assets.extend(extra.assets);
+    // r-3 becomes invalid: the kept problems of the others must not hide it.
+    let stale_after = |inventory: &mut Inventory, value: Option<&str>| {
+        for asset in &mut inventory.assets {
+            if asset.metadata.name.as_deref() == Some("r-3") {
+                Arc::make_mut(asset).spec.stale_after = value.map(str::to_owned);
+            }
+        }
+    };
+    stale_after(&mut inventory, Some("0s"));
     now = now.checked_add(SignedDuration::from_mins(5)).unwrap();
     let third = same(&mut kept, &inventory, now, "an asset removed and one added");
+    let invalid = |evaluation: &Evaluation| -> Vec<String> {
+        evaluation
+            .problems
+            .iter()
+            .map(|p| format!("{}/{} {}", p.kind, p.name, p.field))
+            .collect()
+    };
+    assert_eq!(invalid(&third), ["Asset/r-3 spec.staleAfter"]);
     crate::engine::apply::apply(&mut inventory, &third);
     inventory.policies[0].spec.rings.reverse();
     now = now.checked_add(SignedDuration::from_mins(5)).unwrap();
     let fourth = same(&mut kept, &inventory, now, "policy changed");
+    assert_eq!(invalid(&fourth), ["Asset/r-3 spec.staleAfter"]);
     crate::engine::apply::apply(&mut inventory, &fourth);
+    stale_after(&mut inventory, None);
     now = now.checked_add(SignedDuration::from_hours(3)).unwrap();
-    same(&mut kept, &inventory, now, "operations timed out");
+    let fifth = same(
+        &mut kept,
+        &inventory,
+        now,
+        "operations timed out, r-3 mended",
+    );
+    assert!(invalid(&fifth).is_empty(), "{:?}", invalid(&fifth));
 }
 
 #[test]
