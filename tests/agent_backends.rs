@@ -756,6 +756,11 @@ fn dnf_machine(fake: &FakeRunner, check_update: CommandOutput) {
     .on("dnf", &["check-update"], check_update)
     .on(
         "dnf",
+        &["--version"],
+        reply(0, &fixture("dnf/recorded/version.txt"), ""),
+    )
+    .on(
+        "dnf",
         &["updateinfo", "list", "--updates"],
         reply(0, &fixture("dnf/updateinfo-list.txt"), ""),
     )
@@ -887,6 +892,11 @@ fn dnf_no_updates_and_metadata_errors() {
         "dnf",
         &["check-update"],
         reply(0, &fixture("dnf/recorded/check-update-none.txt"), ""),
+    )
+    .on(
+        "dnf",
+        &["--version"],
+        reply(0, &fixture("dnf/recorded/version.txt"), ""),
     )
     .on(
         "dnf",
@@ -1075,6 +1085,11 @@ fn dnf_against_recorded_dnf_4_14_outputs() {
     )
     .on(
         "dnf",
+        &["--version"],
+        reply(0, &recorded("version.txt"), ""),
+    )
+    .on(
+        "dnf",
         &["updateinfo", "list", "--updates"],
         reply(0, &recorded("updateinfo-list.txt"), ""),
     )
@@ -1221,6 +1236,169 @@ fn dnf_against_recorded_dnf_4_14_outputs() {
         gone.to_string()
             .contains("No packages marked for downgrade."),
         "{gone}"
+    );
+}
+
+/// dnf5 (Fedora 41 and later) prints its advisories in other columns; read as dnf 4's, every
+/// update would be a Bugfix and no Security policy would install it. The answers are written
+/// after dnf5's output code (see the fixtures README).
+#[test]
+fn dnf5_advisories_come_from_its_json() {
+    let dnf5 = |name: &str| fixture(&format!("dnf5/{name}"));
+    let (fake, runner) = fake_runner();
+    fake.on(
+        "cat",
+        &["/etc/os-release"],
+        reply(0, &fixture("dnf/os-release"), ""),
+    )
+    .on(
+        "uname",
+        &["-n", "-r", "-m"],
+        reply(0, &fixture("dnf/uname.txt"), ""),
+    )
+    .on("dnf", &["--version"], reply(0, &dnf5("version.txt"), ""))
+    .on(
+        "dnf",
+        &["check-update"],
+        reply(100, &dnf5("check-update.txt"), ""),
+    )
+    .on(
+        "dnf",
+        &["advisory", "list", "--updates", "--json"],
+        reply(0, &dnf5("advisory-list.json"), ""),
+    )
+    .on(
+        "dnf",
+        &["advisory", "list", "--updates", "--with-cve", "--json"],
+        reply(0, &dnf5("advisory-list-cve.json"), ""),
+    )
+    .on("dnf", &["needs-restarting", "-r"], reply(0, "", ""))
+    .on(
+        "rpm",
+        &[
+            "-q",
+            "--qf",
+            RPM_FORMAT,
+            "curl",
+            "kernel",
+            "libcurl",
+            "openssl",
+            "openssl-libs",
+            "tzdata",
+            "vim-minimal",
+            "grub2-tools",
+        ],
+        reply(0, &dnf5("rpm-query.txt"), ""),
+    );
+    let inventory = DnfBackend::new(runner).inventory().expect("dnf5 inventory");
+    let ids: Vec<&str> = inventory.available.iter().map(|u| u.id.as_str()).collect();
+    // grub2-tools-extra is installed and obsoleted by grub2-tools, not an update.
+    assert_eq!(
+        ids,
+        [
+            "curl",
+            "kernel",
+            "libcurl",
+            "openssl",
+            "openssl-libs",
+            "tzdata",
+            "vim-minimal",
+            "grub2-tools"
+        ]
+    );
+    let get = |id: &str| inventory.available.iter().find(|u| u.id == id).expect(id);
+    let openssl = get("openssl");
+    assert_eq!(openssl.classification, Classification::Security);
+    assert_eq!(openssl.severity, Severity::Important);
+    assert_eq!(openssl.version.as_deref(), Some("1:3.2.2-9.fc41"));
+    assert_eq!(openssl.installed_version.as_deref(), Some("1:3.2.2-7.fc41"));
+    assert_eq!(openssl.cves, ["CVE-2024-5535", "CVE-2024-9143"]);
+    let released = openssl.released_at.as_ref().expect("advisory time").0;
+    assert_eq!(released.to_string(), "2024-11-14T12:30:00Z");
+    assert_eq!(
+        openssl.title.as_deref(),
+        Some("FEDORA-2024-3fa1b2c4d5"),
+        "dnf5 gives no titles: the advisory names the update"
+    );
+    assert_eq!(get("openssl-libs").classification, Classification::Security);
+    let curl = get("curl");
+    assert_eq!(curl.severity, Severity::Moderate);
+    // A reference that is not a CVE id is left out.
+    assert_eq!(curl.cves, ["CVE-2024-9681"]);
+    // The CVEs belong to the advisory, which covers libcurl too.
+    assert_eq!(get("libcurl").cves, ["CVE-2024-9681"]);
+    assert_eq!(get("tzdata").classification, Classification::Bugfix);
+    assert_eq!(get("tzdata").severity, Severity::Unspecified);
+    assert_eq!(
+        get("vim-minimal").classification,
+        Classification::Enhancement
+    );
+    assert_eq!(
+        get("vim-minimal").version.as_deref(),
+        Some("2:9.1.866-1.fc41")
+    );
+    // No advisory: a fix from the distribution's repositories.
+    let kernel = get("kernel");
+    assert_eq!(kernel.classification, Classification::Bugfix);
+    assert!(kernel.reboot_required);
+    assert!(kernel.released_at.is_none());
+
+    let dnf_calls: Vec<String> = fake
+        .calls()
+        .iter()
+        .filter(|c| c.program == "dnf")
+        .map(|c| {
+            assert_eq!(c.env.get("LC_ALL").map(String::as_str), Some("C"));
+            c.line()
+        })
+        .collect();
+    assert!(
+        !dnf_calls.iter().any(|c| c.contains("updateinfo")),
+        "dnf 4's commands were run: {dnf_calls:?}"
+    );
+}
+
+#[test]
+fn dnf5_answers_that_are_not_json_name_the_command() {
+    let (fake, runner) = fake_runner();
+    fake.on(
+        "cat",
+        &["/etc/os-release"],
+        reply(0, &fixture("dnf/os-release"), ""),
+    )
+    .on(
+        "uname",
+        &["-n", "-r", "-m"],
+        reply(0, &fixture("dnf/uname.txt"), ""),
+    )
+    .on(
+        "dnf",
+        &["--version"],
+        reply(0, &fixture("dnf5/version.txt"), ""),
+    )
+    .on(
+        "dnf",
+        &["check-update"],
+        reply(100, &fixture("dnf5/check-update.txt"), ""),
+    )
+    .on(
+        "dnf",
+        &["advisory", "list", "--updates", "--json"],
+        // What a dnf5 older than 5.2.4 prints: the table, since it has no --json.
+        reply(
+            0,
+            "Name                   Type     Severity Package                       Issued\n\
+             FEDORA-2024-3fa1b2c4d5 security Important openssl-1:3.2.2-9.fc41.x86_64 2024-11-14 12:30:00\n",
+            "",
+        ),
+    );
+    let error = DnfBackend::new(runner)
+        .inventory()
+        .expect_err("a table is not JSON");
+    let text = error.to_string();
+    assert!(
+        text.contains("dnf advisory list --updates --json") && text.contains("JSON array"),
+        "{text}"
     );
 }
 

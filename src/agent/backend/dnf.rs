@@ -9,6 +9,16 @@
 //! - `dnf updateinfo info --updates`: per advisory the title, date and CVE ids;
 //! - `rpm -q`: the installed version (what a rollback returns to).
 //!
+//! dnf5 (Fedora 41 and later, where `dnf` and `yum` are dnf5) prints `updateinfo list` with
+//! other columns (name, type, severity, package, issued), which the dnf 4 reader would find no
+//! advisory in: every update would be a Bugfix, and no Security policy would install it. So
+//! `dnf --version` picks the reader; with dnf5 the advisories come as JSON instead (both
+//! since dnf5 5.2.4):
+//! - `dnf advisory list --updates --json`: advisory, type, severity, package and issue time;
+//! - `dnf advisory list --updates --with-cve --json`: the CVE ids of each advisory.
+//!
+//! dnf5 has no advisory titles in those answers; an update's title names its advisories.
+//!
 //! `dnf needs-restarting -r` tells whether the machine waits for a reboot (exit 1). Installs
 //! pin `name-[epoch:]version-release`; a rollback is `dnf downgrade` to the old version. dnf
 //! resolves the whole transaction before it changes anything, so a version no repository
@@ -77,6 +87,47 @@ impl DnfBackend {
             backend: NAME,
             runner: self.runner.as_ref(),
         }
+    }
+
+    /// Whether the package manager is dnf5 (`--version` starts with `dnf5 version`); dnf 4
+    /// and yum print their bare version number.
+    fn is_dnf5(&self) -> Result<bool, BackendError> {
+        let output = self
+            .tool()
+            .run_any(self.program, &["--version"], &DNF_ENV)?;
+        Ok(output.success() && output.stdout.trim_start().starts_with("dnf5"))
+    }
+
+    /// dnf 4 (and yum): the advisory table, then each advisory's details.
+    fn dnf4_advisories(
+        &self,
+    ) -> Result<(Vec<ListedAdvisory>, BTreeMap<String, AdvisoryDetails>), BackendError> {
+        let tool = self.tool();
+        let list_args = ["updateinfo", "list", "--updates"];
+        let list = tool.run_ok(self.program, &list_args, &DNF_ENV)?;
+        let advisories = parse_updateinfo_list(&list.stdout)
+            .map_err(|(line, message)| tool.parse_error(self.program, &list_args, line, message))?;
+
+        let info_args = ["updateinfo", "info", "--updates"];
+        let info = tool.run_ok(self.program, &info_args, &DNF_ENV)?;
+        Ok((advisories, parse_updateinfo_info(&info.stdout)))
+    }
+
+    /// dnf5: the advisory list as JSON, then the same list with CVE references.
+    fn dnf5_advisories(
+        &self,
+    ) -> Result<(Vec<ListedAdvisory>, BTreeMap<String, AdvisoryDetails>), BackendError> {
+        let tool = self.tool();
+        let list_args = ["advisory", "list", "--updates", "--json"];
+        let list = tool.run_ok(self.program, &list_args, &DNF_ENV)?;
+        let listed: Vec<Dnf5Advisory> = parse_json_array(&list.stdout)
+            .map_err(|(line, message)| tool.parse_error(self.program, &list_args, line, message))?;
+
+        let cve_args = ["advisory", "list", "--updates", "--with-cve", "--json"];
+        let with_cves = tool.run_ok(self.program, &cve_args, &DNF_ENV)?;
+        let references: Vec<Dnf5AdvisoryReferences> = parse_json_array(&with_cves.stdout)
+            .map_err(|(line, message)| tool.parse_error(self.program, &cve_args, line, message))?;
+        Ok(dnf5_advisories(listed, references))
     }
 
     /// true when the running system wants a reboot (`needs-restarting -r` exits 1).
@@ -167,14 +218,11 @@ impl Backend for DnfBackend {
         let check = tool.run_expect(self.program, &check_args, &DNF_ENV, &[0, 100])?;
         let packages = parse_check_update(&check.stdout);
 
-        let list_args = ["updateinfo", "list", "--updates"];
-        let list = tool.run_ok(self.program, &list_args, &DNF_ENV)?;
-        let advisories_by_package = parse_updateinfo_list(&list.stdout)
-            .map_err(|(line, message)| tool.parse_error(self.program, &list_args, line, message))?;
-
-        let info_args = ["updateinfo", "info", "--updates"];
-        let info = tool.run_ok(self.program, &info_args, &DNF_ENV)?;
-        let details = parse_updateinfo_info(&info.stdout);
+        let (advisories_by_package, details) = if self.is_dnf5()? {
+            self.dnf5_advisories()?
+        } else {
+            self.dnf4_advisories()?
+        };
 
         let refs: Vec<UpdateRef> = packages
             .iter()
@@ -255,8 +303,9 @@ struct UpgradablePackage {
 }
 
 /// Upgradable packages from `dnf check-update`: `name.arch  [epoch:]version-release  repo`.
-/// Long names wrap onto a second line; installed (`@System`) lines of the "Obsoleting
-/// Packages" section and messages are skipped. One entry per package name (the first arch).
+/// dnf 4 wraps long names onto a second line; the installed packages listed under "Obsoleting
+/// Packages" (indented), headings and messages are skipped. One entry per package name (the
+/// first arch).
 fn parse_check_update(text: &str) -> Vec<UpgradablePackage> {
     let mut packages: Vec<UpgradablePackage> = Vec::new();
     let mut pending: Option<&str> = None;
@@ -264,6 +313,9 @@ fn parse_check_update(text: &str) -> Vec<UpgradablePackage> {
         let fields: Vec<&str> = line.split_whitespace().collect();
         let fields: Vec<&str> = match (pending.take(), fields.len()) {
             (Some(name), 2) => vec![name, fields[0], fields[1]],
+            // Indented and not the rest of a wrapped name: a package that an upgrade obsoletes,
+            // installed now (dnf 4 names its repository `@System`, dnf5 the one it came from).
+            (None, _) if line.starts_with(char::is_whitespace) => continue,
             (_, 1) if line.starts_with(|c: char| !c.is_whitespace()) && fields[0].contains('.') => {
                 pending = Some(fields[0]);
                 continue;
@@ -441,6 +493,98 @@ fn parse_updateinfo_info(text: &str) -> BTreeMap<String, AdvisoryDetails> {
     advisories
 }
 
+/// One element of `dnf5 advisory list --json`.
+#[derive(Debug, serde::Deserialize)]
+struct Dnf5Advisory {
+    name: String,
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    severity: String,
+    nevra: String,
+    /// When the advisory was issued, UNIX time.
+    #[serde(default)]
+    buildtime: Option<i64>,
+}
+
+/// One element of `dnf5 advisory list --with-cve --json`.
+#[derive(Debug, serde::Deserialize)]
+struct Dnf5AdvisoryReferences {
+    advisory_name: String,
+    #[serde(default)]
+    references: Vec<Dnf5Reference>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct Dnf5Reference {
+    reference_id: String,
+    #[serde(default)]
+    reference_type: String,
+}
+
+/// A JSON array from dnf5's stdout. Anything printed before it (repository loading messages
+/// of some versions) is skipped; an empty answer is an empty list. Errors carry the line.
+fn parse_json_array<T: serde::de::DeserializeOwned>(text: &str) -> Result<Vec<T>, (usize, String)> {
+    let Some(start) = text
+        .lines()
+        .position(|line| line.trim_start().starts_with('['))
+    else {
+        return if text.trim().is_empty() {
+            Ok(Vec::new())
+        } else {
+            Err((
+                1,
+                "expected a JSON array of advisories (dnf5 prints one from version 5.2.4)"
+                    .to_owned(),
+            ))
+        };
+    };
+    let json: String = text.lines().skip(start).collect::<Vec<_>>().join("\n");
+    serde_json::from_str(&json).map_err(|e| (start + e.line(), e.to_string()))
+}
+
+/// The advisories per package and the details per advisory, from dnf5's two JSON answers.
+fn dnf5_advisories(
+    listed: Vec<Dnf5Advisory>,
+    references: Vec<Dnf5AdvisoryReferences>,
+) -> (Vec<ListedAdvisory>, BTreeMap<String, AdvisoryDetails>) {
+    let mut details: BTreeMap<String, AdvisoryDetails> = BTreeMap::new();
+    let mut advisories = Vec::new();
+    for advisory in listed {
+        let Some((name, evr)) = split_nevra(&advisory.nevra) else {
+            continue;
+        };
+        let severity = parse_severity(&advisory.severity);
+        advisories.push(ListedAdvisory {
+            id: advisory.name.clone(),
+            classification: parse_type(&advisory.kind),
+            severity,
+            name: name.to_string(),
+            evr: evr.to_string(),
+        });
+        let entry = details.entry(advisory.name).or_default();
+        entry.severity = Some(severity);
+        entry.issued = advisory
+            .buildtime
+            .and_then(|t| jiff::Timestamp::from_second(t).ok())
+            .map(Time);
+    }
+    for listed in references {
+        let Some(entry) = details.get_mut(&listed.advisory_name) else {
+            continue;
+        };
+        for reference in listed.references {
+            if reference.reference_type.eq_ignore_ascii_case("cve")
+                && is_cve(&reference.reference_id)
+                && !entry.cves.contains(&reference.reference_id)
+            {
+                entry.cves.push(reference.reference_id);
+            }
+        }
+    }
+    (advisories, details)
+}
+
 /// true for `CVE-YYYY-NNNN...`, the form the Asset CRD accepts.
 fn is_cve(text: &str) -> bool {
     let Some(rest) = text.strip_prefix("CVE-") else {
@@ -503,7 +647,11 @@ fn build_update(
                     released_at = Some(issued.clone());
                 }
             }
-            titles.push(format!("{}: {}", advisory.id, detail.title));
+            if detail.title.is_empty() {
+                titles.push(advisory.id.clone());
+            } else {
+                titles.push(format!("{}: {}", advisory.id, detail.title));
+            }
         } else {
             titles.push(advisory.id.clone());
         }
