@@ -279,7 +279,8 @@ async fn a_ring_over_its_failure_threshold_halts_everything_until_resumed() {
     patch_rollout_spec(
         &env,
         &name,
-        json!({"resumes": [{"ring": "r1", "halt": 1, "signature": {"by": "it-lead", "note": "known issue, fixed by hand"}}]}),
+        // The signature's fields sit beside ring and halt, as the plugin writes them.
+        json!({"resumes": [{"ring": "r1", "halt": 1, "by": "it-lead", "note": "known issue, fixed by hand"}]}),
     )
     .await;
     let done = wait_rollout(&env, &name, "the resumed rollout succeeds", |r| {
@@ -289,6 +290,30 @@ async fn a_ring_over_its_failure_threshold_halts_everything_until_resumed() {
     let status = done.status.unwrap();
     assert_eq!((status.rings[0].succeeded, status.rings[0].failed), (4, 2));
     assert_eq!((status.rings[1].succeeded, status.rings[1].failed), (4, 0));
+    // Who resumed stays in the status, and an Event tells it once.
+    let resumed = status.rings[0]
+        .resumed
+        .clone()
+        .expect("status names the resume");
+    assert_eq!(resumed.by.as_deref(), Some("it-lead"));
+    let announced = wait_events(
+        &env,
+        "HaltResumed",
+        "by it-lead: known issue, fixed by hand",
+    )
+    .await;
+    // Once: one Event, never repeated as a series.
+    assert!(
+        announced.len() == 1 && announced[0].series.is_none(),
+        "{announced:?}"
+    );
+    assert!(
+        announced[0]
+            .note
+            .as_deref()
+            .is_some_and(|n| n.contains("ring r1 resumed after halt 1")),
+        "{announced:?}"
+    );
 
     // The two failures are incidents caused by patches; a person records a third.
     let policies: Api<PatchPolicy> = env.api();
@@ -487,7 +512,7 @@ async fn approvals_holds_deny_windows_and_unscheduled_assets() {
     patch_rollout_spec(
         &env,
         &name,
-        json!({"approvedAssets": [{"name": "dc-01", "signature": {"by": "it-lead"}}]}),
+        json!({"approvedAssets": [{"name": "dc-01", "by": "it-lead"}]}),
     )
     .await;
     let at_r2 = wait_rollout(&env, &name, "r2 waits for its manual approval", |r| {
@@ -500,8 +525,8 @@ async fn approvals_holds_deny_windows_and_unscheduled_assets() {
     patch_rollout_spec(
         &env,
         &name,
-        json!({"approvedAssets": [{"name": "dc-01", "signature": {"by": "it-lead"}}],
-               "approvedRings": [{"name": "r2", "signature": {"by": "it-lead"}}]}),
+        json!({"approvedAssets": [{"name": "dc-01", "by": "it-lead"}],
+               "approvedRings": [{"name": "r2", "by": "it-lead", "note": "CHG-1234"}]}),
     )
     .await;
     let done = wait_rollout(&env, &name, "the rollout succeeds", |r| {
@@ -510,6 +535,23 @@ async fn approvals_holds_deny_windows_and_unscheduled_assets() {
     .await;
     let status = done.status.unwrap();
     assert_eq!(status.rings[1].succeeded, 2);
+    // Who approved the Manual ring is in its status, and an Event tells it once.
+    let approved = status.rings[1]
+        .approved
+        .clone()
+        .expect("status names the approval");
+    assert_eq!(approved.note.as_deref(), Some("CHG-1234"));
+    assert!(status.rings[0].approved.is_none(), "r1 needs no approval");
+    let announced = wait_events(
+        &env,
+        "RingApproved",
+        "ring r2 approved by it-lead: CHG-1234",
+    )
+    .await;
+    assert!(
+        announced.len() == 1 && announced[0].series.is_none(),
+        "{announced:?}"
+    );
     let states = states(&env).await;
     assert_eq!(states["dc-01"], "Patched");
     assert_eq!(states["held-01"], "Held");

@@ -368,4 +368,12 @@ pub struct RingProgress {
     /// The next ring may start at this instant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bake_until: Option<Time>,
+    /// Who approved this ring, when and why, as signed in `spec.approvedRings` (rings with
+    /// approval Manual only). The operator records an Event when it first appears.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved: Option<Signature>,
+    /// The resume in `spec.resumes` that answered this ring's latest halt: who, when, why.
+    /// The operator records an Event when it first appears.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resumed: Option<Signature>,
 }

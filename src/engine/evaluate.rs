@@ -1231,6 +1231,7 @@ impl<'a> Run<'a> {
                 name: ring_name.clone(),
                 halts: prev.halts,
                 accepted_failures: prev.accepted_failures,
+                resumed: prev.resumed.clone(),
                 ..RingProgress::default()
             };
             let Some(ring) = self.rings.get(ring_name.as_str()) else {
@@ -1323,10 +1324,18 @@ impl<'a> Run<'a> {
                         });
                 if resumed {
                     progress.accepted_failures = progress.failed;
+                    progress.resumed = rollout
+                        .spec
+                        .resumes
+                        .iter()
+                        .find(|r| &r.ring == ring_name && r.halt == prev.halts)
+                        .map(|r| r.signature.clone());
                 } else {
                     halted = true;
                     if !was_halted {
                         progress.halts += 1;
+                        // Until a person answers this halt, no resume answers the latest.
+                        progress.resumed = None;
                         let listed = failed_assets.join(", ");
                         let message = format!(
                             "ring {ring_name} halted: {} of {total} assets failed, more than the threshold of {threshold} ({}); failed: {listed}",
@@ -1353,6 +1362,14 @@ impl<'a> Run<'a> {
                 }
             }
 
+            if spec.approval == RingApproval::Manual {
+                progress.approved = rollout
+                    .spec
+                    .approved_rings
+                    .iter()
+                    .find(|a| &a.name == ring_name)
+                    .map(|a| a.signature.clone());
+            }
             let gate_open = gate.filter(|g| *g <= self.now);
             let approved = spec.approval == RingApproval::Automatic
                 || approved_rings.contains(ring_name.as_str())

@@ -300,6 +300,10 @@ fn validate_inner(
             None => asset_problems.extend(check_asset(asset)),
         }
     }
+    if let Some(kept) = kept {
+        // Assets that went: their entries would only hold on to their memory.
+        kept.checked.truncate(inventory.assets.len());
+    }
     sort_by_name(&mut asset_problems);
 
     let mut problems = window_problems;

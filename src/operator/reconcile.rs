@@ -154,6 +154,8 @@ async fn reconcile_namespace(ctx: &Context, namespace: &str) -> Result<Option<Ti
     last.assets = Vec::new();
     last.rollout_statuses = BTreeMap::new();
     last.created_rollouts = Vec::new();
+    // Read before the writes: what the stored statuses did not show yet.
+    let decisions = people_decisions(&original.rollouts, &inventory.rollouts);
     let writer = Writer { ctx, namespace };
 
     // Assets before rollout status: a rollout never shows Succeeded (or a ring Completed)
@@ -164,7 +166,7 @@ async fn reconcile_namespace(ctx: &Context, namespace: &str) -> Result<Option<Ti
     let summaries_due = writer.assets(stored_assets, &inventory, &derived).await?;
     writer.rollout_statuses(&original, &inventory).await?;
     writer.summaries(&original, &derived).await?;
-    writer.events(&events, &last).await;
+    writer.events(&events, &decisions, &last).await;
     ctx.observe(namespace, &inventory, &derived, &events);
 
     Ok([
@@ -469,7 +471,7 @@ impl Writer<'_> {
     /// Publishes the engine's events as Kubernetes Events. Starts and successes are summed up
     /// per rollout and ring (one Event naming the assets), failures get one Event each, and the
     /// level-triggered reports (unscheduled, unassigned, invalid) once per process.
-    async fn events(&self, events: &[Event], last: &Evaluation) {
+    async fn events(&self, events: &[Event], decisions: &[PersonDecision], last: &Evaluation) {
         // Starts, keyed by rollout and ring.
         let mut grouped: BTreeMap<(String, Option<String>), Vec<String>> = BTreeMap::new();
         let mut single: Vec<&Event> = Vec::new();
@@ -551,6 +553,18 @@ impl Writer<'_> {
                     secondary,
                 },
                 regarding,
+            ));
+        }
+        for decision in decisions {
+            published.push((
+                KubeEvent {
+                    type_: KubeEventType::Normal,
+                    reason: decision.reason.to_owned(),
+                    note: Some(truncate(&decision.note)),
+                    action: "Reconcile".to_owned(),
+                    secondary: None,
+                },
+                self.reference::<PatchRollout>(&decision.rollout),
             ));
         }
         for problem in &last.problems {
@@ -642,6 +656,73 @@ fn name_list(names: &[String]) -> String {
     text
 }
 
+/// A person's decision the operator saw take effect: an Event tells who, when and why.
+#[derive(Debug, PartialEq)]
+struct PersonDecision {
+    rollout: String,
+    reason: &'static str,
+    note: String,
+}
+
+/// The ring approvals and resumes that the rollouts' new statuses show and their stored
+/// statuses do not. The stored status is the record of what was announced, so an operator
+/// restarted after writing it does not announce the same decision again.
+fn people_decisions(
+    stored: &BTreeMap<String, Option<PatchRolloutStatus>>,
+    rollouts: &[PatchRollout],
+) -> Vec<PersonDecision> {
+    let mut decisions = Vec::new();
+    for rollout in rollouts {
+        let (Some(name), Some(status)) = (rollout.metadata.name.as_deref(), &rollout.status) else {
+            continue;
+        };
+        let before = stored.get(name).and_then(Option::as_ref);
+        for ring in &status.rings {
+            let old = before.and_then(|s| s.rings.iter().find(|r| r.name == ring.name));
+            if let Some(signature) = &ring.approved
+                && old.and_then(|r| r.approved.as_ref()) != Some(signature)
+            {
+                decisions.push(PersonDecision {
+                    rollout: name.to_owned(),
+                    reason: "RingApproved",
+                    note: format!("ring {} approved{}", ring.name, signed(signature)),
+                });
+            }
+            if let Some(signature) = &ring.resumed
+                && old.and_then(|r| r.resumed.as_ref()) != Some(signature)
+            {
+                decisions.push(PersonDecision {
+                    rollout: name.to_owned(),
+                    reason: "HaltResumed",
+                    note: format!(
+                        "ring {} resumed after halt {}{}; its {} failures so far are accepted",
+                        ring.name,
+                        ring.halts,
+                        signed(signature),
+                        ring.accepted_failures
+                    ),
+                });
+            }
+        }
+    }
+    decisions
+}
+
+/// " by WHO at WHEN: NOTE", leaving out what the signature does not say.
+fn signed(signature: &crate::api::Signature) -> String {
+    let mut text = String::new();
+    if let Some(by) = &signature.by {
+        text.push_str(&format!(" by {by}"));
+    }
+    if let Some(at) = &signature.at {
+        text.push_str(&format!(" at {}", at.0));
+    }
+    if let Some(note) = &signature.note {
+        text.push_str(&format!(": {note}"));
+    }
+    text
+}
+
 /// Event notes are limited to 1 kB.
 fn truncate(text: &str) -> String {
     if text.len() <= 1000 {
@@ -671,3 +752,76 @@ pub(super) fn in_flight(inventory: &Inventory) -> usize {
 
 /// Names already announced, for the once-per-process Events.
 pub(super) type Announced = std::sync::Mutex<HashSet<String>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::Signature;
+    use crate::api::rollout::RingProgress;
+
+    fn rollout(rings: Vec<RingProgress>) -> PatchRollout {
+        let spec: crate::api::PatchRolloutSpec = serde_json::from_value(serde_json::json!({
+            "policy": "security", "policyGeneration": 1, "revision": "1",
+            "updates": [], "rings": ["pilot", "rest"]
+        }))
+        .expect("a rollout spec");
+        let mut rollout = PatchRollout::new("security-1", spec);
+        rollout.status = Some(PatchRolloutStatus {
+            rings,
+            ..PatchRolloutStatus::default()
+        });
+        rollout
+    }
+
+    fn ring(name: &str, approved: Option<&str>, resumed: Option<&str>) -> RingProgress {
+        let signature = |by: &str| Signature {
+            by: Some(by.to_owned()),
+            at: None,
+            note: Some("CHG-1".to_owned()),
+        };
+        RingProgress {
+            name: name.to_owned(),
+            halts: 1,
+            accepted_failures: 2,
+            approved: approved.map(signature),
+            resumed: resumed.map(signature),
+            ..RingProgress::default()
+        }
+    }
+
+    #[test]
+    fn a_decision_is_announced_when_the_stored_status_does_not_show_it_yet() {
+        let new = vec![rollout(vec![
+            ring("pilot", None, Some("ops")),
+            ring("rest", Some("it-lead"), None),
+        ])];
+        let stored_before = BTreeMap::from([(
+            "security-1".to_owned(),
+            new[0].status.clone().map(|mut s| {
+                s.rings[0].resumed = None;
+                s.rings[1].approved = None;
+                s
+            }),
+        )]);
+        let decisions = people_decisions(&stored_before, &new);
+        let notes: Vec<(&str, &str)> = decisions
+            .iter()
+            .map(|d| (d.reason, d.note.as_str()))
+            .collect();
+        assert_eq!(
+            notes,
+            [
+                (
+                    "HaltResumed",
+                    "ring pilot resumed after halt 1 by ops: CHG-1; its 2 failures so far are accepted"
+                ),
+                ("RingApproved", "ring rest approved by it-lead: CHG-1"),
+            ]
+        );
+        // Once written, the stored status shows them: nothing to announce again.
+        let stored_after = BTreeMap::from([("security-1".to_owned(), new[0].status.clone())]);
+        assert!(people_decisions(&stored_after, &new).is_empty());
+        // A rollout the operator has not written yet (no stored status) announces too.
+        assert_eq!(people_decisions(&BTreeMap::new(), &new).len(), 2);
+    }
+}

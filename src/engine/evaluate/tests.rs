@@ -229,7 +229,10 @@ fn resume_after_a_halt_continues_and_accepts_the_failures_so_far() {
         .push(crate::api::rollout::Resume {
             ring: "pilot".into(),
             halt: 1,
-            signature: Default::default(),
+            signature: crate::api::Signature {
+                by: Some("ops".into()),
+                ..Default::default()
+            },
         });
     let sim = simulate(
         sim.inventory,
@@ -242,6 +245,9 @@ fn resume_after_a_halt_continues_and_accepts_the_failures_so_far() {
     assert_eq!(status.rings[0].succeeded, 2);
     assert_eq!(status.rings[0].failed, 1);
     assert_eq!(status.rings[0].accepted_failures, 1);
+    // Who resumed stays in the ring's status.
+    let resumed = status.rings[0].resumed.as_ref().map(|s| s.by.as_deref());
+    assert_eq!(resumed, Some(Some("ops")));
 }
 
 #[test]
@@ -333,6 +339,13 @@ fn a_manual_ring_waits_for_its_approval() {
         vec![Approve::Ring("rest".into())],
     );
     assert_eq!(events_of(&sim, EventType::OperationStarted).len(), 2);
+    // Who approved stays in the ring's status.
+    let status = sim.inventory.rollouts[0].status.as_ref().unwrap();
+    let approved = status.rings[0]
+        .approved
+        .as_ref()
+        .and_then(|s| s.by.as_deref());
+    assert_eq!(approved, Some("simulate --approve"));
 }
 
 #[test]
