@@ -218,7 +218,31 @@ pub async fn start_fleet(env: &TestEnv, plans: &[AssetPlan], speed: f64) -> Flee
     config.seed = plans.iter().map(AssetPlan::seed).collect();
     config.speed = speed;
     config.heartbeat = Duration::from_secs(3600);
-    fleet::spawn(env.client.clone(), config)
+    let handle = fleet::spawn(env.client.clone(), config);
+    // Every agent has reported its first inventory before the test goes on. An asset whose
+    // inventory came late would join its ring after the ring had completed (rightly: it needs
+    // the updates), and a test of the ring order would see the ring complete twice.
+    let names: HashSet<&str> = plans.iter().map(|p| p.name.as_str()).collect();
+    eventually("every agent reported its inventory", DEADLINE, || async {
+        let assets = api
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        let silent: Vec<String> = assets
+            .items
+            .iter()
+            .filter(|a| names.contains(a.metadata.name.as_deref().unwrap_or_default()))
+            .filter(|a| a.available_updates().is_empty())
+            .filter_map(|a| a.metadata.name.clone())
+            .collect();
+        if silent.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("no inventory yet from {silent:?}"))
+        }
+    })
+    .await;
+    handle
 }
 
 /// An operator running inside the test process, scoped to the test namespace.
