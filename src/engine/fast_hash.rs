@@ -1,4 +1,4 @@
-//! A small, fast hash for the engine's hot per-asset lookups.
+//! FxHash, the engine's hasher for names from its own inputs.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::Hasher;
