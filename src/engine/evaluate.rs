@@ -1435,6 +1435,7 @@ impl<'a> Run<'a> {
                 continue;
             }
             if !done {
+                let blocked_before = blocked_by_window;
                 let mut ring_in_flight = progress.in_flight;
                 if !paused && !suspended && stalled.is_none() {
                     let startable: Vec<(&Member, bool)> = pending
@@ -1492,6 +1493,26 @@ impl<'a> Run<'a> {
                 } else {
                     progress.phase = RingPhase::Progressing;
                 }
+                // A ring completes once. Members that joined it since (an asset enrolled late,
+                // or reporting the updates only now) still get their operation here, but the
+                // later rings go on: one late laptop must not hold the whole rollout back.
+                if let (RingPhase::Baking | RingPhase::Completed, Some(completed_at)) =
+                    (prev.phase, prev.completed_at.clone())
+                {
+                    blocked_by_window = blocked_before;
+                    let bake_until = prev.bake_until.as_ref().map_or(completed_at.0, |t| t.0);
+                    progress.completed_at = Some(completed_at);
+                    progress.bake_until = Some(Time(bake_until));
+                    progress.phase = if bake_until > self.now {
+                        RingPhase::Baking
+                    } else {
+                        RingPhase::Completed
+                    };
+                    self.wake_at(bake_until);
+                    gate = Some(bake_until);
+                    rings_out.push(progress);
+                    continue;
+                }
                 rings_out.push(progress);
                 gate = None;
                 continue;
@@ -1542,8 +1563,13 @@ impl<'a> Run<'a> {
             rings_out.push(progress);
         }
 
-        let all_completed =
-            !rings_out.is_empty() && rings_out.iter().all(|r| r.phase == RingPhase::Completed);
+        // Late members of a completed ring (see above) keep the rollout going until they are
+        // done too.
+        let unfinished = |r: &RingProgress| r.pending > 0 || r.in_flight > 0;
+        let all_completed = !rings_out.is_empty()
+            && rings_out
+                .iter()
+                .all(|r| r.phase == RingPhase::Completed && !unfinished(r));
         let phase = if aborted {
             RolloutPhase::Aborted
         } else if rolling_back {
@@ -1607,7 +1633,10 @@ impl<'a> Run<'a> {
                 halt_reason.clone().unwrap_or_default()
             }
             _ if paused => "paused: no new operation starts until spec.paused is false".to_owned(),
-            _ => match rings_out.iter().find(|r| r.phase != RingPhase::Completed) {
+            _ => match rings_out
+                .iter()
+                .find(|r| r.phase != RingPhase::Completed || unfinished(r))
+            {
                 Some(ring) => describe_ring(ring, stalled.as_deref()),
                 None => String::new(),
             },

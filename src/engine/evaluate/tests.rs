@@ -251,6 +251,117 @@ fn resume_after_a_halt_continues_and_accepts_the_failures_so_far() {
 }
 
 #[test]
+fn an_asset_that_joins_a_completed_ring_is_patched_without_holding_the_next_ring_back() {
+    let text = format!(
+        "{}{}{}{}{}{}",
+        assets("p", 2, "pilot", ""),
+        assets("r", 2, "rest", ""),
+        ring("pilot", ", maxConcurrent: 2, bakeTime: 1h"),
+        ring("rest", ", maxConcurrent: 1"),
+        ALWAYS_OPEN,
+        policy("pilot, rest", "")
+    );
+    // 10:00 the pilot starts, 10:10 it is done and bakes until 11:10.
+    let first = simulate(inventory(&text), NOW, "2026-11-27T10:30:00Z", vec![]);
+    let status = first.inventory.rollouts[0].status.clone().unwrap();
+    assert_eq!(status.rings[0].phase, RingPhase::Baking, "{status:?}");
+    // 10:30 a pilot laptop reports the update for the first time (enrolled late).
+    let mut inventory = first.inventory;
+    inventory
+        .assets
+        .extend(self::inventory(&assets("late", 1, "pilot", "")).assets);
+    let second = simulate(
+        inventory,
+        "2026-11-27T10:30:00Z",
+        "2026-11-27T13:00:00Z",
+        vec![],
+    );
+    let starts: Vec<(&str, Timestamp)> = events_of(&second, EventType::OperationStarted)
+        .iter()
+        .map(|e| (e.asset.as_deref().unwrap_or_default(), e.time))
+        .collect();
+    assert_eq!(
+        starts,
+        [
+            ("late-1", t("2026-11-27T10:30:00Z")),
+            // The bake the pilot started at 10:10 decides, not the late laptop.
+            ("r-1", t("2026-11-27T11:10:00Z")),
+            ("r-2", t("2026-11-27T11:20:00Z")),
+        ]
+    );
+    assert!(
+        events_of(&second, EventType::RingCompleted)
+            .iter()
+            .all(|e| e.ring.as_deref() != Some("pilot")),
+        "the pilot completed once, before the laptop came"
+    );
+    let status = second.inventory.rollouts[0].status.clone().unwrap();
+    assert_eq!(status.phase, RolloutPhase::Succeeded);
+    let pilot = &status.rings[0];
+    assert_eq!((pilot.total, pilot.succeeded), (3, 3));
+    assert_eq!(pilot.completed_at, Some(Time(t("2026-11-27T10:10:00Z"))));
+}
+
+#[test]
+fn a_rollout_is_not_done_while_a_late_member_of_a_completed_ring_waits() {
+    let laptops = ALWAYS_OPEN.replace(
+        "spec: {",
+        "spec: {selector: {matchLabels: {kind: laptop}}, ",
+    );
+    let text = format!(
+        "{}{}{}{}{}{}{}",
+        assets("p", 1, "pilot", ", kind: laptop"),
+        assets("r", 2, "rest", ", kind: laptop"),
+        ring("pilot", ", bakeTime: 1h"),
+        ring("rest", ""),
+        laptops,
+        // The kiosk's only window opens next week.
+        "---\nkind: MaintenanceWindow\napiVersion: patchwave.dev/v1alpha1\nmetadata: {name: next-week}\n\
+         spec: {selector: {matchLabels: {kind: kiosk}}, start: '2026-12-04T00:00:00Z', end: '2026-12-05T00:00:00Z'}\n",
+        policy("pilot, rest", "")
+    );
+    // The pilot is done at 10:10 and bakes until 11:10; at 10:30 a pilot kiosk reports.
+    let first = simulate(inventory(&text), NOW, "2026-11-27T10:30:00Z", vec![]);
+    let mut inventory = first.inventory;
+    inventory
+        .assets
+        .extend(self::inventory(&assets("kiosk", 1, "pilot", ", kind: kiosk")).assets);
+    let second = simulate(
+        inventory,
+        "2026-11-27T10:30:00Z",
+        "2026-11-28T00:00:00Z",
+        vec![],
+    );
+    // Both rings are done; the rollout is not.
+    let status = second.inventory.rollouts[0].status.clone().unwrap();
+    let phases: Vec<(RingPhase, i32)> = status.rings.iter().map(|r| (r.phase, r.pending)).collect();
+    assert_eq!(
+        phases,
+        [(RingPhase::Completed, 1), (RingPhase::Completed, 0)]
+    );
+    assert_eq!(status.phase, RolloutPhase::Progressing, "{status:?}");
+    assert!(
+        status
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("ring pilot") && m.contains("1 pending")),
+        "{status:?}"
+    );
+    assert!(events_of(&second, EventType::RolloutSucceeded).is_empty());
+    // Next week the kiosk is patched, and then the rollout has succeeded.
+    let third = simulate(
+        second.inventory,
+        "2026-11-28T00:00:00Z",
+        "2026-12-06T00:00:00Z",
+        vec![],
+    );
+    let started = events_of(&third, EventType::OperationStarted);
+    assert_eq!(started.len(), 1);
+    assert_eq!(started[0].time, t("2026-12-04T00:00:00Z"));
+    assert_eq!(events_of(&third, EventType::RolloutSucceeded).len(), 1);
+}
+
+#[test]
 fn an_operation_without_result_times_out_and_counts_as_failed() {
     let mut text = assets("a", 2, "pilot", "");
     text = text.replacen(
