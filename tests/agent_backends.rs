@@ -742,7 +742,8 @@ fn apt_installed_versions_skip_names_dpkg_does_not_know() {
 
 const RPM_FORMAT: &str = "%{NAME} %|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE}\\n";
 
-fn dnf_machine(fake: &FakeRunner, check_update: CommandOutput) {
+/// The Rocky Linux machine of the dnf fixtures: its os-release and uname.
+fn dnf_host(fake: &FakeRunner) -> &FakeRunner {
     fake.on(
         "cat",
         &["/etc/os-release"],
@@ -753,27 +754,46 @@ fn dnf_machine(fake: &FakeRunner, check_update: CommandOutput) {
         &["-n", "-r", "-m"],
         reply(0, &fixture("dnf/uname.txt"), ""),
     )
-    .on("dnf", &["check-update"], check_update)
-    .on(
-        "dnf",
-        &["--version"],
-        reply(0, &fixture("dnf/recorded/version.txt"), ""),
-    )
-    .on(
-        "dnf",
-        &["updateinfo", "list", "--updates"],
-        reply(0, &fixture("dnf/updateinfo-list.txt"), ""),
-    )
-    .on(
-        "dnf",
-        &["updateinfo", "info", "--updates"],
-        reply(0, &fixture("dnf/updateinfo-info.txt"), ""),
-    )
-    .on(
-        "dnf",
-        &["needs-restarting", "-r"],
-        reply(1, &fixture("dnf/needs-restarting-reboot.txt"), ""),
-    );
+}
+
+/// A dnf5 machine (the dnf fixtures' host) whose `check-update` lists the dnf5 fixture.
+fn dnf5_machine(fake: &FakeRunner) -> &FakeRunner {
+    dnf_host(fake)
+        .on(
+            "dnf",
+            &["--version"],
+            reply(0, &fixture("dnf5/version.txt"), ""),
+        )
+        .on(
+            "dnf",
+            &["check-update"],
+            reply(100, &fixture("dnf5/check-update.txt"), ""),
+        )
+}
+
+fn dnf_machine(fake: &FakeRunner, check_update: CommandOutput) {
+    dnf_host(fake)
+        .on("dnf", &["check-update"], check_update)
+        .on(
+            "dnf",
+            &["--version"],
+            reply(0, &fixture("dnf/recorded/version.txt"), ""),
+        )
+        .on(
+            "dnf",
+            &["updateinfo", "list", "--updates"],
+            reply(0, &fixture("dnf/updateinfo-list.txt"), ""),
+        )
+        .on(
+            "dnf",
+            &["updateinfo", "info", "--updates"],
+            reply(0, &fixture("dnf/updateinfo-info.txt"), ""),
+        )
+        .on(
+            "dnf",
+            &["needs-restarting", "-r"],
+            reply(1, &fixture("dnf/needs-restarting-reboot.txt"), ""),
+        );
 }
 
 #[test]
@@ -878,41 +898,32 @@ fn dnf_inventory_joins_check_update_advisories_and_rpm() {
 #[test]
 fn dnf_no_updates_and_metadata_errors() {
     let (fake, runner) = fake_runner();
-    fake.on(
-        "cat",
-        &["/etc/os-release"],
-        reply(0, &fixture("dnf/os-release"), ""),
-    )
-    .on(
-        "uname",
-        &["-n", "-r", "-m"],
-        reply(0, &fixture("dnf/uname.txt"), ""),
-    )
-    .on(
-        "dnf",
-        &["check-update"],
-        reply(0, &fixture("dnf/recorded/check-update-none.txt"), ""),
-    )
-    .on(
-        "dnf",
-        &["--version"],
-        reply(0, &fixture("dnf/recorded/version.txt"), ""),
-    )
-    .on(
-        "dnf",
-        &["updateinfo", "list", "--updates"],
-        reply(0, "", ""),
-    )
-    .on(
-        "dnf",
-        &["updateinfo", "info", "--updates"],
-        reply(0, "", ""),
-    )
-    .on(
-        "dnf",
-        &["needs-restarting", "-r"],
-        reply(0, &fixture("dnf/recorded/needs-restarting.txt"), ""),
-    );
+    dnf_host(&fake)
+        .on(
+            "dnf",
+            &["check-update"],
+            reply(0, &fixture("dnf/recorded/check-update-none.txt"), ""),
+        )
+        .on(
+            "dnf",
+            &["--version"],
+            reply(0, &fixture("dnf/recorded/version.txt"), ""),
+        )
+        .on(
+            "dnf",
+            &["updateinfo", "list", "--updates"],
+            reply(0, "", ""),
+        )
+        .on(
+            "dnf",
+            &["updateinfo", "info", "--updates"],
+            reply(0, "", ""),
+        )
+        .on(
+            "dnf",
+            &["needs-restarting", "-r"],
+            reply(0, &fixture("dnf/recorded/needs-restarting.txt"), ""),
+        );
     let inventory = DnfBackend::new(runner).inventory().expect("inventory");
     assert!(inventory.available.is_empty());
     assert!(!inventory.reboot_pending);
@@ -1068,46 +1079,37 @@ type PackageRow<'a> = (
 fn dnf_against_recorded_dnf_4_14_outputs() {
     let recorded = |name: &str| fixture(&format!("dnf/recorded/{name}"));
     let (fake, runner) = fake_runner();
-    fake.on(
-        "cat",
-        &["/etc/os-release"],
-        reply(0, &fixture("dnf/os-release"), ""),
-    )
-    .on(
-        "uname",
-        &["-n", "-r", "-m"],
-        reply(0, &fixture("dnf/uname.txt"), ""),
-    )
-    .on(
-        "dnf",
-        &["check-update"],
-        reply(100, &recorded("check-update.txt"), ""),
-    )
-    .on(
-        "dnf",
-        &["--version"],
-        reply(0, &recorded("version.txt"), ""),
-    )
-    .on(
-        "dnf",
-        &["updateinfo", "list", "--updates"],
-        reply(0, &recorded("updateinfo-list.txt"), ""),
-    )
-    .on(
-        "dnf",
-        &["updateinfo", "info", "--updates"],
-        reply(0, &recorded("updateinfo-info.txt"), ""),
-    )
-    .on(
-        "dnf",
-        &["needs-restarting", "-r"],
-        reply(0, &recorded("needs-restarting.txt"), ""),
-    )
-    .on(
-        "rpm",
-        &["-q", "--qf", RPM_FORMAT, "pwdemo", "pwlib", "pwtool"],
-        reply(0, &recorded("rpm-query.txt"), ""),
-    );
+    dnf_host(&fake)
+        .on(
+            "dnf",
+            &["check-update"],
+            reply(100, &recorded("check-update.txt"), ""),
+        )
+        .on(
+            "dnf",
+            &["--version"],
+            reply(0, &recorded("version.txt"), ""),
+        )
+        .on(
+            "dnf",
+            &["updateinfo", "list", "--updates"],
+            reply(0, &recorded("updateinfo-list.txt"), ""),
+        )
+        .on(
+            "dnf",
+            &["updateinfo", "info", "--updates"],
+            reply(0, &recorded("updateinfo-info.txt"), ""),
+        )
+        .on(
+            "dnf",
+            &["needs-restarting", "-r"],
+            reply(0, &recorded("needs-restarting.txt"), ""),
+        )
+        .on(
+            "rpm",
+            &["-q", "--qf", RPM_FORMAT, "pwdemo", "pwlib", "pwtool"],
+            reply(0, &recorded("rpm-query.txt"), ""),
+        );
     let backend = DnfBackend::new(runner);
     let inventory = backend.inventory().expect("inventory");
     assert!(!inventory.reboot_pending);
@@ -1246,50 +1248,35 @@ fn dnf_against_recorded_dnf_4_14_outputs() {
 fn dnf5_advisories_come_from_its_json() {
     let dnf5 = |name: &str| fixture(&format!("dnf5/{name}"));
     let (fake, runner) = fake_runner();
-    fake.on(
-        "cat",
-        &["/etc/os-release"],
-        reply(0, &fixture("dnf/os-release"), ""),
-    )
-    .on(
-        "uname",
-        &["-n", "-r", "-m"],
-        reply(0, &fixture("dnf/uname.txt"), ""),
-    )
-    .on("dnf", &["--version"], reply(0, &dnf5("version.txt"), ""))
-    .on(
-        "dnf",
-        &["check-update"],
-        reply(100, &dnf5("check-update.txt"), ""),
-    )
-    .on(
-        "dnf",
-        &["advisory", "list", "--updates", "--json"],
-        reply(0, &dnf5("advisory-list.json"), ""),
-    )
-    .on(
-        "dnf",
-        &["advisory", "list", "--updates", "--with-cve", "--json"],
-        reply(0, &dnf5("advisory-list-cve.json"), ""),
-    )
-    .on("dnf", &["needs-restarting", "-r"], reply(0, "", ""))
-    .on(
-        "rpm",
-        &[
-            "-q",
-            "--qf",
-            RPM_FORMAT,
-            "curl",
-            "kernel",
-            "libcurl",
-            "openssl",
-            "openssl-libs",
-            "tzdata",
-            "vim-minimal",
-            "grub2-tools",
-        ],
-        reply(0, &dnf5("rpm-query.txt"), ""),
-    );
+    dnf5_machine(&fake)
+        .on(
+            "dnf",
+            &["advisory", "list", "--updates", "--json"],
+            reply(0, &dnf5("advisory-list.json"), ""),
+        )
+        .on(
+            "dnf",
+            &["advisory", "list", "--updates", "--with-cve", "--json"],
+            reply(0, &dnf5("advisory-list-cve.json"), ""),
+        )
+        .on("dnf", &["needs-restarting", "-r"], reply(0, "", ""))
+        .on(
+            "rpm",
+            &[
+                "-q",
+                "--qf",
+                RPM_FORMAT,
+                "curl",
+                "kernel",
+                "libcurl",
+                "openssl",
+                "openssl-libs",
+                "tzdata",
+                "vim-minimal",
+                "grub2-tools",
+            ],
+            reply(0, &dnf5("rpm-query.txt"), ""),
+        );
     let inventory = DnfBackend::new(runner).inventory().expect("dnf5 inventory");
     let ids: Vec<&str> = inventory.available.iter().map(|u| u.id.as_str()).collect();
     // grub2-tools-extra is installed and obsoleted by grub2-tools, not an update.
@@ -1361,26 +1348,7 @@ fn dnf5_advisories_come_from_its_json() {
 #[test]
 fn dnf5_answers_that_are_not_json_name_the_command() {
     let (fake, runner) = fake_runner();
-    fake.on(
-        "cat",
-        &["/etc/os-release"],
-        reply(0, &fixture("dnf/os-release"), ""),
-    )
-    .on(
-        "uname",
-        &["-n", "-r", "-m"],
-        reply(0, &fixture("dnf/uname.txt"), ""),
-    )
-    .on(
-        "dnf",
-        &["--version"],
-        reply(0, &fixture("dnf5/version.txt"), ""),
-    )
-    .on(
-        "dnf",
-        &["check-update"],
-        reply(100, &fixture("dnf5/check-update.txt"), ""),
-    )
+    dnf5_machine(&fake)
     .on(
         "dnf",
         &["advisory", "list", "--updates", "--json"],

@@ -250,6 +250,19 @@ fn resume_after_a_halt_continues_and_accepts_the_failures_so_far() {
     assert_eq!(resumed, Some(Some("ops")));
 }
 
+/// Adds the assets of `yaml` to a simulation's objects at `from` (they report for the first
+/// time) and simulates on until `until`. Nothing may be in flight at `from`: the agents'
+/// completions do not carry over from one simulation to the next.
+fn join_and_simulate(
+    mut inventory: Inventory,
+    yaml: &str,
+    from: &str,
+    until: &str,
+) -> simulation::Simulation {
+    inventory.assets.extend(self::inventory(yaml).assets);
+    simulate(inventory, from, until, vec![])
+}
+
 #[test]
 fn an_asset_that_joins_a_completed_ring_is_patched_without_holding_the_next_ring_back() {
     let text = format!(
@@ -266,15 +279,11 @@ fn an_asset_that_joins_a_completed_ring_is_patched_without_holding_the_next_ring
     let status = first.inventory.rollouts[0].status.clone().unwrap();
     assert_eq!(status.rings[0].phase, RingPhase::Baking, "{status:?}");
     // 10:30 a pilot laptop reports the update for the first time (enrolled late).
-    let mut inventory = first.inventory;
-    inventory
-        .assets
-        .extend(self::inventory(&assets("late", 1, "pilot", "")).assets);
-    let second = simulate(
-        inventory,
+    let second = join_and_simulate(
+        first.inventory,
+        &assets("late", 1, "pilot", ""),
         "2026-11-27T10:30:00Z",
         "2026-11-27T13:00:00Z",
-        vec![],
     );
     let starts: Vec<(&str, Timestamp)> = events_of(&second, EventType::OperationStarted)
         .iter()
@@ -322,15 +331,11 @@ fn a_rollout_is_not_done_while_a_late_member_of_a_completed_ring_waits() {
     );
     // The pilot is done at 10:10 and bakes until 11:10; at 10:30 a pilot kiosk reports.
     let first = simulate(inventory(&text), NOW, "2026-11-27T10:30:00Z", vec![]);
-    let mut inventory = first.inventory;
-    inventory
-        .assets
-        .extend(self::inventory(&assets("kiosk", 1, "pilot", ", kind: kiosk")).assets);
-    let second = simulate(
-        inventory,
+    let second = join_and_simulate(
+        first.inventory,
+        &assets("kiosk", 1, "pilot", ", kind: kiosk"),
         "2026-11-27T10:30:00Z",
         "2026-11-28T00:00:00Z",
-        vec![],
     );
     // Both rings are done; the rollout is not.
     let status = second.inventory.rollouts[0].status.clone().unwrap();
