@@ -273,6 +273,20 @@ pub struct Signature {
     pub note: Option<String>,
 }
 
+impl Signature {
+    /// " by WHO at WHEN", leaving out what the signature does not say: for messages about it.
+    pub fn by_at(&self) -> String {
+        let mut text = String::new();
+        if let Some(by) = &self.by {
+            text.push_str(&format!(" by {by}"));
+        }
+        if let Some(at) = &self.at {
+            text.push_str(&format!(" at {}", at.0));
+        }
+        text
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

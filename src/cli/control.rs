@@ -149,18 +149,6 @@ pub(crate) async fn sign(cluster: &Cluster, note: Option<&str>) -> Signature {
     }
 }
 
-/// "by X at T" for messages about an earlier signature.
-fn signed(signature: &Signature) -> String {
-    let mut out = String::new();
-    if let Some(by) = &signature.by {
-        out += &format!(" by {by}");
-    }
-    if let Some(at) = &signature.at {
-        out += &format!(" at {}", at.0);
-    }
-    out
-}
-
 fn to_json<T: serde::Serialize>(value: &T) -> Result<serde_json::Value, CliError> {
     serde_json::to_value(value)
         .map_err(|e| CliError::Cluster(format!("cannot encode the change: {e}")))
@@ -179,7 +167,7 @@ fn refuse_if_over(object: &ObjectRef, rollout: &PatchRollout, what: &str) -> Res
     if let Some(abort) = &rollout.spec.abort {
         return Err(CliError::Cluster(format!(
             "{object} was aborted{}; nothing to {what}",
-            signed(abort)
+            abort.by_at()
         )));
     }
     if rollout
@@ -232,7 +220,7 @@ pub fn approve(args: &ApproveArgs) -> Result<ExitCode, CliError> {
                     if let Some(existing) = list.iter().find(|a| &a.name == name) {
                         notes.push(format!(
                             "{kind} {name} already approved{}",
-                            signed(&existing.signature)
+                            existing.signature.by_at()
                         ));
                     } else if !added.contains(&(kind, name)) {
                         list.push(Approval {
@@ -258,7 +246,7 @@ pub fn approve(args: &ApproveArgs) -> Result<ExitCode, CliError> {
             message = format!(
                 "{message}\napproved {} of {object}{}",
                 words.join(", "),
-                signed(&signature)
+                signature.by_at()
             );
             let mut spec = serde_json::Map::new();
             if added.iter().any(|(k, _)| *k == "ring") {
@@ -333,7 +321,7 @@ pub fn resume(args: &ResumeArgs) -> Result<ExitCode, CliError> {
             {
                 return Ok(Change::Nothing(format!(
                     "halt {halts} of ring {ring} of {object} is already resumed{}; the operator goes on at its next reconcile",
-                    signed(&existing.signature)
+                    existing.signature.by_at()
                 )));
             }
             if rollout.spec.resumes.len() >= MAX_RESUMES {
@@ -351,7 +339,7 @@ pub fn resume(args: &ResumeArgs) -> Result<ExitCode, CliError> {
                 json!({"resumes": to_json(&resumes)?}),
                 format!(
                     "resumed ring {ring} of {object} after halt {halts}{}: its failures so far are accepted",
-                    signed(&signature)
+                    signature.by_at()
                 ),
             ))
         })
@@ -372,7 +360,7 @@ pub fn abort(args: &AbortArgs) -> Result<ExitCode, CliError> {
                 .await
                 .map_err(|e| object.error("read", e))?;
             if let Some(abort) = &rollout.spec.abort {
-                return done(&format!("{object} is already aborted{}", signed(abort)));
+                return done(&format!("{object} is already aborted{}", abort.by_at()));
             }
             let phase = rollout.status.map(|s| s.phase).unwrap_or_default();
             print(&format!(
@@ -387,12 +375,12 @@ pub fn abort(args: &AbortArgs) -> Result<ExitCode, CliError> {
             if let Some(abort) = &rollout.spec.abort {
                 return Ok(Change::Nothing(format!(
                     "{object} is already aborted{}",
-                    signed(abort)
+                    abort.by_at()
                 )));
             }
             Ok(Change::Spec(
                 json!({"abort": to_json(&signature)?}),
-                format!("aborted {object}{}: nothing new starts", signed(&signature)),
+                format!("aborted {object}{}: nothing new starts", signature.by_at()),
             ))
         })
         .await?;

@@ -710,17 +710,10 @@ fn people_decisions(
 
 /// " by WHO at WHEN: NOTE", leaving out what the signature does not say.
 fn signed(signature: &crate::api::Signature) -> String {
-    let mut text = String::new();
-    if let Some(by) = &signature.by {
-        text.push_str(&format!(" by {by}"));
+    match &signature.note {
+        Some(note) => format!("{}: {note}", signature.by_at()),
+        None => signature.by_at(),
     }
-    if let Some(at) = &signature.at {
-        text.push_str(&format!(" at {}", at.0));
-    }
-    if let Some(note) = &signature.note {
-        text.push_str(&format!(": {note}"));
-    }
-    text
 }
 
 /// Event notes are limited to 1 kB.
