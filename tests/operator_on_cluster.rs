@@ -542,6 +542,12 @@ async fn approvals_holds_deny_windows_and_unscheduled_assets() {
         .expect("status names the approval");
     assert_eq!(approved.note.as_deref(), Some("CHG-1234"));
     assert!(status.rings[0].approved.is_none(), "r1 needs no approval");
+    let assets_approved =
+        wait_events(&env, "AssetApproved", "asset dc-01 approved by it-lead").await;
+    assert!(
+        assets_approved.len() == 1 && assets_approved[0].series.is_none(),
+        "{assets_approved:?}"
+    );
     let announced = wait_events(
         &env,
         "RingApproved",

@@ -155,7 +155,7 @@ async fn reconcile_namespace(ctx: &Context, namespace: &str) -> Result<Option<Ti
     last.rollout_statuses = BTreeMap::new();
     last.created_rollouts = Vec::new();
     // Read before the writes: what the stored statuses did not show yet.
-    let decisions = people_decisions(&original.rollouts, &inventory.rollouts);
+    let decisions = people_decisions(&original.rollouts, &inventory.rollouts, &events);
     let writer = Writer { ctx, namespace };
 
     // Assets before rollout status: a rollout never shows Succeeded (or a ring Completed)
@@ -666,12 +666,37 @@ struct PersonDecision {
 
 /// The ring approvals and resumes that the rollouts' new statuses show and their stored
 /// statuses do not. The stored status is the record of what was announced, so an operator
-/// restarted after writing it does not announce the same decision again.
+/// restarted after writing it does not announce the same decision again. And the per-asset
+/// approvals of the assets whose operation this reconcile started: an operation starts once
+/// per rollout and asset, so each is announced once too.
 fn people_decisions(
     stored: &BTreeMap<String, Option<PatchRolloutStatus>>,
     rollouts: &[PatchRollout],
+    events: &[Event],
 ) -> Vec<PersonDecision> {
     let mut decisions = Vec::new();
+    for event in events {
+        let (EventType::OperationStarted, Some(rollout), Some(asset)) =
+            (event.kind, &event.rollout, &event.asset)
+        else {
+            continue;
+        };
+        let approval = rollouts
+            .iter()
+            .filter(|r| r.metadata.name.as_deref() == Some(rollout.as_str()))
+            .flat_map(|r| r.spec.approved_assets.iter())
+            .find(|a| &a.name == asset);
+        if let Some(approval) = approval {
+            decisions.push(PersonDecision {
+                rollout: rollout.clone(),
+                reason: "AssetApproved",
+                note: format!(
+                    "asset {asset} approved{}; its operation started",
+                    signed(&approval.signature)
+                ),
+            });
+        }
+    }
     for rollout in rollouts {
         let (Some(name), Some(status)) = (rollout.metadata.name.as_deref(), &rollout.status) else {
             continue;
@@ -796,7 +821,7 @@ mod tests {
                 s
             }),
         )]);
-        let decisions = people_decisions(&stored_before, &new);
+        let decisions = people_decisions(&stored_before, &new, &[]);
         let notes: Vec<(&str, &str)> = decisions
             .iter()
             .map(|d| (d.reason, d.note.as_str()))
@@ -813,8 +838,43 @@ mod tests {
         );
         // Once written, the stored status shows them: nothing to announce again.
         let stored_after = BTreeMap::from([("security-1".to_owned(), new[0].status.clone())]);
-        assert!(people_decisions(&stored_after, &new).is_empty());
+        assert!(people_decisions(&stored_after, &new, &[]).is_empty());
         // A rollout the operator has not written yet (no stored status) announces too.
-        assert_eq!(people_decisions(&BTreeMap::new(), &new).len(), 2);
+        assert_eq!(people_decisions(&BTreeMap::new(), &new, &[]).len(), 2);
+    }
+
+    #[test]
+    fn a_per_asset_approval_is_announced_when_its_operation_starts() {
+        let mut approved = rollout(vec![ring("pilot", None, None)]);
+        approved.spec.approved_assets = vec![crate::api::rollout::Approval {
+            name: "dc-01".to_owned(),
+            signature: Signature {
+                by: Some("it-lead".to_owned()),
+                at: None,
+                note: None,
+            },
+        }];
+        let stored = BTreeMap::from([("security-1".to_owned(), approved.status.clone())]);
+        let started = |asset: &str| Event {
+            time: Timestamp::UNIX_EPOCH,
+            kind: EventType::OperationStarted,
+            policy: Some("security".to_owned()),
+            rollout: Some("security-1".to_owned()),
+            ring: Some("pilot".to_owned()),
+            asset: Some(asset.to_owned()),
+            message: String::new(),
+        };
+        let rollouts = [approved];
+        let decisions = people_decisions(&stored, &rollouts, &[started("a-01"), started("dc-01")]);
+        assert_eq!(
+            decisions,
+            [PersonDecision {
+                rollout: "security-1".to_owned(),
+                reason: "AssetApproved",
+                note: "asset dc-01 approved by it-lead; its operation started".to_owned(),
+            }]
+        );
+        // No start, nothing to announce: the approval waits for the asset's turn.
+        assert!(people_decisions(&stored, &rollouts, &[]).is_empty());
     }
 }
