@@ -756,6 +756,15 @@ fn dnf_host(fake: &FakeRunner) -> &FakeRunner {
     )
 }
 
+/// The dnf fixtures' host running dnf 4 (its recorded `dnf --version`).
+fn dnf4_host(fake: &FakeRunner) -> &FakeRunner {
+    dnf_host(fake).on(
+        "dnf",
+        &["--version"],
+        reply(0, &fixture("dnf/recorded/version.txt"), ""),
+    )
+}
+
 /// A dnf5 machine (the dnf fixtures' host) whose `check-update` lists the dnf5 fixture.
 fn dnf5_machine(fake: &FakeRunner) -> &FakeRunner {
     dnf_host(fake)
@@ -772,13 +781,8 @@ fn dnf5_machine(fake: &FakeRunner) -> &FakeRunner {
 }
 
 fn dnf_machine(fake: &FakeRunner, check_update: CommandOutput) {
-    dnf_host(fake)
+    dnf4_host(fake)
         .on("dnf", &["check-update"], check_update)
-        .on(
-            "dnf",
-            &["--version"],
-            reply(0, &fixture("dnf/recorded/version.txt"), ""),
-        )
         .on(
             "dnf",
             &["updateinfo", "list", "--updates"],
@@ -898,16 +902,11 @@ fn dnf_inventory_joins_check_update_advisories_and_rpm() {
 #[test]
 fn dnf_no_updates_and_metadata_errors() {
     let (fake, runner) = fake_runner();
-    dnf_host(&fake)
+    dnf4_host(&fake)
         .on(
             "dnf",
             &["check-update"],
             reply(0, &fixture("dnf/recorded/check-update-none.txt"), ""),
-        )
-        .on(
-            "dnf",
-            &["--version"],
-            reply(0, &fixture("dnf/recorded/version.txt"), ""),
         )
         .on(
             "dnf",
@@ -1079,16 +1078,11 @@ type PackageRow<'a> = (
 fn dnf_against_recorded_dnf_4_14_outputs() {
     let recorded = |name: &str| fixture(&format!("dnf/recorded/{name}"));
     let (fake, runner) = fake_runner();
-    dnf_host(&fake)
+    dnf4_host(&fake)
         .on(
             "dnf",
             &["check-update"],
             reply(100, &recorded("check-update.txt"), ""),
-        )
-        .on(
-            "dnf",
-            &["--version"],
-            reply(0, &recorded("version.txt"), ""),
         )
         .on(
             "dnf",

@@ -420,6 +420,17 @@ pub async fn wait_events(env: &TestEnv, reason: &str, naming: &str) -> Vec<KubeE
     .await
 }
 
+/// Waits for the Event with `reason` whose note contains `naming`, and asserts that it is the
+/// only one with that reason and was never repeated (no `series`): a decision announced once.
+pub async fn wait_event_once(env: &TestEnv, reason: &str, naming: &str) -> KubeEvent {
+    let mut events = wait_events(env, reason, naming).await;
+    assert!(
+        events.len() == 1 && events[0].series.is_none(),
+        "{reason} announced more than once: {events:?}"
+    );
+    events.remove(0)
+}
+
 /// Writes a rollout's spec fields as a person would (a JSON merge patch).
 pub async fn patch_rollout_spec(env: &TestEnv, name: &str, spec: serde_json::Value) {
     let api: Api<PatchRollout> = env.api();
