@@ -421,6 +421,62 @@ async fn on_failure_rollback_rolls_the_halted_rings_patched_assets_back() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_asset_enrolled_after_the_rollout_succeeded_gets_a_rollout_of_the_same_set() {
+    install_project_crds();
+    let env = test_env("op-late").await;
+    apply(
+        &env,
+        &[
+            ring_yaml("r1", "2", "0", "0s", "Automatic"),
+            open_window_yaml(),
+            policy_yaml("security", &["r1"], "  manualApproval: []\n"),
+        ]
+        .join("---\n"),
+    );
+    let late = AssetPlan::new("late-000", "r1");
+    let fleet = start_fleet_expecting(&env, &ring_of("a", "r1", 2), &[late.clone()], 600.0).await;
+    let _operator = start_operator(&env);
+    let first = the_rollout(&env).await.metadata.name.unwrap();
+    wait_rollout(&env, &first, "the first rollout succeeds", |r| {
+        phase(r) == "Succeeded"
+    })
+    .await;
+
+    enroll(&env, &late).await;
+    let second = format!("{first}-2");
+    let done = wait_rollout(
+        &env,
+        &second,
+        "a second rollout serves the late asset",
+        |r| phase(r) == "Succeeded",
+    )
+    .await;
+    let ring = &done.status.as_ref().unwrap().rings[0];
+    assert_eq!((ring.total, ring.succeeded), (1, 1), "{ring:?}");
+    let api: Api<PatchRollout> = env.api();
+    let first_rollout = api.get(&first).await.unwrap();
+    assert_eq!(first_rollout.spec.updates, done.spec.updates);
+    assert_eq!(
+        states(&env).await.get("late-000").map(String::as_str),
+        Some("Patched")
+    );
+    // The late asset does not make a third rollout, and the first stays as it was.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let names: Vec<String> = api
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|r| r.metadata.name)
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    let ring = &first_rollout.status.as_ref().unwrap().rings[0];
+    assert_eq!((ring.total, ring.succeeded), (2, 2), "{ring:?}");
+    fleet.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn approvals_holds_deny_windows_and_unscheduled_assets() {
     install_project_crds();
     let env = test_env("op-approve").await;

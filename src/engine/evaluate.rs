@@ -889,6 +889,8 @@ impl<'a> Run<'a> {
             let mut frozen: FastMap<(&str, Option<&str>), &crate::api::asset::AvailableUpdate> =
                 FastMap::default();
             let mut wake: Vec<Timestamp> = Vec::new();
+            // Assets that miss at least one of the updates frozen below.
+            let mut missing_on: Vec<usize> = Vec::new();
             for asset in 0..self.memo.facts.len() {
                 let Some(placement) = self.placement(asset, policy) else {
                     continue;
@@ -912,6 +914,9 @@ impl<'a> Run<'a> {
                     frozen
                         .entry((update.id.as_str(), update.version.as_deref()))
                         .or_insert(update);
+                    if missing_on.last() != Some(&asset) {
+                        missing_on.push(asset);
+                    }
                 }
             }
             for at in wake {
@@ -946,19 +951,23 @@ impl<'a> Run<'a> {
             let active = of_policy
                 .iter()
                 .any(|r| !is_terminal(r.status.as_ref().map(|s| s.phase).unwrap_or_default()));
-            let latest_same = of_policy
-                .last()
-                .is_some_and(|r| r.spec.revision == revision);
+            let latest_same = of_policy.last().is_some_and(|latest| {
+                latest.spec.revision == revision && !self.left_behind(latest, &missing_on)
+            });
             if active || latest_same {
                 continue;
             }
-            let mut rollout_name = rollout_name(name, &revision);
-            if self
+            let base_name = rollout_name(name, &revision);
+            let mut rollout_name = base_name.clone();
+            // The same set again (for assets the last rollout never served) needs a new name.
+            let mut suffix = of_policy.len() + 1;
+            while self
                 .rollouts
                 .iter()
                 .any(|r| r.metadata.name.as_deref() == Some(rollout_name.as_str()))
             {
-                rollout_name = format!("{rollout_name}-{}", of_policy.len() + 1);
+                rollout_name = format!("{base_name}-{suffix}");
+                suffix += 1;
             }
             let spec = PatchRolloutSpec {
                 policy: name.to_owned(),
@@ -994,6 +1003,20 @@ impl<'a> Run<'a> {
             self.out.created_rollouts.push(rollout.clone());
             self.rollouts.push(rollout);
         }
+    }
+
+    /// Whether `latest` succeeded while some of the assets in `missing_on` (they miss its
+    /// updates now) were never served by it: they reported the updates only after it had
+    /// finished, or were held or outside every window while it ran. Those deserve a rollout
+    /// of the same set. Assets it did serve (failed, or an install that did not stick) do not
+    /// start one, or a failing asset would start a rollout after every rollout forever; an
+    /// aborted rollout is a person's decision and is not run again by itself.
+    fn left_behind(&self, latest: &PatchRollout, missing_on: &[usize]) -> bool {
+        let phase = latest.status.as_ref().map(|s| s.phase).unwrap_or_default();
+        phase == RolloutPhase::Succeeded
+            && missing_on
+                .iter()
+                .any(|&asset| self.record(asset, object_name(latest)).is_none())
     }
 
     fn advance_rollouts(&mut self) {

@@ -208,14 +208,23 @@ pub fn apply(env: &TestEnv, yaml: &str) {
 
 /// Creates the assets and starts their simulated agents (10m operations take `10m / speed`).
 pub async fn start_fleet(env: &TestEnv, plans: &[AssetPlan], speed: f64) -> FleetHandle {
+    start_fleet_expecting(env, plans, &[], speed).await
+}
+
+/// [`start_fleet`], with agents also ready for the assets of `later`: each reports its
+/// inventory once the test creates its Asset with [`enroll`] (a machine enrolled late).
+pub async fn start_fleet_expecting(
+    env: &TestEnv,
+    plans: &[AssetPlan],
+    later: &[AssetPlan],
+    speed: f64,
+) -> FleetHandle {
     let api: Api<Asset> = env.api();
     for plan in plans {
-        api.create(&PostParams::default(), &plan.asset())
-            .await
-            .unwrap_or_else(|e| panic!("creating Asset {}: {e}", plan.name));
+        enroll(env, plan).await;
     }
     let mut config = FleetConfig::new(&env.namespace);
-    config.seed = plans.iter().map(AssetPlan::seed).collect();
+    config.seed = plans.iter().chain(later).map(AssetPlan::seed).collect();
     config.speed = speed;
     config.heartbeat = Duration::from_secs(3600);
     let handle = fleet::spawn(env.client.clone(), config);
@@ -243,6 +252,14 @@ pub async fn start_fleet(env: &TestEnv, plans: &[AssetPlan], speed: f64) -> Flee
     })
     .await;
     handle
+}
+
+/// Creates the Asset of `plan`, as enrolling its machine does.
+pub async fn enroll(env: &TestEnv, plan: &AssetPlan) {
+    let api: Api<Asset> = env.api();
+    api.create(&PostParams::default(), &plan.asset())
+        .await
+        .unwrap_or_else(|e| panic!("creating Asset {}: {e}", plan.name));
 }
 
 /// An operator running inside the test process, scoped to the test namespace.

@@ -366,6 +366,140 @@ fn a_rollout_is_not_done_while_a_late_member_of_a_completed_ring_waits() {
     assert_eq!(events_of(&third, EventType::RolloutSucceeded).len(), 1);
 }
 
+/// The rollouts of a simulation by name, each with its phase and the assets it served.
+fn rollouts_served(sim: &simulation::Simulation) -> Vec<(String, RolloutPhase, Vec<String>)> {
+    sim.inventory
+        .rollouts
+        .iter()
+        .map(|r| {
+            let name = r.metadata.name.clone().unwrap_or_default();
+            let mut served: Vec<String> = sim
+                .inventory
+                .assets
+                .iter()
+                .filter(|a| stored_record(a, &name).is_some())
+                .map(|a| a.metadata.name.clone().unwrap_or_default())
+                .collect();
+            served.sort();
+            let phase = r.status.as_ref().map(|s| s.phase).unwrap_or_default();
+            (name, phase, served)
+        })
+        .collect()
+}
+
+#[test]
+fn an_asset_that_reports_after_the_rollout_succeeded_gets_a_rollout_of_the_same_set() {
+    let text = format!(
+        "{}{}{}{}",
+        assets("a", 2, "pilot", ""),
+        ring("pilot", ", maxConcurrent: 2"),
+        ALWAYS_OPEN,
+        policy("pilot", "")
+    );
+    // 10:00 both start, 10:10 the rollout has succeeded.
+    let first = simulate(inventory(&text), NOW, "2026-11-27T11:00:00Z", vec![]);
+    let [(name, phase, _)] = &rollouts_served(&first)[..] else {
+        panic!("one rollout: {:?}", rollouts_served(&first));
+    };
+    assert_eq!(*phase, RolloutPhase::Succeeded);
+    let name = name.clone();
+    // 11:00 a laptop enrolled late reports the same missing update.
+    let second = join_and_simulate(
+        first.inventory,
+        &assets("late", 1, "pilot", ""),
+        "2026-11-27T11:00:00Z",
+        "2026-11-28T11:00:00Z",
+    );
+    assert_eq!(
+        rollouts_served(&second),
+        [
+            (
+                name.clone(),
+                RolloutPhase::Succeeded,
+                vec!["a-1".to_owned(), "a-2".to_owned()]
+            ),
+            (
+                format!("{name}-2"),
+                RolloutPhase::Succeeded,
+                vec!["late-1".to_owned()]
+            ),
+        ]
+    );
+    let created = events_of(&second, EventType::RolloutCreated);
+    assert_eq!(created.len(), 1, "one more rollout, not one per evaluation");
+    assert_eq!(created[0].time, t("2026-11-27T11:00:00Z"));
+    let late = second.assets.iter().find(|a| a.name == "late-1").unwrap();
+    assert_eq!(late.state, AssetState::Patched);
+    // Its rollout holds the same frozen set as the first.
+    let [first_rollout, second_rollout] = &second.inventory.rollouts[..] else {
+        unreachable!("two rollouts, asserted above");
+    };
+    assert_eq!(first_rollout.spec.revision, second_rollout.spec.revision);
+    assert_eq!(first_rollout.spec.updates, second_rollout.spec.updates);
+}
+
+#[test]
+fn an_asset_released_from_hold_after_the_rollout_gets_a_rollout_then() {
+    let text = format!(
+        "{}{}{}{}",
+        assets("a", 2, "pilot", ""),
+        ring("pilot", ", maxConcurrent: 2"),
+        ALWAYS_OPEN,
+        policy("pilot", "")
+    )
+    .replacen(
+        "spec: {osFamily: Linux, criticality: Low}",
+        "spec: {osFamily: Linux, criticality: Low, hold: true}",
+        1,
+    );
+    let mut first = simulate(inventory(&text), NOW, "2026-11-28T00:00:00Z", vec![]);
+    // Held while the rollout ran, and still held after it: nothing more happens.
+    assert_eq!(rollouts_served(&first).len(), 1);
+    let held = first.assets.iter().find(|a| a.name == "a-1").unwrap();
+    assert_eq!(held.state, AssetState::Held);
+    for asset in &mut first.inventory.assets {
+        Arc::make_mut(asset).spec.hold = false;
+    }
+    let second = simulate(
+        first.inventory,
+        "2026-11-28T00:00:00Z",
+        "2026-11-29T00:00:00Z",
+        vec![],
+    );
+    let served: Vec<Vec<String>> = rollouts_served(&second)
+        .into_iter()
+        .map(|(_, _, served)| served)
+        .collect();
+    assert_eq!(served, [vec!["a-2".to_owned()], vec!["a-1".to_owned()]]);
+    let released = second.assets.iter().find(|a| a.name == "a-1").unwrap();
+    assert_eq!(released.state, AssetState::Patched);
+}
+
+#[test]
+fn an_asset_the_rollout_served_does_not_start_it_again() {
+    let text = format!(
+        "{}{}{}{}",
+        assets("a", 3, "pilot", ""),
+        ring("pilot", ", maxConcurrent: 3, failureThreshold: 1"),
+        ALWAYS_OPEN,
+        policy("pilot", "")
+    )
+    .replacen(
+        "name: a-1,",
+        "name: a-1, annotations: {simulate.patchwave.dev/outcome: Failed},",
+        1,
+    );
+    // The rollout succeeds with a-1 failed (1 failure is within the threshold). a-1 still
+    // misses the update, but another rollout of the same set would fail it again, and again.
+    let sim = simulate(inventory(&text), NOW, "2026-12-27T00:00:00Z", vec![]);
+    let rollouts = rollouts_served(&sim);
+    assert_eq!(rollouts.len(), 1, "{rollouts:?}");
+    assert_eq!(rollouts[0].1, RolloutPhase::Succeeded);
+    assert_eq!(events_of(&sim, EventType::RolloutCreated).len(), 1);
+    let failed = sim.assets.iter().find(|a| a.name == "a-1").unwrap();
+    assert_eq!(failed.state, AssetState::Failed);
+}
+
 #[test]
 fn an_operation_without_result_times_out_and_counts_as_failed() {
     let mut text = assets("a", 2, "pilot", "");
