@@ -434,7 +434,13 @@ async fn an_asset_enrolled_after_the_rollout_succeeded_gets_a_rollout_of_the_sam
         .join("---\n"),
     );
     let late = AssetPlan::new("late-000", "r1");
-    let fleet = start_fleet_expecting(&env, &ring_of("a", "r1", 2), &[late.clone()], 600.0).await;
+    let fleet = start_fleet_expecting(
+        &env,
+        &ring_of("a", "r1", 2),
+        std::slice::from_ref(&late),
+        600.0,
+    )
+    .await;
     let _operator = start_operator(&env);
     let first = the_rollout(&env).await.metadata.name.unwrap();
     wait_rollout(&env, &first, "the first rollout succeeds", |r| {
