@@ -1016,6 +1016,49 @@ fn dnf_install_pins_versions_and_reports_rpm() {
 }
 
 #[test]
+fn a_dnf5_rollback_that_cannot_happen_is_unsatisfiable_and_says_why() {
+    let cases = [
+        (
+            "openssl",
+            "1:3.0.7-24.fc41",
+            fixture("dnf5/downgrade-lowest.txt"),
+            fixture("dnf5/downgrade-lowest.stderr.txt"),
+            "cannot downgrade it",
+        ),
+        (
+            "pwtool",
+            "1:2.1-1.fc41",
+            String::new(),
+            fixture("dnf5/downgrade-not-installed.stderr.txt"),
+            "available, but not installed",
+        ),
+    ];
+    for (package, version, stdout, stderr, why) in cases {
+        let (fake, runner) = fake_runner();
+        let spec = format!("{package}-{version}");
+        dnf5_machine(&fake).on(
+            "dnf",
+            &["-y", "downgrade", &spec],
+            reply(1, &stdout, &stderr),
+        );
+        let error = DnfBackend::new(runner)
+            .rollback(&[update(package, Some(version))])
+            .expect_err("nothing to roll back to");
+        assert!(
+            matches!(error, BackendError::Unsatisfiable { .. }),
+            "{package}: {error}"
+        );
+        let message = error.to_string();
+        assert!(
+            message.contains(why) && message.contains(&spec),
+            "{message}"
+        );
+        // Nothing was attempted after dnf refused.
+        assert_eq!(fake.calls().len(), 1, "{package}: {:?}", fake.calls());
+    }
+}
+
+#[test]
 fn dnf_rollback_downgrades_to_the_old_version() {
     let (fake, runner) = fake_runner();
     fake.on(

@@ -174,12 +174,15 @@ impl DnfBackend {
         let output = tool.run_any(self.program, &args, &DNF_ENV)?;
         if !output.success() {
             let text = format!("{}\n{}", output.stdout, output.stderr);
-            // dnf stops before the transaction when a spec matches nothing.
+            // dnf stops before the transaction when a spec matches nothing, when no lower
+            // version is left, or when the package is gone (dnf 4 and dnf5 wordings).
             let unmatched = [
                 "No match for argument",
                 "Unable to find a match",
                 "No packages marked for downgrade",
                 "No package ",
+                "cannot downgrade it",
+                "available, but not installed",
             ]
             .iter()
             .any(|needle| text.contains(needle));
