@@ -459,6 +459,8 @@ async fn an_asset_enrolled_after_the_rollout_succeeded_gets_a_rollout_of_the_sam
     .await;
     let ring = &done.status.as_ref().unwrap().rings[0];
     assert_eq!((ring.total, ring.succeeded), (1, 1), "{ring:?}");
+    // Its Event says why the same updates go out again.
+    wait_events(&env, "RolloutCreated", "it did not serve: late-000").await;
     let api: Api<PatchRollout> = env.api();
     let first_rollout = api.get(&first).await.unwrap();
     assert_eq!(first_rollout.spec.updates, done.spec.updates);

@@ -39,6 +39,8 @@ use super::fast_hash::{FastMap, FastSet};
 const DEFAULT_OPERATION_TIMEOUT: SignedDuration = SignedDuration::from_hours(2);
 /// At most this many failed assets are named in a ring's status.
 const MAX_LISTED_FAILURES: usize = 100;
+/// Assets named in one Event message before the rest is elided.
+const MAX_NAMED_IN_MESSAGE: usize = 10;
 
 /// What the engine decided.
 #[derive(Clone, Debug, Default)]
@@ -951,16 +953,45 @@ impl<'a> Run<'a> {
             let active = of_policy
                 .iter()
                 .any(|r| !is_terminal(r.status.as_ref().map(|s| s.phase).unwrap_or_default()));
-            let latest_same = of_policy.last().is_some_and(|latest| {
-                latest.spec.revision == revision && !self.left_behind(latest, &missing_on)
-            });
-            if active || latest_same {
+            // The same set as the latest rollout runs again only for assets it left behind.
+            let repeated = of_policy
+                .last()
+                .filter(|latest| latest.spec.revision == revision);
+            let left_behind = repeated
+                .map(|latest| self.left_behind(latest, &missing_on))
+                .unwrap_or_default();
+            if active || (repeated.is_some() && left_behind.is_empty()) {
                 continue;
             }
+            let repeats = repeated.map(|latest| {
+                let mut names: Vec<&str> = left_behind
+                    .iter()
+                    .take(MAX_NAMED_IN_MESSAGE)
+                    .map(|&asset| self.asset_name(asset))
+                    .collect();
+                if left_behind.len() > names.len() {
+                    names.push("...");
+                }
+                let assets = if left_behind.len() == 1 {
+                    "asset"
+                } else {
+                    "assets"
+                };
+                format!(
+                    "; the same updates as {}, for {} {assets} it did not serve: {}",
+                    object_name(latest),
+                    left_behind.len(),
+                    names.join(", ")
+                )
+            });
             let base_name = rollout_name(name, &revision);
             let mut rollout_name = base_name.clone();
-            // The same set again (for assets the last rollout never served) needs a new name.
-            let mut suffix = of_policy.len() + 1;
+            // The same set again needs a name of its own: -2, -3, ...
+            let mut suffix = of_policy
+                .iter()
+                .filter(|r| r.spec.revision == revision)
+                .count()
+                + 1;
             while self
                 .rollouts
                 .iter()
@@ -988,9 +1019,10 @@ impl<'a> Run<'a> {
             let mut rollout = PatchRollout::new(&rollout_name, spec);
             rollout.metadata.creation_timestamp = Some(Time(self.now));
             let message = format!(
-                "rollout {rollout_name} created with {} updates through rings {}",
+                "rollout {rollout_name} created with {} updates through rings {}{}",
                 rollout.spec.updates.len(),
-                rollout.spec.rings.join(" -> ")
+                rollout.spec.rings.join(" -> "),
+                repeats.unwrap_or_default()
             );
             self.event(
                 EventType::RolloutCreated,
@@ -1005,18 +1037,22 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// Whether `latest` succeeded while some of the assets in `missing_on` (they miss its
-    /// updates now) were never served by it: they reported the updates only after it had
+    /// The assets of `missing_on` (they miss the updates of `latest` now) that `latest` never
+    /// served although it succeeded: they reported the updates only after it had
     /// finished, or were held or outside every window while it ran. Those deserve a rollout
     /// of the same set. Assets it did serve (failed, or an install that did not stick) do not
     /// start one, or a failing asset would start a rollout after every rollout forever; an
     /// aborted rollout is a person's decision and is not run again by itself.
-    fn left_behind(&self, latest: &PatchRollout, missing_on: &[usize]) -> bool {
+    fn left_behind(&self, latest: &PatchRollout, missing_on: &[usize]) -> Vec<usize> {
         let phase = latest.status.as_ref().map(|s| s.phase).unwrap_or_default();
-        phase == RolloutPhase::Succeeded
-            && missing_on
-                .iter()
-                .any(|&asset| self.record(asset, object_name(latest)).is_none())
+        if phase != RolloutPhase::Succeeded {
+            return Vec::new();
+        }
+        missing_on
+            .iter()
+            .copied()
+            .filter(|&asset| self.record(asset, object_name(latest)).is_none())
+            .collect()
     }
 
     fn advance_rollouts(&mut self) {

@@ -428,6 +428,8 @@ fn an_asset_that_reports_after_the_rollout_succeeded_gets_a_rollout_of_the_same_
     let created = events_of(&second, EventType::RolloutCreated);
     assert_eq!(created.len(), 1, "one more rollout, not one per evaluation");
     assert_eq!(created[0].time, t("2026-11-27T11:00:00Z"));
+    let why = format!("the same updates as {name}, for 1 asset it did not serve: late-1");
+    assert!(created[0].message.ends_with(&why), "{}", created[0].message);
     let late = second.assets.iter().find(|a| a.name == "late-1").unwrap();
     assert_eq!(late.state, AssetState::Patched);
     // Its rollout holds the same frozen set as the first.
