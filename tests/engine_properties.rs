@@ -6,11 +6,11 @@
 
 #![allow(clippy::unwrap_used)] // test helpers fail loudly by design
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use jiff::{SignedDuration, Timestamp};
 use patchwave::api::rollout::RolloutPhase;
-use patchwave::api::{Rounding, window::WindowType};
+use patchwave::api::{PatchRollout, Rounding, window::WindowType};
 use patchwave::engine::Inventory;
 use patchwave::engine::evaluate::{Evaluator, Event, EventType, evaluate};
 use patchwave::engine::selector::CompiledSelector;
@@ -288,6 +288,58 @@ fn check_invariants(yaml: &str) {
         }
         if status.phase == RolloutPhase::Halted {
             assert!(halted_at.is_some(), "a halted rollout announced its halt");
+        }
+    }
+
+    assert_no_idle_repeats(&sim.inventory);
+    // The held assets are released, and ten more days pass: a rollout of the same updates
+    // may come for them, once.
+    let mut released = sim.inventory.clone();
+    let held = released.assets.iter().filter(|a| a.spec.hold).count();
+    for asset in &mut released.assets {
+        std::sync::Arc::make_mut(asset).spec.hold = false;
+    }
+    let before = released.rollouts.len();
+    let later = Options {
+        from: until,
+        until: until + SignedDuration::from_hours(240),
+        approvals: vec![],
+        assume_success: false,
+    };
+    let after = simulate(released, &later).unwrap();
+    let new_rollouts = after.inventory.rollouts.len() - before;
+    assert!(
+        new_rollouts <= usize::from(held > 0),
+        "{new_rollouts} rollouts after {held} held assets were released"
+    );
+    assert_no_idle_repeats(&after.inventory);
+}
+
+/// A rollout that repeats the set of the one before it serves an asset that one did not: the
+/// same updates never go out again for nothing, so rollouts cannot follow each other forever.
+fn assert_no_idle_repeats(inventory: &Inventory) {
+    let served = |rollout: &PatchRollout| -> BTreeSet<String> {
+        let name = rollout.metadata.name.as_deref();
+        inventory
+            .assets
+            .iter()
+            .filter(|a| {
+                a.status
+                    .as_ref()
+                    .is_some_and(|s| s.rollouts.iter().any(|r| Some(r.rollout.as_str()) == name))
+            })
+            .filter_map(|a| a.metadata.name.clone())
+            .collect()
+    };
+    for pair in inventory.rollouts.windows(2) {
+        if pair[0].spec.revision == pair[1].spec.revision {
+            let (before, after) = (served(&pair[0]), served(&pair[1]));
+            assert!(
+                !after.is_subset(&before),
+                "{:?} repeats {:?} for {after:?}, which it served already",
+                pair[1].metadata.name,
+                pair[0].metadata.name
+            );
         }
     }
 }

@@ -1048,10 +1048,33 @@ impl<'a> Run<'a> {
         if phase != RolloutPhase::Succeeded {
             return Vec::new();
         }
+        // `latest` may itself repeat the set: what its predecessors served counts as served.
+        let mut set = self.same_set_before(latest);
+        set.push(object_name(latest).to_owned());
         missing_on
             .iter()
             .copied()
-            .filter(|&asset| self.record(asset, object_name(latest)).is_none())
+            .filter(|&asset| set.iter().all(|r| self.record(asset, r).is_none()))
+            .collect()
+    }
+
+    /// The rollouts that `rollout` repeats: those of its policy with the same set, created
+    /// right before it (none between them with another set).
+    fn same_set_before(&self, rollout: &PatchRollout) -> Vec<String> {
+        let name = object_name(rollout);
+        let of_policy: Vec<&PatchRollout> = self
+            .rollouts
+            .iter()
+            .filter(|r| r.spec.policy == rollout.spec.policy)
+            .collect();
+        let Some(at) = of_policy.iter().position(|r| object_name(r) == name) else {
+            return Vec::new();
+        };
+        of_policy[..at]
+            .iter()
+            .rev()
+            .take_while(|r| r.spec.revision == rollout.spec.revision)
+            .map(|r| object_name(r).to_owned())
             .collect()
     }
 
@@ -1081,13 +1104,16 @@ impl<'a> Run<'a> {
 
     /// Members of a rollout in the order they are served: assets with a record for it, and
     /// assets its policy governs that miss an update of its frozen set that the policy owns on
-    /// them. The order is kept from the last evaluation and mended for the changed assets.
+    /// them (a rollout that repeats a set leaves out the assets the set's rollouts before it
+    /// served). The order is kept from the last evaluation and mended for the changed assets.
     fn members(&mut self, rollout: &PatchRollout, policy: Option<usize>) -> Vec<Member> {
         let name = rollout.metadata.name.clone().unwrap_or_default();
         // What membership depends on besides the assets: serializing our own types cannot
         // fail, and an empty key only means no reuse.
-        let key = serde_json::to_string(&(policy, &rollout.spec.rings, &rollout.spec.updates))
-            .unwrap_or_default();
+        let repeats = self.same_set_before(rollout);
+        let key =
+            serde_json::to_string(&(policy, &rollout.spec.rings, &rollout.spec.updates, &repeats))
+                .unwrap_or_default();
         let frozen = frozen_deadlines(rollout);
         let epoch = self.memo.epoch;
         let kept = self
@@ -1101,7 +1127,7 @@ impl<'a> Run<'a> {
                 for &asset in &self.changed {
                     kept.records[asset] =
                         stored_record(&self.inventory.assets[asset], &name).map(RecordSummary::of);
-                    let info = self.member_key(asset, rollout, policy, &frozen);
+                    let info = self.member_key(asset, rollout, policy, &frozen, &repeats);
                     if info != kept.info[asset] {
                         kept.info[asset] = info;
                         moved.push(asset);
@@ -1136,7 +1162,7 @@ impl<'a> Run<'a> {
             }
             None => {
                 let info: Vec<Option<MemberKey>> = (0..self.memo.facts.len())
-                    .map(|asset| self.member_key(asset, rollout, policy, &frozen))
+                    .map(|asset| self.member_key(asset, rollout, policy, &frozen, &repeats))
                     .collect();
                 let mut order: Vec<usize> =
                     (0..info.len()).filter(|a| info[*a].is_some()).collect();
@@ -1179,16 +1205,25 @@ impl<'a> Run<'a> {
         list
     }
 
-    /// Whether `asset` is a member of `rollout`, in which ring and with which deadline.
+    /// Whether `asset` is a member of `rollout`, in which ring and with which deadline. A
+    /// rollout that repeats the set of `repeats` serves only the assets they did not serve.
     fn member_key(
         &self,
         asset: usize,
         rollout: &PatchRollout,
         policy: Option<usize>,
         frozen: &FastMap<(&str, Option<&str>), Option<Timestamp>>,
+        repeats: &[String],
     ) -> Option<MemberKey> {
         let name = rollout.metadata.name.as_deref().unwrap_or_default();
         let record = stored_record(&self.inventory.assets[asset], name);
+        if record.is_none()
+            && repeats
+                .iter()
+                .any(|r| stored_record(&self.inventory.assets[asset], r).is_some())
+        {
+            return None;
+        }
         let available = self.available(asset);
         let mut misses = false;
         let mut earliest_deadline: Option<Timestamp> = None;

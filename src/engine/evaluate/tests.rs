@@ -391,12 +391,18 @@ fn rollouts_served(sim: &simulation::Simulation) -> Vec<(String, RolloutPhase, V
 fn an_asset_that_reports_after_the_rollout_succeeded_gets_a_rollout_of_the_same_set() {
     let text = format!(
         "{}{}{}{}",
-        assets("a", 2, "pilot", ""),
-        ring("pilot", ", maxConcurrent: 2"),
+        assets("a", 3, "pilot", ""),
+        ring("pilot", ", maxConcurrent: 3, failureThreshold: 1"),
         ALWAYS_OPEN,
         policy("pilot", "")
+    )
+    .replacen(
+        "name: a-1,",
+        "name: a-1, annotations: {simulate.patchwave.dev/outcome: Failed},",
+        1,
     );
-    // 10:00 both start, 10:10 the rollout has succeeded.
+    // 10:00 all three start, 10:10 the rollout has succeeded with a-1 failed (within the
+    // threshold).
     let first = simulate(inventory(&text), NOW, "2026-11-27T11:00:00Z", vec![]);
     let [(name, phase, _)] = &rollouts_served(&first)[..] else {
         panic!("one rollout: {:?}", rollouts_served(&first));
@@ -416,8 +422,10 @@ fn an_asset_that_reports_after_the_rollout_succeeded_gets_a_rollout_of_the_same_
             (
                 name.clone(),
                 RolloutPhase::Succeeded,
-                vec!["a-1".to_owned(), "a-2".to_owned()]
+                vec!["a-1".to_owned(), "a-2".to_owned(), "a-3".to_owned()]
             ),
+            // Only the late laptop: the first rollout served a-1 (it failed there), and
+            // failing it again here could halt the rollout before the laptop's turn.
             (
                 format!("{name}-2"),
                 RolloutPhase::Succeeded,
@@ -430,8 +438,9 @@ fn an_asset_that_reports_after_the_rollout_succeeded_gets_a_rollout_of_the_same_
     assert_eq!(created[0].time, t("2026-11-27T11:00:00Z"));
     let why = format!("the same updates as {name}, for 1 asset it did not serve: late-1");
     assert!(created[0].message.ends_with(&why), "{}", created[0].message);
-    let late = second.assets.iter().find(|a| a.name == "late-1").unwrap();
-    assert_eq!(late.state, AssetState::Patched);
+    let state = |name: &str| second.assets.iter().find(|a| a.name == name).unwrap().state;
+    assert_eq!(state("late-1"), AssetState::Patched);
+    assert_eq!(state("a-1"), AssetState::Failed);
     // Its rollout holds the same frozen set as the first.
     let [first_rollout, second_rollout] = &second.inventory.rollouts[..] else {
         unreachable!("two rollouts, asserted above");
