@@ -210,6 +210,55 @@ fn child(size: usize) {
         let started = Instant::now();
         std::hint::black_box(patchwave::engine::validation::validate(&inventory));
         println!("  of which validation: {:?}", started.elapsed());
+        // What a kept evaluator pays when nothing changed (its decisions applied, as a
+        // forecast step applies them): the floor of every step of plan and simulate.
+        let mut kept = patchwave::engine::evaluate::Evaluator::default();
+        let mut applied = inventory.clone();
+        let first = kept.evaluate(&applied, now);
+        patchwave::engine::apply::apply(&mut applied, &first);
+        std::hint::black_box(kept.decide(&applied, now));
+        let started = Instant::now();
+        for _ in 0..5 {
+            std::hint::black_box(kept.decide(&applied, now));
+        }
+        println!(
+            "  kept evaluator, nothing changed: {:?} each",
+            started.elapsed() / 5
+        );
+        // plan's forecast: how many evaluations, and what each costs on average.
+        let mut kept = patchwave::engine::evaluate::Evaluator::default();
+        let (mut evaluations, mut evaluating) = (0_u32, Duration::ZERO);
+        let options = Options {
+            from: now,
+            until: now
+                .checked_add(jiff::SignedDuration::from_hours(24 * 180))
+                .unwrap_or(now),
+            approvals: Vec::new(),
+            assume_success: true,
+        };
+        let started = Instant::now();
+        let forecast = patchwave::engine::simulation::simulate_with(
+            inventory,
+            &options,
+            |inventory, at, views| {
+                let started = Instant::now();
+                let evaluation = if views {
+                    kept.evaluate(inventory, at)
+                } else {
+                    kept.decide(inventory, at)
+                };
+                evaluations += 1;
+                evaluating += started.elapsed();
+                evaluation
+            },
+            |_| {},
+        );
+        let total = started.elapsed();
+        let operations = forecast.map(|f| f.events.len()).unwrap_or(0);
+        println!(
+            "  forecast: {total:?}, {evaluations} evaluations taking {evaluating:?} ({:?} each), {operations} events",
+            evaluating / evaluations.max(1)
+        );
         return;
     }
     assert!(evaluation.problems.is_empty(), "{:?}", evaluation.problems);
