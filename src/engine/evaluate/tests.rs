@@ -46,6 +46,24 @@ fn policy(rings: &str, extra: &str) -> String {
     )
 }
 
+/// The namespace of most single-ring tests: assets `a-1..n` in ring `pilot` (with
+/// `ring_extra` in its spec), an always-open window and the policy.
+fn one_ring(n: usize, ring_extra: &str) -> String {
+    format!(
+        "{}{}{}{}",
+        assets("a", n, "pilot", ""),
+        ring("pilot", ring_extra),
+        ALWAYS_OPEN,
+        policy("pilot", "")
+    )
+}
+
+/// The start of an asset's metadata that makes its simulated agent answer with `outcome`:
+/// `text.replacen("name: a-1,", &outcome("a-1", "Failed"), 1)`.
+fn outcome(asset: &str, outcome: &str) -> String {
+    format!("name: {asset}, annotations: {{simulate.patchwave.dev/outcome: {outcome}}},")
+}
+
 const NOW: &str = "2026-11-27T10:00:00Z";
 
 fn started(evaluation: &Evaluation) -> Vec<String> {
@@ -84,13 +102,7 @@ fn events_of(sim: &simulation::Simulation, kind: EventType) -> Vec<&Event> {
 
 #[test]
 fn a_policy_with_missing_updates_gets_a_frozen_rollout() {
-    let inv = inventory(&format!(
-        "{}{}{}{}",
-        assets("a", 3, "pilot", ""),
-        ring("pilot", ""),
-        ALWAYS_OPEN,
-        policy("pilot", "")
-    ));
+    let inv = inventory(&one_ring(3, ""));
     let evaluation = evaluate(&inv, t(NOW));
     assert!(evaluation.problems.is_empty(), "{:?}", evaluation.problems);
     assert_eq!(evaluation.created_rollouts.len(), 1);
@@ -108,13 +120,7 @@ fn a_policy_with_missing_updates_gets_a_frozen_rollout() {
 
 #[test]
 fn max_concurrent_limits_operations_in_flight_per_ring() {
-    let inv = inventory(&format!(
-        "{}{}{}{}",
-        assets("a", 5, "pilot", ""),
-        ring("pilot", ", maxConcurrent: 2"),
-        ALWAYS_OPEN,
-        policy("pilot", "")
-    ));
+    let inv = inventory(&one_ring(5, ", maxConcurrent: 2"));
     let evaluation = evaluate(&inv, t(NOW));
     assert_eq!(started(&evaluation), vec!["a-1", "a-2"]);
     let status = evaluation.rollout_statuses.values().next().unwrap();
@@ -125,13 +131,7 @@ fn max_concurrent_limits_operations_in_flight_per_ring() {
 
 #[test]
 fn percent_max_concurrent_rounds_up() {
-    let inv = inventory(&format!(
-        "{}{}{}{}",
-        assets("a", 5, "pilot", ""),
-        ring("pilot", ", maxConcurrent: '30%'"),
-        ALWAYS_OPEN,
-        policy("pilot", "")
-    ));
+    let inv = inventory(&one_ring(5, ", maxConcurrent: '30%'"));
     // 30% of 5 = 1.5 -> 2
     assert_eq!(evaluate(&inv, t(NOW)).operations.len(), 2);
 }
@@ -139,11 +139,7 @@ fn percent_max_concurrent_rounds_up() {
 #[test]
 fn a_failure_over_the_threshold_halts_and_names_the_assets() {
     let mut text = assets("a", 4, "pilot", "");
-    text = text.replacen(
-        "name: a-1,",
-        "name: a-1, annotations: {simulate.patchwave.dev/outcome: Failed},",
-        1,
-    );
+    text = text.replacen("name: a-1,", &outcome("a-1", "Failed"), 1);
     let inv = inventory(&format!(
         "{text}{}{}{}",
         ring("pilot", ", maxConcurrent: 1, failureThreshold: 0"),
@@ -181,11 +177,7 @@ fn percent_threshold_rounds_down_and_halts_only_when_exceeded() {
     // 10% of 19 = 1.9 -> 1: the first failure is tolerated, the second halts.
     let mut text = assets("a", 19, "pilot", "");
     for name in ["a-1", "a-2"] {
-        text = text.replacen(
-            &format!("name: {name},"),
-            &format!("name: {name}, annotations: {{simulate.patchwave.dev/outcome: Failed}},"),
-            1,
-        );
+        text = text.replacen(&format!("name: {name},"), &outcome(&name, "Failed"), 1);
     }
     let inv = inventory(&format!(
         "{text}{}{}{}",
@@ -207,11 +199,7 @@ fn percent_threshold_rounds_down_and_halts_only_when_exceeded() {
 #[test]
 fn resume_after_a_halt_continues_and_accepts_the_failures_so_far() {
     let mut text = assets("a", 3, "pilot", "");
-    text = text.replacen(
-        "name: a-1,",
-        "name: a-1, annotations: {simulate.patchwave.dev/outcome: Failed},",
-        1,
-    );
+    text = text.replacen("name: a-1,", &outcome("a-1", "Failed"), 1);
     let inv = inventory(&format!(
         "{text}{}{}{}",
         ring("pilot", ", failureThreshold: 0"),
@@ -389,16 +377,9 @@ fn rollouts_served(sim: &simulation::Simulation) -> Vec<(String, RolloutPhase, V
 
 #[test]
 fn an_asset_that_reports_after_the_rollout_succeeded_gets_a_rollout_of_the_same_set() {
-    let text = format!(
-        "{}{}{}{}",
-        assets("a", 3, "pilot", ""),
-        ring("pilot", ", maxConcurrent: 3, failureThreshold: 1"),
-        ALWAYS_OPEN,
-        policy("pilot", "")
-    )
-    .replacen(
+    let text = one_ring(3, ", maxConcurrent: 3, failureThreshold: 1").replacen(
         "name: a-1,",
-        "name: a-1, annotations: {simulate.patchwave.dev/outcome: Failed},",
+        &outcome("a-1", "Failed"),
         1,
     );
     // 10:00 all three start, 10:10 the rollout has succeeded with a-1 failed (within the
@@ -451,14 +432,7 @@ fn an_asset_that_reports_after_the_rollout_succeeded_gets_a_rollout_of_the_same_
 
 #[test]
 fn an_asset_released_from_hold_after_the_rollout_gets_a_rollout_then() {
-    let text = format!(
-        "{}{}{}{}",
-        assets("a", 2, "pilot", ""),
-        ring("pilot", ", maxConcurrent: 2"),
-        ALWAYS_OPEN,
-        policy("pilot", "")
-    )
-    .replacen(
+    let text = one_ring(2, ", maxConcurrent: 2").replacen(
         "spec: {osFamily: Linux, criticality: Low}",
         "spec: {osFamily: Linux, criticality: Low, hold: true}",
         1,
@@ -488,16 +462,9 @@ fn an_asset_released_from_hold_after_the_rollout_gets_a_rollout_then() {
 
 #[test]
 fn an_asset_the_rollout_served_does_not_start_it_again() {
-    let text = format!(
-        "{}{}{}{}",
-        assets("a", 3, "pilot", ""),
-        ring("pilot", ", maxConcurrent: 3, failureThreshold: 1"),
-        ALWAYS_OPEN,
-        policy("pilot", "")
-    )
-    .replacen(
+    let text = one_ring(3, ", maxConcurrent: 3, failureThreshold: 1").replacen(
         "name: a-1,",
-        "name: a-1, annotations: {simulate.patchwave.dev/outcome: Failed},",
+        &outcome("a-1", "Failed"),
         1,
     );
     // The rollout succeeds with a-1 failed (1 failure is within the threshold). a-1 still
@@ -514,11 +481,7 @@ fn an_asset_the_rollout_served_does_not_start_it_again() {
 #[test]
 fn an_operation_without_result_times_out_and_counts_as_failed() {
     let mut text = assets("a", 2, "pilot", "");
-    text = text.replacen(
-        "name: a-1,",
-        "name: a-1, annotations: {simulate.patchwave.dev/outcome: NoResponse},",
-        1,
-    );
+    text = text.replacen("name: a-1,", &outcome("a-1", "NoResponse"), 1);
     let inv = inventory(&format!(
         "{text}{}{}{}",
         ring("pilot", ", maxConcurrent: 2, failureThreshold: 0"),
@@ -637,14 +600,7 @@ fn critical_assets_need_a_per_asset_approval() {
 
 #[test]
 fn a_held_asset_is_never_touched() {
-    let text = format!(
-        "{}{}{}{}",
-        assets("a", 2, "pilot", ""),
-        ring("pilot", ", maxConcurrent: 2"),
-        ALWAYS_OPEN,
-        policy("pilot", "")
-    )
-    .replacen(
+    let text = one_ring(2, ", maxConcurrent: 2").replacen(
         "spec: {osFamily: Linux, criticality: Low}",
         "spec: {osFamily: Linux, criticality: Low, hold: true}",
         1,
@@ -875,11 +831,7 @@ fn rollback_on_failure_rolls_the_halted_rings_patched_assets_back() {
         ring("pilot", ", maxConcurrent: 1, failureThreshold: 0"),
         policy("pilot", ", onFailure: Rollback")
     );
-    text = text.replacen(
-        "name: a-3,",
-        "name: a-3, annotations: {simulate.patchwave.dev/outcome: Failed},",
-        1,
-    );
+    text = text.replacen("name: a-3,", &outcome("a-3", "Failed"), 1);
     let sim = simulate(inventory(&text), NOW, "2026-11-28T00:00:00Z", vec![]);
     let rollbacks: Vec<_> = events_of(&sim, EventType::RollbackStarted)
         .iter()
@@ -1064,13 +1016,7 @@ fn a_completed_ring_keeps_its_completion_time_when_a_result_is_reported_again_la
 
 #[test]
 fn a_simulation_reports_its_progress_after_every_instant() {
-    let inv = inventory(&format!(
-        "{}{}{}{}",
-        assets("a", 4, "pilot", ""),
-        ring("pilot", ", maxConcurrent: 2"),
-        ALWAYS_OPEN,
-        policy("pilot", "")
-    ));
+    let inv = inventory(&one_ring(4, ", maxConcurrent: 2"));
     let options = Options {
         from: t(NOW),
         until: t("2026-11-28T00:00:00Z"),
