@@ -177,7 +177,7 @@ fn percent_threshold_rounds_down_and_halts_only_when_exceeded() {
     // 10% of 19 = 1.9 -> 1: the first failure is tolerated, the second halts.
     let mut text = assets("a", 19, "pilot", "");
     for name in ["a-1", "a-2"] {
-        text = text.replacen(&format!("name: {name},"), &outcome(&name, "Failed"), 1);
+        text = text.replacen(&format!("name: {name},"), &outcome(name, "Failed"), 1);
     }
     let inv = inventory(&format!(
         "{text}{}{}{}",
