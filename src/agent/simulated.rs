@@ -169,29 +169,41 @@ fn install(
     at: Timestamp,
     installed: &mut Vec<UpdateRef>,
 ) {
-    for wanted in &operation.updates {
-        let position = reported
-            .available_updates
+    let wanted = &operation.updates;
+    let slot = |u: &AvailableUpdate| {
+        wanted
             .iter()
-            .position(|u| u.id == wanted.id && u.version == wanted.version);
-        if let Some(position) = position {
-            let update = reported.available_updates.remove(position);
-            // A repeated entry (one package for two architectures) is installed with it.
-            reported
-                .available_updates
-                .retain(|u| u.id != wanted.id || u.version != wanted.version);
-            reported.installed_history.push(InstalledUpdate {
-                id: update.id,
-                version: update.version,
-                action: OperationAction::Install,
-                at: Time(at),
-                released_at: update.released_at,
-                severity: update.severity,
-                classification: update.classification,
-                rollout: Some(operation.rollout.clone()),
-            });
-            installed.push(wanted.clone());
+            .position(|w| w.id == u.id && w.version == u.version)
+    };
+    // One pass over the inventory, not one removal per update: forecasts finish hundreds of
+    // thousands of operations. A repeated entry (one package for two architectures) goes
+    // with the first.
+    let mut taken: Vec<Option<AvailableUpdate>> = vec![None; wanted.len()];
+    let inventory = std::mem::take(&mut reported.available_updates);
+    reported.available_updates.reserve(inventory.len());
+    for update in inventory {
+        match slot(&update) {
+            Some(i) => {
+                taken[i].get_or_insert(update);
+            }
+            None => reported.available_updates.push(update),
         }
+    }
+    for (wanted, update) in wanted.iter().zip(taken) {
+        let Some(update) = update else {
+            continue;
+        };
+        reported.installed_history.push(InstalledUpdate {
+            id: update.id,
+            version: update.version,
+            action: OperationAction::Install,
+            at: Time(at),
+            released_at: update.released_at,
+            severity: update.severity,
+            classification: update.classification,
+            rollout: Some(operation.rollout.clone()),
+        });
+        installed.push(wanted.clone());
     }
 }
 
@@ -316,6 +328,41 @@ mod tests {
             .collect();
         assert_eq!(left, ["curl"]);
         assert_eq!(state.installed_history.len(), 1);
+    }
+
+    #[test]
+    fn an_install_reports_what_it_found_in_the_operations_order() {
+        let mut state = reported();
+        let install = operation(
+            "op-1",
+            OperationAction::Install,
+            &[("curl", "8.1"), ("zlib", "1.3"), ("openssl", "3.0.15")],
+        );
+        finish(
+            &mut state,
+            &install,
+            Outcome::Succeeded,
+            at("2026-12-01T22:10:00Z"),
+        );
+        assert!(state.available_updates.is_empty());
+        let history: Vec<&str> = state
+            .installed_history
+            .iter()
+            .map(|h| h.id.as_str())
+            .collect();
+        assert_eq!(
+            history,
+            ["curl", "openssl"],
+            "zlib was not there to install"
+        );
+        let installed: Vec<&str> = state
+            .last_operation
+            .iter()
+            .flat_map(|r| r.installed.iter().map(|u| u.id.as_str()))
+            .collect();
+        assert_eq!(installed, ["curl", "openssl"]);
+        let openssl = &state.installed_history[1];
+        assert_eq!(openssl.severity, Severity::Critical);
     }
 
     #[test]
