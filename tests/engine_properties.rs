@@ -350,7 +350,7 @@ fn assert_no_idle_repeats(inventory: &Inventory) {
 fn check_kept_evaluator_matches_fresh(yaml: &str) {
     // `recopied`: as the operator's watch cache hands them, some assets come back as new
     // objects with the same content (a reconnect lists everything again); the kept evaluator
-    // must not mistake a new object for a changed or an unchanged one.
+    // must decide the same whether it saw an object before or only its content.
     for (assume_success, recopied) in [(false, false), (true, false), (false, true)] {
         let options = Options {
             from: "2026-11-27T00:00:00Z".parse().unwrap(),
