@@ -7,6 +7,8 @@
 //! `PATCHWAVE_CONTROLPLANE_BIN`). `PATCHWAVE_BENCH_TIMEOUT` (seconds, default 900) bounds one
 //! size. `PATCHWAVE_BENCH_OPERATOR_PREFIX="heaptrack -o /tmp/operator"` runs the operator under
 //! a profiler (where its memory goes); the figures of such a run are not the operator's.
+//! `PATCHWAVE_BENCH_IDLE_SECONDS=60` adds a quiet phase after the rollout (see `idle_phase`):
+//! agent heartbeats at the rate of a 20-minute heartbeat, and the operator's CPU meanwhile.
 //!
 //! For each size, on a fresh local control plane (etcd + kube-apiserver):
 //! 1. the CRDs, a namespace, 3 Rings selecting 10% / 30% / 60% of the assets (maxConcurrent
@@ -100,6 +102,8 @@ struct Outcome {
     seed_time: Duration,
     log: PathBuf,
     note: String,
+    /// The quiet phase, if asked for: heartbeats written, how long, operator CPU meanwhile.
+    idle: Option<(usize, Duration, Duration)>,
 }
 
 impl Outcome {
@@ -253,6 +257,15 @@ fn print_table(outcomes: &[Outcome]) {
             o.fleet.heartbeats,
             o.fleet.failed_writes
         );
+        if let Some((heartbeats, took, cpu)) = o.idle {
+            println!(
+                "- quiet phase after the rollout: {heartbeats} agent heartbeats in {} ({:.1}/s, a 20-minute heartbeat), operator CPU {} ({:.1}% of one core)",
+                secs(took),
+                heartbeats as f64 / took.as_secs_f64().max(1e-9),
+                secs(cpu),
+                100.0 * cpu.as_secs_f64() / took.as_secs_f64().max(1e-9)
+            );
+        }
         if !o.note.is_empty() {
             println!("- {}", o.note);
         }
@@ -332,6 +345,22 @@ async fn run_size(plane: &LocalControlPlane, size: usize) -> Result<Outcome, Box
     outcome.settled_after = last_change;
     outcome.peak_rss_kib = peak_rss_kib(operator.id());
     outcome.operator_cpu = cpu_time(&operator.id().to_string());
+    if let Some(seconds) = std::env::var("PATCHWAVE_BENCH_IDLE_SECONDS")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+    {
+        let pid = operator.id().to_string();
+        outcome.idle = Some(
+            idle_phase(
+                &client,
+                &namespace,
+                &assets,
+                &pid,
+                Duration::from_secs(seconds),
+            )
+            .await?,
+        );
+    }
     outcome.bench_cpu = cpu_time("self").saturating_sub(bench_cpu_before);
     let _ = operator.kill();
     let _ = operator.wait();
@@ -357,6 +386,46 @@ async fn run_size(plane: &LocalControlPlane, size: usize) -> Result<Outcome, Box
         secs(outcome.baseline)
     );
     Ok(outcome)
+}
+
+/// Between rollouts: every asset's agent writes a heartbeat every 20 minutes (the agent's
+/// default), so the namespace changes N / 1200 times a second and the operator reconciles it
+/// each time. Writes `status.reported.lastHeartbeat` of one asset after another at that rate
+/// for `length` (under a field manager of its own, so the agent's other fields stay), and
+/// returns the heartbeats written, the time taken and the operator's CPU meanwhile.
+async fn idle_phase(
+    client: &Client,
+    namespace: &str,
+    assets: &[String],
+    operator_pid: &str,
+    length: Duration,
+) -> Result<(usize, Duration, Duration), BoxError> {
+    let api: Api<Asset> = Api::namespaced(client.clone(), namespace);
+    let params = PatchParams::apply("bench-heartbeat").force();
+    let interval = Duration::from_secs(1200).div_f64(assets.len().max(1) as f64);
+    let cpu_before = cpu_time(operator_pid);
+    let started = Instant::now();
+    let mut ticker = tokio::time::interval(interval);
+    let mut written = 0;
+    while started.elapsed() < length {
+        ticker.tick().await;
+        let name = &assets[written % assets.len()];
+        let body = json!({
+            "apiVersion": "patchwave.dev/v1alpha1",
+            "kind": "Asset",
+            "metadata": {"name": name},
+            "status": {"reported": {"lastHeartbeat": Timestamp::now().to_string()}},
+        });
+        api.patch_status(name, &params, &Patch::Apply(&body))
+            .await?;
+        written += 1;
+    }
+    let took = started.elapsed();
+    Ok((
+        written,
+        took,
+        cpu_time(operator_pid).saturating_sub(cpu_before),
+    ))
 }
 
 fn install_crds(plane: &LocalControlPlane) -> Result<(), BoxError> {

@@ -348,9 +348,9 @@ fn assert_no_idle_repeats(inventory: &Inventory) {
 /// at every step exactly what a fresh evaluation of the same objects decides, with and without
 /// the asset views; forecast mode (approvals granted as asked) included.
 fn check_kept_evaluator_matches_fresh(yaml: &str) {
-    // `recopied`: as the operator's watch cache hands them, some assets come back as new
-    // objects with the same content (a reconnect lists everything again); the kept evaluator
-    // must decide the same whether it saw an object before or only its content.
+    // `recopied`: some assets come back as new objects with the same content (as a caller
+    // that rebuilds its objects, a watch cache for one, hands them); the kept evaluator must
+    // decide the same whether it saw an object before or only its content.
     for (assume_success, recopied) in [(false, false), (true, false), (false, true)] {
         let options = Options {
             from: "2026-11-27T00:00:00Z".parse().unwrap(),

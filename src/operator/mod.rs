@@ -23,7 +23,7 @@ pub mod namespaces;
 pub mod readiness;
 pub mod reconcile;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -39,7 +39,7 @@ use serde::de::DeserializeOwned;
 
 use crate::api::{Asset, MaintenanceWindow, PatchIncident, PatchPolicy, PatchRollout, Ring};
 use crate::engine::Inventory;
-use crate::engine::evaluate::{Evaluator, Event, EventType};
+use crate::engine::evaluate::{Event, EventType};
 use crate::engine::status::Derived;
 use error::Error;
 use fresh::Fresh;
@@ -109,32 +109,11 @@ pub struct Context {
     pub caches: Arc<readiness::CacheSync>,
     announced: reconcile::Announced,
     halted: Mutex<HashSet<String>>,
-    /// Per namespace, the engine's knowledge of the assets that did not change since the last
-    /// reconcile (a fresh evaluation walks every asset and its updates again).
-    evaluators: Mutex<HashMap<String, Evaluator>>,
     coalesce: coalesce::Coalesce,
     compliance: compliance::Compliance,
 }
 
 impl Context {
-    /// The namespace's kept evaluator, taken out for one reconcile (a new one if there is
-    /// none); [`Context::keep_evaluator`] puts it back.
-    fn take_evaluator(&self, namespace: &str) -> Evaluator {
-        self.evaluators
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(namespace)
-            .unwrap_or_default()
-    }
-
-    /// Keeps `evaluator` for the namespace's next reconcile.
-    fn keep_evaluator(&self, namespace: &str, evaluator: Evaluator) {
-        self.evaluators
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(namespace.to_owned(), evaluator);
-    }
-
     /// The namespace's objects as the engine sees them: caches plus own fresher writes.
     fn snapshot(&self, namespace: &str) -> Inventory {
         fn of<K: Resource<DynamicType = ()> + Clone>(
@@ -419,7 +398,6 @@ pub async fn run(
         caches: caches.clone(),
         announced: Mutex::default(),
         halted: Mutex::default(),
-        evaluators: Mutex::default(),
         coalesce: coalesce::Coalesce::new(settings.summary_delay),
         compliance: compliance::Compliance::new(settings.figures_refresh),
     });

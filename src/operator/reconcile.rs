@@ -28,7 +28,7 @@ use crate::api::{
 };
 use crate::engine::Inventory;
 use crate::engine::apply::apply;
-use crate::engine::evaluate::{Evaluation, Event, EventType};
+use crate::engine::evaluate::{Evaluation, Event, EventType, evaluate};
 use crate::engine::status::{Derived, derive, operator_asset_status};
 
 /// At most this many evaluations per reconcile (a created or finished rollout enables more).
@@ -125,12 +125,8 @@ async fn reconcile_namespace(ctx: &Context, namespace: &str) -> Result<Option<Ti
     let mut original = Stored::of(&inventory, &incidents);
     let mut events: Vec<Event> = Vec::new();
     let mut last = Evaluation::default();
-    // Kept between reconciles: it decides as a fresh evaluation does (tested against one),
-    // computing again only what concerns the assets that changed. Put back before any write,
-    // so a cancelled reconcile loses nothing.
-    let mut evaluator = ctx.take_evaluator(namespace);
     for _ in 0..MAX_ROUNDS {
-        let evaluation = evaluator.evaluate(&inventory, now);
+        let evaluation = evaluate(&inventory, now);
         apply(&mut inventory, &evaluation);
         events.extend(evaluation.events.iter().cloned());
         let more = evaluation.enables_more();
@@ -139,7 +135,6 @@ async fn reconcile_namespace(ctx: &Context, namespace: &str) -> Result<Option<Ti
             break;
         }
     }
-    ctx.keep_evaluator(namespace, evaluator);
     let mut derived = derive(&inventory, &last, now);
     let (figures, figures_due) = ctx.compliance.of(
         namespace,
