@@ -547,13 +547,24 @@ mod tests {
         };
         std::thread::sleep(Duration::from_millis(300));
         assert_eq!(curl(), None, "changed before the midpoint");
-        std::thread::sleep(Duration::from_millis(600));
-        assert_eq!(
-            curl().as_deref(),
-            Some("8.11.1"),
-            "not changed after the midpoint"
+        // Polled rather than read at a fixed time, so a busy machine that starts the install
+        // late does not fail the test: the new version must show while the install runs.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let seen_while_installing = loop {
+            let finished = installing.is_finished();
+            if curl().is_some() {
+                break !finished;
+            }
+            if finished || std::time::Instant::now() > deadline {
+                break false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        assert!(
+            seen_while_installing,
+            "the new version did not show before the install returned"
         );
-        assert!(!installing.is_finished(), "returned before its duration");
         installing.join().expect("thread").expect("install");
+        assert_eq!(curl().as_deref(), Some("8.11.1"));
     }
 }
