@@ -1056,7 +1056,7 @@ impl<'a> Run<'a> {
         missing_on
             .iter()
             .copied()
-            .filter(|&asset| set.iter().all(|r| self.record(asset, r).is_none()))
+            .filter(|&asset| !served_by(&self.inventory.assets[asset], &set))
             .collect()
     }
 
@@ -1219,11 +1219,7 @@ impl<'a> Run<'a> {
     ) -> Option<MemberKey> {
         let name = rollout.metadata.name.as_deref().unwrap_or_default();
         let record = stored_record(&self.inventory.assets[asset], name);
-        if record.is_none()
-            && repeats
-                .iter()
-                .any(|r| stored_record(&self.inventory.assets[asset], r).is_some())
-        {
+        if record.is_none() && served_by(&self.inventory.assets[asset], repeats) {
             return None;
         }
         let available = self.available(asset);
@@ -2237,6 +2233,13 @@ fn stored_record<'r>(asset: &'r Asset, rollout: &str) -> Option<&'r AssetRollout
         .iter()
         .rev()
         .find(|r| r.rollout == rollout)
+}
+
+/// Whether one of `rollouts` served `asset` (it has a record of it). Only finished rollouts
+/// are asked (the ones a repeat repeats), so the stored records are the whole truth: no
+/// outcome of this run changes them.
+fn served_by(asset: &Asset, rollouts: &[String]) -> bool {
+    rollouts.iter().any(|r| stored_record(asset, r).is_some())
 }
 
 /// The valid policies, rings and windows, in the order the run indexes them: what every kept
