@@ -104,6 +104,8 @@ struct Outcome {
     note: String,
     /// The quiet phase, if asked for: heartbeats written, how long, operator CPU meanwhile.
     idle: Option<(usize, Duration, Duration)>,
+    /// How long each `/healthz` probe during the rollout took to answer.
+    health: Vec<Duration>,
 }
 
 impl Outcome {
@@ -224,6 +226,9 @@ fn print_table(outcomes: &[Outcome]) {
             secs(o.operator_cpu),
             secs(o.bench_cpu)
         );
+        if let Some(line) = health_line(&o.health) {
+            println!("- {line}");
+        }
         if let Some(ready) = o.ready_after {
             println!("- operator ready (caches synced) after {}", secs(ready));
         }
@@ -317,11 +322,14 @@ async fn run_size(plane: &LocalControlPlane, size: usize) -> Result<Outcome, Box
         log.display()
     );
 
+    let prober = HealthProber::start(address.clone());
     let result = watch_rollout(&client, &namespace, &mut operator, &address, started).await;
+    let health = prober.stop();
     let mut outcome = Outcome {
         size,
         log,
         seed_time,
+        health,
         ..Outcome::default()
     };
     let finished = match result {
@@ -739,6 +747,73 @@ fn ring_lines(rollout: &PatchRollout, started_at: Timestamp) -> Vec<String> {
             )
         })
         .collect()
+}
+
+/// Asks the operator's `/healthz` every 100 ms, as a kubelet's liveness probe would (with a
+/// 1-second timeout), from a thread of its own so that the bench's busy runtime (the fleet)
+/// does not delay the probes. A probe that waits is the operator's runtime being busy.
+struct HealthProber {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<Duration>>,
+}
+
+impl HealthProber {
+    fn start(address: String) -> Self {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut took = Vec::new();
+            while !stopped.load(Ordering::Relaxed) {
+                let started = Instant::now();
+                // Refused while the operator starts listening: not a latency.
+                if probe_healthz(&address).is_ok() {
+                    took.push(started.elapsed());
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            took
+        });
+        HealthProber { stop, thread }
+    }
+
+    fn stop(self) -> Vec<Duration> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap_or_default()
+    }
+}
+
+/// One blocking GET of `/healthz`, waiting up to 30 s for the answer.
+fn probe_healthz(address: &str) -> std::io::Result<()> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address)?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let request = format!("GET /healthz HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes())?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    Ok(())
+}
+
+/// The probes' answer times: how many, the median, the 99th percentile, the longest, and how
+/// many took over the kubelet's default probe timeout of 1 s.
+fn health_line(took: &[Duration]) -> Option<String> {
+    let mut sorted = took.to_vec();
+    sorted.sort();
+    let longest = *sorted.last()?;
+    let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q) as usize];
+    let over = sorted
+        .iter()
+        .filter(|d| **d > Duration::from_secs(1))
+        .count();
+    let ms = |d: Duration| format!("{:.1} ms", d.as_secs_f64() * 1000.0);
+    Some(format!(
+        "/healthz during the rollout: {} probes, median {}, p99 {}, longest {}, {over} over 1 s",
+        sorted.len(),
+        ms(at(0.5)),
+        ms(at(0.99)),
+        ms(longest)
+    ))
 }
 
 /// A plain HTTP GET on the operator's metrics address; whether it answered 200.

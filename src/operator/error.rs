@@ -30,6 +30,15 @@ pub enum Error {
     /// This replica lost the leader lease during the reconcile; the new leader continues.
     #[error("lost the leader lease; leaving the writes to the new leader")]
     NotLeader,
+    /// The decision pass over a namespace did not finish (the engine panicked: a bug). Nothing
+    /// was written; the namespace is tried again, and other namespaces go on.
+    #[error("deciding namespace {namespace}: the engine stopped: {message}")]
+    Engine {
+        /// The namespace evaluated.
+        namespace: String,
+        /// What stopped it.
+        message: String,
+    },
 }
 
 impl Error {
@@ -46,6 +55,7 @@ impl Error {
             },
             Error::Encode { .. } => "Encode",
             Error::NotLeader => "NotLeader",
+            Error::Engine { .. } => "EngineFailed",
         }
     }
 }

@@ -120,22 +120,15 @@ pub fn error_policy(key: Arc<Namespace>, error: &Error, ctx: Arc<Context>) -> Ac
 /// Evaluates `namespace`, writes what changed, and returns the next instant to look again.
 async fn reconcile_namespace(ctx: &Context, namespace: &str) -> Result<Option<Timestamp>, Error> {
     let now = Timestamp::now();
-    let mut inventory = ctx.snapshot(namespace);
+    let inventory = ctx.snapshot(namespace);
     let incidents = ctx.incidents(namespace);
     let mut original = Stored::of(&inventory, &incidents);
-    let mut events: Vec<Event> = Vec::new();
-    let mut last = Evaluation::default();
-    for _ in 0..MAX_ROUNDS {
-        let evaluation = evaluate(&inventory, now);
-        apply(&mut inventory, &evaluation);
-        events.extend(evaluation.events.iter().cloned());
-        let more = evaluation.enables_more();
-        last = evaluation;
-        if !more {
-            break;
-        }
-    }
-    let mut derived = derive(&inventory, &last, now);
+    let Decided {
+        inventory,
+        events,
+        mut last,
+        mut derived,
+    } = decide_apart(namespace, inventory, now).await?;
     let (figures, figures_due) = ctx.compliance.of(
         namespace,
         original.fingerprint,
@@ -178,6 +171,66 @@ async fn reconcile_namespace(ctx: &Context, namespace: &str) -> Result<Option<Ti
     .into_iter()
     .flatten()
     .min())
+}
+
+/// The engine's decisions for a namespace at one instant.
+struct Decided {
+    /// The namespace's objects with the decisions applied (what the writes make true).
+    inventory: Inventory,
+    /// Every round's events.
+    events: Vec<Event>,
+    /// The last round: the problems and the next instant.
+    last: Evaluation,
+    /// The statuses derived from the result.
+    derived: Derived,
+}
+
+/// Evaluates and applies until no round enables more (a created or finished rollout does),
+/// then derives the statuses: the CPU work of a reconcile, which grows with the namespace.
+fn decide(mut inventory: Inventory, now: Timestamp) -> Decided {
+    let mut events: Vec<Event> = Vec::new();
+    let mut last = Evaluation::default();
+    for _ in 0..MAX_ROUNDS {
+        let evaluation = evaluate(&inventory, now);
+        apply(&mut inventory, &evaluation);
+        events.extend(evaluation.events.iter().cloned());
+        let more = evaluation.enables_more();
+        last = evaluation;
+        if !more {
+            break;
+        }
+    }
+    let derived = derive(&inventory, &last, now);
+    Decided {
+        inventory,
+        events,
+        last,
+        derived,
+    }
+}
+
+/// [`decide`] on a thread of the runtime's blocking pool. The runtime has one thread, and a
+/// namespace of tens of thousands of assets takes it seconds to decide: meanwhile it must
+/// still answer the liveness probe (a kubelet gives up after 1 s), renew the lease and read
+/// the watches.
+async fn decide_apart(
+    namespace: &str,
+    inventory: Inventory,
+    now: Timestamp,
+) -> Result<Decided, Error> {
+    tokio::task::spawn_blocking(move || decide(inventory, now))
+        .await
+        .map_err(|error| Error::Engine {
+            namespace: namespace.to_owned(),
+            message: match error.try_into_panic() {
+                Ok(panic) => panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "panicked".to_owned()),
+                Err(error) => error.to_string(),
+            },
+        })
 }
 
 /// What the API server holds now, as far as the writes compare: statuses and the policies'
@@ -876,5 +929,75 @@ mod tests {
         );
         // No start, nothing to announce: the approval waits for the asset's turn.
         assert!(people_decisions(&stored, &rollouts, &[]).is_empty());
+    }
+
+    /// A namespace of `n` assets missing ten security updates each, in one ring, under an open
+    /// window and one policy: enough for a decision pass that takes a while.
+    fn large_namespace(n: usize) -> Inventory {
+        let updates: Vec<String> = (1..=10)
+            .map(|u| {
+                format!(
+                    "{{id: pkg-{u}, version: '1.{u}', classification: Security, severity: Important, releasedAt: '2026-11-01T00:00:00Z'}}"
+                )
+            })
+            .collect();
+        let updates = updates.join(", ");
+        let mut yaml = String::from(
+            "kind: Ring\napiVersion: patchwave.dev/v1alpha1\nmetadata: {name: all}\nspec: {selector: {}, maxConcurrent: 10%}\n\
+             ---\nkind: MaintenanceWindow\napiVersion: patchwave.dev/v1alpha1\nmetadata: {name: open}\n\
+             spec: {start: '2026-01-01T00:00:00Z', end: '2027-12-31T00:00:00Z'}\n\
+             ---\nkind: PatchPolicy\napiVersion: patchwave.dev/v1alpha1\nmetadata: {name: security}\n\
+             spec: {rings: [all], manualApproval: []}\n",
+        );
+        for i in 0..n {
+            yaml.push_str(&format!(
+                "---\nkind: Asset\napiVersion: patchwave.dev/v1alpha1\nmetadata: {{name: asset-{i}}}\n\
+                 spec: {{osFamily: Linux, criticality: Low}}\n\
+                 status: {{reported: {{availableUpdates: [{updates}]}}}}\n"
+            ));
+        }
+        let mut loaded =
+            crate::cli::load::load_str(std::path::Path::new("large.yaml"), &yaml, "large");
+        loaded.namespaces.remove("large").unwrap_or_default()
+    }
+
+    // `#[tokio::test]` runs on one thread, as the operator does.
+    #[tokio::test]
+    async fn deciding_a_large_namespace_leaves_the_runtime_free() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let inventory = large_namespace(3000);
+        assert_eq!(inventory.assets.len(), 3000);
+        let now: Timestamp = "2026-11-27T10:00:00Z".parse().expect("a time");
+        // Stands for the probe, the lease renewal and the watches: a task that wants the
+        // runtime every 2 ms.
+        let ticks = Arc::new(AtomicUsize::new(0));
+        let counted = ticks.clone();
+        let ticker = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                counted.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        tokio::task::yield_now().await;
+        let before = ticks.load(Ordering::Relaxed);
+        let started = Instant::now();
+        let decided = decide_apart("large", inventory, now)
+            .await
+            .expect("the engine decides");
+        let took = started.elapsed();
+        let during = ticks.load(Ordering::Relaxed) - before;
+        ticker.abort();
+
+        assert_eq!(decided.inventory.rollouts.len(), 1, "one rollout created");
+        let started_operations = decided
+            .events
+            .iter()
+            .filter(|e| e.kind == EventType::OperationStarted)
+            .count();
+        assert_eq!(started_operations, 300, "maxConcurrent 10% of 3000 started");
+        assert!(
+            during >= 3,
+            "the runtime ran other tasks only {during} times in the {took:?} the decision took"
+        );
     }
 }
