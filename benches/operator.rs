@@ -9,6 +9,7 @@
 //! a profiler (where its memory goes); the figures of such a run are not the operator's.
 //! `PATCHWAVE_BENCH_IDLE_SECONDS=60` adds a quiet phase after the rollout (see `idle_phase`):
 //! agent heartbeats at the rate of a 20-minute heartbeat, and the operator's CPU meanwhile.
+//! `PATCHWAVE_BENCH_BASELINE_ROUNDS=0` leaves the plain-client baseline out (large sizes).
 //!
 //! For each size, on a fresh local control plane (etcd + kube-apiserver):
 //! 1. the CRDs, a namespace, 3 Rings selecting 10% / 30% / 60% of the assets (maxConcurrent
@@ -60,6 +61,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// `WRITE_CONCURRENCY`).
 const CONCURRENCY: usize = 32;
 /// Runs of the plain-client baseline; the table shows the median.
+/// `PATCHWAVE_BENCH_BASELINE_ROUNDS` overrides it (0 leaves the baseline out).
 const BASELINE_ROUNDS: usize = 3;
 /// Rings and the share of the assets each selects (by `i % 10`).
 const RINGS: [&str; 3] = ["pilot", "dept", "rest"];
@@ -104,8 +106,9 @@ struct Outcome {
     note: String,
     /// The quiet phase, if asked for: heartbeats written, how long, operator CPU meanwhile.
     idle: Option<(usize, Duration, Duration)>,
-    /// How long each `/healthz` probe during the rollout took to answer.
-    health: Vec<Duration>,
+    /// Each `/healthz` probe during the rollout: when it was sent (from the operator's start)
+    /// and how long it took to answer.
+    health: Vec<(Duration, Duration)>,
 }
 
 impl Outcome {
@@ -199,15 +202,21 @@ fn print_table(outcomes: &[Outcome]) {
         } else {
             format!("not finished after {}", secs(o.wall))
         };
+        let (baseline, ratio) = if o.baseline.is_zero() {
+            ("not run".to_owned(), "–".to_owned())
+        } else {
+            (
+                secs(o.baseline),
+                format!("{:.1}", o.wall.as_secs_f64() / o.baseline.as_secs_f64()),
+            )
+        };
         println!(
-            "| {} | {} | {} | {} | {:.2} | {} | {:.1} | {:.0} MiB |",
+            "| {} | {} | {} | {} | {:.2} | {baseline} | {ratio} | {:.0} MiB |",
             o.size,
             wall,
             o.total_writes(),
             o.minimum(),
             o.total_writes() as f64 / o.minimum() as f64,
-            secs(o.baseline),
-            o.wall.as_secs_f64() / o.baseline.as_secs_f64().max(1e-9),
             o.peak_rss_kib as f64 / 1024.0
         );
     }
@@ -381,11 +390,15 @@ async fn run_size(plane: &LocalControlPlane, size: usize) -> Result<Outcome, Box
     let baseline_writes = outcome.minimum();
     outcome.baseline_writes = baseline_writes;
     let mut runs = Vec::new();
-    for round in 0..BASELINE_ROUNDS {
+    let rounds = std::env::var("PATCHWAVE_BENCH_BASELINE_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(BASELINE_ROUNDS);
+    for round in 0..rounds {
         runs.push(plain_client(&client, &namespace, &assets, baseline_writes, round).await?);
     }
     runs.sort();
-    outcome.baseline = runs[runs.len() / 2];
+    outcome.baseline = runs.get(runs.len() / 2).copied().unwrap_or_default();
     outcome.baseline_runs = runs;
     eprintln!(
         "   done: wall {}, writes {}, baseline {}",
@@ -754,7 +767,7 @@ fn ring_lines(rollout: &PatchRollout, started_at: Timestamp) -> Vec<String> {
 /// does not delay the probes. A probe that waits is the operator's runtime being busy.
 struct HealthProber {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: std::thread::JoinHandle<Vec<Duration>>,
+    thread: std::thread::JoinHandle<Vec<(Duration, Duration)>>,
 }
 
 impl HealthProber {
@@ -762,13 +775,14 @@ impl HealthProber {
         use std::sync::atomic::{AtomicBool, Ordering};
         let stop = std::sync::Arc::new(AtomicBool::new(false));
         let stopped = stop.clone();
+        let start = Instant::now();
         let thread = std::thread::spawn(move || {
             let mut took = Vec::new();
             while !stopped.load(Ordering::Relaxed) {
                 let started = Instant::now();
                 // Refused while the operator starts listening: not a latency.
                 if probe_healthz(&address).is_ok() {
-                    took.push(started.elapsed());
+                    took.push((started - start, started.elapsed()));
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
@@ -777,7 +791,7 @@ impl HealthProber {
         HealthProber { stop, thread }
     }
 
-    fn stop(self) -> Vec<Duration> {
+    fn stop(self) -> Vec<(Duration, Duration)> {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         self.thread.join().unwrap_or_default()
     }
@@ -795,12 +809,12 @@ fn probe_healthz(address: &str) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The probes' answer times: how many, the median, the 99th percentile, the longest, and how
-/// many took over the kubelet's default probe timeout of 1 s.
-fn health_line(took: &[Duration]) -> Option<String> {
-    let mut sorted = took.to_vec();
+/// The probes' answer times: how many, the median, the 99th percentile, the longest (and
+/// when it was sent), and how many took over the kubelet's default probe timeout of 1 s.
+fn health_line(probes: &[(Duration, Duration)]) -> Option<String> {
+    let (sent, longest) = probes.iter().copied().max_by_key(|(_, took)| *took)?;
+    let mut sorted: Vec<Duration> = probes.iter().map(|(_, took)| *took).collect();
     sorted.sort();
-    let longest = *sorted.last()?;
     let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q) as usize];
     let over = sorted
         .iter()
@@ -808,11 +822,12 @@ fn health_line(took: &[Duration]) -> Option<String> {
         .count();
     let ms = |d: Duration| format!("{:.1} ms", d.as_secs_f64() * 1000.0);
     Some(format!(
-        "/healthz during the rollout: {} probes, median {}, p99 {}, longest {}, {over} over 1 s",
+        "/healthz during the rollout: {} probes, median {}, p99 {}, longest {} (sent at {}), {over} over 1 s",
         sorted.len(),
         ms(at(0.5)),
         ms(at(0.99)),
-        ms(longest)
+        ms(longest),
+        secs(sent)
     ))
 }
 

@@ -160,7 +160,10 @@ impl Context {
         inventory.policies.sort_by_key(ResourceExt::name_any);
         inventory.rings.sort_by_key(ResourceExt::name_any);
         inventory.windows.sort_by_key(ResourceExt::name_any);
-        inventory.assets.sort_by_key(|a| a.name_any());
+        // Borrowed names: `name_any` would copy two names per comparison.
+        inventory
+            .assets
+            .sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
         inventory.rollouts.sort_by_key(|r| {
             (
                 r.metadata.creation_timestamp.clone().map(|t| t.0),

@@ -35,6 +35,8 @@ use crate::engine::status::{Derived, derive, operator_asset_status};
 const MAX_ROUNDS: usize = 8;
 /// Writes in flight at once: enough to keep the API server busy, few enough to be polite.
 const WRITE_CONCURRENCY: usize = 32;
+/// Assets whose statuses are compared between two chances for other tasks to run.
+const YIELD_EVERY: usize = 256;
 /// Assets named in one aggregated Event.
 const NAMED_IN_EVENT: usize = 20;
 /// How soon a reconcile that found a cache still listing looks again.
@@ -118,28 +120,41 @@ pub fn error_policy(key: Arc<Namespace>, error: &Error, ctx: Arc<Context>) -> Ac
 }
 
 /// Evaluates `namespace`, writes what changed, and returns the next instant to look again.
-async fn reconcile_namespace(ctx: &Context, namespace: &str) -> Result<Option<Timestamp>, Error> {
+async fn reconcile_namespace(
+    ctx: &Arc<Context>,
+    namespace: &str,
+) -> Result<Option<Timestamp>, Error> {
     let now = Timestamp::now();
-    let inventory = ctx.snapshot(namespace);
-    let incidents = ctx.incidents(namespace);
-    let mut original = Stored::of(&inventory, &incidents);
-    let Decided {
-        inventory,
-        events,
-        mut last,
-        mut derived,
-    } = decide_apart(namespace, inventory, now).await?;
-    let (figures, figures_due) = ctx.compliance.of(
-        namespace,
-        original.fingerprint,
-        &inventory,
-        &incidents,
-        now,
-        &ctx.metrics,
-    );
-    for (name, status) in derived.policies.iter_mut() {
-        figures.fill(name, status);
-    }
+    let (context, name) = (ctx.clone(), namespace.to_owned());
+    // Everything here walks every object of the namespace.
+    let (
+        mut original,
+        Decided {
+            inventory,
+            events,
+            mut last,
+            derived,
+        },
+        figures_due,
+    ) = apart(namespace, move || {
+        let inventory = context.snapshot(&name);
+        let incidents = context.incidents(&name);
+        let original = Stored::of(&inventory, &incidents);
+        let mut decided = decide(inventory, now);
+        let (figures, due) = context.compliance.of(
+            &name,
+            original.fingerprint,
+            &decided.inventory,
+            &incidents,
+            now,
+            &context.metrics,
+        );
+        for (policy, status) in decided.derived.policies.iter_mut() {
+            figures.fill(policy, status);
+        }
+        (original, decided, due)
+    })
+    .await?;
     // Applied and derived: only the problems and the next instant are still needed. Freed
     // before the writes, the peak memory of a large batch drops by one copy of its operations.
     last.operations = Vec::new();
@@ -149,7 +164,10 @@ async fn reconcile_namespace(ctx: &Context, namespace: &str) -> Result<Option<Ti
     last.created_rollouts = Vec::new();
     // Read before the writes: what the stored statuses did not show yet.
     let decisions = people_decisions(&original.rollouts, &inventory.rollouts, &events);
-    let writer = Writer { ctx, namespace };
+    let writer = Writer {
+        ctx: ctx.as_ref(),
+        namespace,
+    };
 
     // Assets before rollout status: a rollout never shows Succeeded (or a ring Completed)
     // before the writes that finished it are on the server.
@@ -209,16 +227,15 @@ fn decide(mut inventory: Inventory, now: Timestamp) -> Decided {
     }
 }
 
-/// [`decide`] on a thread of the runtime's blocking pool. The runtime has one thread, and a
-/// namespace of tens of thousands of assets takes it seconds to decide: meanwhile it must
-/// still answer the liveness probe (a kubelet gives up after 1 s), renew the lease and read
-/// the watches.
-async fn decide_apart(
+/// Runs `work` (the [`decide`] of a namespace) on a thread of the runtime's blocking pool.
+/// The runtime has one thread, and a namespace of tens of thousands of assets takes seconds
+/// to decide: meanwhile the runtime must still answer the liveness probe (a kubelet gives up
+/// after 1 s), renew the lease and read the watches.
+async fn apart<T: Send + 'static>(
     namespace: &str,
-    inventory: Inventory,
-    now: Timestamp,
-) -> Result<Decided, Error> {
-    tokio::task::spawn_blocking(move || decide(inventory, now))
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Error> {
+    tokio::task::spawn_blocking(work)
         .await
         .map_err(|error| Error::Engine {
             namespace: namespace.to_owned(),
@@ -437,6 +454,11 @@ impl Writer<'_> {
             Some((name, operator_asset_status(asset.status.as_ref(), summary)))
         };
         for index in 0..inventory.assets.len() {
+            // Comparing tens of thousands of statuses takes a while: let the probes, the
+            // lease and the watches in between.
+            if index % YIELD_EVERY == YIELD_EVERY - 1 {
+                tokio::task::yield_now().await;
+            }
             let Some((name, wanted)) = wanted_of(index) else {
                 continue;
             };
@@ -981,7 +1003,7 @@ mod tests {
         tokio::task::yield_now().await;
         let before = ticks.load(Ordering::Relaxed);
         let started = Instant::now();
-        let decided = decide_apart("large", inventory, now)
+        let decided = apart("large", move || decide(inventory, now))
             .await
             .expect("the engine decides");
         let took = started.elapsed();
