@@ -98,7 +98,8 @@ fn main() -> ExitCode {
         subscriber.init();
     }
     // One thread: reconciles run one at a time anyway, the rest is waiting on the API server,
-    // and a single allocator arena keeps the resident memory of a large fleet down.
+    // and few allocator arenas keep the resident memory of a large fleet down. A reconcile's
+    // walk over the whole namespace runs on the blocking pool (see operator::reconcile).
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
