@@ -30,9 +30,10 @@ pub enum Error {
     /// This replica lost the leader lease during the reconcile; the new leader continues.
     #[error("lost the leader lease; leaving the writes to the new leader")]
     NotLeader,
-    /// The decision pass over a namespace did not finish (the engine panicked: a bug). Nothing
-    /// was written; the namespace is tried again, and other namespaces go on.
-    #[error("deciding namespace {namespace}: the engine stopped: {message}")]
+    /// The walk over a namespace (snapshot, engine, statuses, compliance figures) did not
+    /// finish: it panicked, which is a bug. Nothing was written; the namespace is tried again,
+    /// and other namespaces go on.
+    #[error("deciding namespace {namespace}: the decision stopped: {message}")]
     Engine {
         /// The namespace evaluated.
         namespace: String,

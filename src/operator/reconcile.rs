@@ -227,7 +227,8 @@ fn decide(mut inventory: Inventory, now: Timestamp) -> Decided {
     }
 }
 
-/// Runs `work` (the [`decide`] of a namespace) on a thread of the runtime's blocking pool.
+/// Runs `work` (a namespace's snapshot, [`decide`] and figures) on a thread of the runtime's
+/// blocking pool.
 /// The runtime has one thread, and a namespace of tens of thousands of assets takes seconds
 /// to decide: meanwhile the runtime must still answer the liveness probe (a kubelet gives up
 /// after 1 s), renew the lease and read the watches.
@@ -1020,6 +1021,17 @@ mod tests {
         assert!(
             during >= 3,
             "the runtime ran other tasks only {during} times in the {took:?} the decision took"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_decision_that_panics_is_an_error_of_its_namespace() {
+        let result: Result<(), Error> = apart("team-a", || panic!("index out of bounds")).await;
+        let error = result.expect_err("the panic is an error, not the operator's end");
+        assert_eq!(error.category(), "EngineFailed");
+        assert_eq!(
+            error.to_string(),
+            "deciding namespace team-a: the decision stopped: index out of bounds"
         );
     }
 }
