@@ -169,13 +169,25 @@ async fn reconcile_namespace(
         namespace,
     };
 
-    // Assets before rollout status: a rollout never shows Succeeded (or a ring Completed)
-    // before the writes that finished it are on the server.
     writer.create_rollouts(&original, &inventory).await?;
     // Taken: the stored versions of the changed assets are freed before their writes.
     let stored_assets = std::mem::take(&mut original.assets);
-    let summaries_due = writer.assets(stored_assets, &inventory, &derived).await?;
+    let changes = writer
+        .asset_changes(stored_assets, &inventory, &derived)
+        .await;
+    // Finished operations are recorded before new ones go out: the slots the engine freed
+    // are free on the server too, so no reader ever sees more than maxConcurrent running.
+    writer
+        .write_assets(changes.others, &inventory, &derived)
+        .await?;
+    // The rollout status next: it never shows a ring Completed (or the rollout Succeeded)
+    // before the writes that finished it are on the server, and it is not held back behind
+    // the thousands of operations a large ring starts with.
     writer.rollout_statuses(&original, &inventory).await?;
+    writer
+        .write_assets(changes.starts, &inventory, &derived)
+        .await?;
+    let summaries_due = changes.due;
     writer.summaries(&original, &derived).await?;
     writer.events(&events, &decisions, &last).await;
     ctx.observe(namespace, &inventory, &derived, &events);
@@ -189,6 +201,29 @@ async fn reconcile_namespace(
     .into_iter()
     .flatten()
     .min())
+}
+
+/// Assets to write, by index into the decided inventory.
+#[derive(Default)]
+struct AssetChanges {
+    /// Recorded outcomes and other changes: written first.
+    others: Vec<usize>,
+    /// New operations handed out: written after the rollout status.
+    starts: Vec<usize>,
+    /// When a held-back summary is due.
+    due: Option<Timestamp>,
+}
+
+/// The operator-owned status an Asset should have, with its name.
+fn wanted_status<'i>(
+    inventory: &'i Inventory,
+    derived: &Derived,
+    index: usize,
+) -> Option<(&'i str, AssetStatus)> {
+    let asset = &inventory.assets[index];
+    let name = asset.metadata.name.as_deref()?;
+    let summary = derived.assets.get(name)?;
+    Some((name, operator_asset_status(asset.status.as_ref(), summary)))
 }
 
 /// The engine's decisions for a namespace at one instant.
@@ -436,31 +471,24 @@ impl Writer<'_> {
         }
     }
 
-    /// Writes the operator-owned half of every Asset status that changed. Returns when a
-    /// held-back summary is due (see [`Coalesce`]).
-    async fn assets(
+    /// The Assets whose operator-owned status changed, in the two batches they are written
+    /// in, and when a held-back summary is due (see [`Coalesce`]).
+    async fn asset_changes(
         &self,
         before: BTreeMap<String, Arc<Asset>>,
         inventory: &Inventory,
         derived: &Derived,
-    ) -> Result<Option<Timestamp>, Error> {
-        // What changed, as (index into the inventory's assets, hands out a new operation);
-        // each status is built again when it is written, a few at a time, not all at once.
-        let mut changes: Vec<(usize, bool)> = Vec::new();
-        let mut due: Option<Timestamp> = None;
-        let wanted_of = |index: usize| -> Option<(&str, AssetStatus)> {
-            let asset = &inventory.assets[index];
-            let name = asset.metadata.name.as_deref()?;
-            let summary = derived.assets.get(name)?;
-            Some((name, operator_asset_status(asset.status.as_ref(), summary)))
-        };
+    ) -> AssetChanges {
+        // Indexes only: each status is built again when it is written, a few at a time, not
+        // all at once.
+        let mut changes = AssetChanges::default();
         for index in 0..inventory.assets.len() {
             // Comparing tens of thousands of statuses takes a while: let the probes, the
             // lease and the watches in between.
             if index % YIELD_EVERY == YIELD_EVERY - 1 {
                 tokio::task::yield_now().await;
             }
-            let Some((name, wanted)) = wanted_of(index) else {
+            let Some((name, wanted)) = wanted_status(inventory, derived, index) else {
                 continue;
             };
             let stored = before
@@ -477,39 +505,43 @@ impl Writer<'_> {
                 .coalesce
                 .decide(self.namespace, name, stored, &wanted)
             {
-                Some(at) => due = Some(due.map_or(at, |d| d.min(at))),
+                Some(at) => changes.due = Some(changes.due.map_or(at, |d| d.min(at))),
                 None => {
                     let stored_operation = stored.and_then(|s| s.operation.as_ref());
-                    let starts =
-                        wanted.operation.is_some() && wanted.operation.as_ref() != stored_operation;
-                    changes.push((index, starts));
+                    if wanted.operation.is_some() && wanted.operation.as_ref() != stored_operation {
+                        changes.starts.push(index);
+                    } else {
+                        changes.others.push(index);
+                    }
                 }
             }
         }
-        drop(before);
-        // Finished operations are recorded before new ones go out: the slots the engine
-        // freed are free on the server too, so no reader ever sees more than maxConcurrent
-        // running records at once.
-        let (starts, others): (Vec<_>, Vec<_>) =
-            changes.into_iter().partition(|(_, starts)| *starts);
-        for batch in [others, starts] {
-            self.ctx.ensure_leader()?;
-            futures::stream::iter(batch)
-                .map(|(index, _)| async move {
-                    self.ctx.ensure_leader()?;
-                    let Some((name, status)) = wanted_of(index) else {
-                        return Ok(());
-                    };
-                    let written: Asset = self.apply_status(name, &status).await?;
-                    self.ctx.fresh.assets.remember(written);
-                    self.ctx.coalesce.forget(self.namespace, name);
-                    Ok::<(), Error>(())
-                })
-                .buffer_unordered(WRITE_CONCURRENCY)
-                .try_collect::<Vec<()>>()
-                .await?;
-        }
-        Ok(due)
+        changes
+    }
+
+    /// Writes the operator-owned half of the status of the Assets at `batch`.
+    async fn write_assets(
+        &self,
+        batch: Vec<usize>,
+        inventory: &Inventory,
+        derived: &Derived,
+    ) -> Result<(), Error> {
+        self.ctx.ensure_leader()?;
+        futures::stream::iter(batch)
+            .map(|index| async move {
+                self.ctx.ensure_leader()?;
+                let Some((name, status)) = wanted_status(inventory, derived, index) else {
+                    return Ok(());
+                };
+                let written: Asset = self.apply_status(name, &status).await?;
+                self.ctx.fresh.assets.remember(written);
+                self.ctx.coalesce.forget(self.namespace, name);
+                Ok::<(), Error>(())
+            })
+            .buffer_unordered(WRITE_CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(())
     }
 
     /// Writes the policy, ring and window statuses that changed.
