@@ -762,9 +762,10 @@ fn ring_lines(rollout: &PatchRollout, started_at: Timestamp) -> Vec<String> {
         .collect()
 }
 
-/// Asks the operator's `/healthz` every 100 ms, as a kubelet's liveness probe would (with a
-/// 1-second timeout), from a thread of its own so that the bench's busy runtime (the fleet)
-/// does not delay the probes. A probe that waits is the operator's runtime being busy.
+/// Asks the operator's `/healthz` every 100 ms, as a kubelet's liveness probe does, but waits
+/// for the answer to measure it (a kubelet gives up after 1 s). Runs on a thread of its own so
+/// that the bench's busy runtime (the fleet) does not delay the probes: a probe that waits is
+/// the operator's runtime being busy.
 struct HealthProber {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     thread: std::thread::JoinHandle<Vec<(Duration, Duration)>>,

@@ -187,7 +187,6 @@ async fn reconcile_namespace(
     writer
         .write_assets(changes.starts, &inventory, &derived)
         .await?;
-    let summaries_due = changes.due;
     writer.summaries(&original, &derived).await?;
     writer.events(&events, &decisions, &last).await;
     ctx.observe(namespace, &inventory, &derived, &events);
@@ -195,7 +194,7 @@ async fn reconcile_namespace(
     Ok([
         last.next_change,
         derived.next_change,
-        summaries_due,
+        changes.due,
         Some(figures_due),
     ]
     .into_iter()
@@ -263,10 +262,9 @@ fn decide(mut inventory: Inventory, now: Timestamp) -> Decided {
 }
 
 /// Runs `work` (a namespace's snapshot, [`decide`] and figures) on a thread of the runtime's
-/// blocking pool.
-/// The runtime has one thread, and a namespace of tens of thousands of assets takes seconds
-/// to decide: meanwhile the runtime must still answer the liveness probe (a kubelet gives up
-/// after 1 s), renew the lease and read the watches.
+/// blocking pool. The runtime has one thread, and a namespace of tens of thousands of assets
+/// takes seconds to decide: meanwhile the runtime must still answer the liveness probe (a
+/// kubelet gives up after 1 s), renew the lease and read the watches.
 async fn apart<T: Send + 'static>(
     namespace: &str,
     work: impl FnOnce() -> T + Send + 'static,
