@@ -144,7 +144,9 @@ fn every_mistake_is_reported_with_file_object_and_field() {
     assert!(!out.contains("uses-broken-ring"), "{out}");
     assert_eq!(
         lines.last().copied(),
-        Some("found 12 problems in 12 objects (validated 20 objects in 5 files)")
+        Some(
+            "found 12 problems in 11 objects and 1 document that names no object (validated 20 objects in 5 files)"
+        )
     );
 }
 

@@ -240,16 +240,39 @@ pub fn text(report: &Report) -> String {
     if report.problems.is_empty() {
         let _ = writeln!(out, "validated {objects} in {files}: no problems");
     } else {
-        let with_problems: BTreeMap<(&str, Option<&str>, Option<&str>), ()> = report
+        // A document read as no object (bad YAML, no kind, no name) has nothing to tell it
+        // from the others: each of its problems counts as one document.
+        let with_problems: BTreeMap<(&str, &str, &str), ()> = report
             .problems
             .iter()
-            .map(|p| ((p.file.as_str(), p.kind.as_deref(), p.name.as_deref()), ()))
+            .filter_map(|p| {
+                Some((
+                    (p.file.as_str(), p.kind.as_deref()?, p.name.as_deref()?),
+                    (),
+                ))
+            })
             .collect();
+        let nameless = report
+            .problems
+            .iter()
+            .filter(|p| p.kind.is_none() || p.name.is_none())
+            .count();
+        let mut holders = Vec::new();
+        if !with_problems.is_empty() || nameless == 0 {
+            holders.push(plural(with_problems.len(), "object", "objects"));
+        }
+        if nameless > 0 {
+            holders.push(plural(
+                nameless,
+                "document that names no object",
+                "documents that name no object",
+            ));
+        }
         let _ = writeln!(
             out,
             "found {} in {} (validated {objects} in {files})",
             plural(report.problems.len(), "problem", "problems"),
-            plural(with_problems.len(), "object", "objects"),
+            holders.join(" and "),
         );
     }
     out
@@ -350,6 +373,42 @@ spec:
         assert_eq!(
             text(&report),
             "validated 1 object in 2 files: no problems\n"
+        );
+    }
+
+    #[test]
+    fn documents_read_as_no_object_are_counted_apart_from_objects() {
+        let problem = |kind: Option<&str>, name: Option<&str>| ReportedProblem {
+            file: "a.yaml".to_owned(),
+            kind: kind.map(str::to_owned),
+            namespace: None,
+            name: name.map(str::to_owned),
+            field: None,
+            message: "bad".to_owned(),
+            line: None,
+            text: "a.yaml: bad".to_owned(),
+        };
+        let mut report = Report {
+            problems: vec![problem(None, None), problem(None, None)],
+            objects: 0,
+            files: 1,
+        };
+        assert!(
+            text(&report).ends_with(
+                "found 2 problems in 2 documents that name no object (validated 0 objects in 1 file)\n"
+            ),
+            "{}",
+            text(&report)
+        );
+        report.problems.push(problem(Some("Ring"), Some("pilot")));
+        report.problems.push(problem(Some("Ring"), Some("pilot")));
+        report.objects = 1;
+        assert!(
+            text(&report).ends_with(
+                "found 4 problems in 1 object and 2 documents that name no object (validated 1 object in 1 file)\n"
+            ),
+            "{}",
+            text(&report)
         );
     }
 }
