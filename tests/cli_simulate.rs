@@ -299,3 +299,35 @@ fn bad_arguments_are_explained() {
     assert_eq!(code, 2);
     assert!(stderr.contains("ring/NAME or asset/NAME"), "{stderr}");
 }
+
+#[test]
+fn an_approval_of_an_unknown_ring_or_asset_is_refused() {
+    let run = |approval: &str| {
+        patchwave(&[
+            "simulate",
+            "-f",
+            "examples/",
+            "--from",
+            "2026-12-01",
+            "--until",
+            "2026-12-02",
+            "--approve",
+            approval,
+        ])
+    };
+    let (code, stdout, stderr) = run("ring/pliot");
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(
+        stderr.contains("--approve ring/pliot: no Ring named pliot in the files read")
+            && stderr.contains("dept-a, pilot, rest"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = run("asset/dc99");
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("--approve asset/dc99: no Asset named dc99"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = run("asset/dc01");
+    assert_eq!(code, 0, "{stderr}");
+}

@@ -1,6 +1,6 @@
 //! `kubectl patchwave simulate`: a discrete-event run of the engine over virtual time.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -113,6 +113,7 @@ pub struct AssetReport {
 pub fn run(args: &Args) -> Result<ExitCode, CliError> {
     let loaded = load::load(&args.paths, &args.namespace)?;
     super::warn_problems(&loaded);
+    check_approvals(&loaded, &args.approvals)?;
     let options = Options {
         from: args.from,
         until: args.until,
@@ -133,6 +134,58 @@ pub fn run(args: &Args) -> Result<ExitCode, CliError> {
         OutputFormat::Table => super::print(&render_table(&report))?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Every `--approve` must name a Ring or Asset of the files read: a misspelt name would
+/// approve nothing, and the run would look as if the approval changed nothing.
+fn check_approvals(loaded: &load::LoadedFiles, approvals: &[Approve]) -> Result<(), CliError> {
+    for approval in approvals {
+        let (kind, name) = match approval {
+            Approve::Ring(name) => ("Ring", name),
+            Approve::Asset(name) => ("Asset", name),
+        };
+        let mut known: BTreeSet<&str> = BTreeSet::new();
+        for inventory in loaded.namespaces.values() {
+            match approval {
+                Approve::Ring(_) => known.extend(
+                    inventory
+                        .rings
+                        .iter()
+                        .filter_map(|r| r.metadata.name.as_deref()),
+                ),
+                Approve::Asset(_) => known.extend(
+                    inventory
+                        .assets
+                        .iter()
+                        .filter_map(|a| a.metadata.name.as_deref()),
+                ),
+            }
+        }
+        for unloadable in loaded.unloadable.values() {
+            known.extend(
+                unloadable
+                    .iter()
+                    .filter(|(k, _)| *k == kind)
+                    .map(|(_, n)| n.as_str()),
+            );
+        }
+        if known.contains(name.as_str()) {
+            continue;
+        }
+        let lowercase = kind.to_lowercase();
+        let hint = match kind {
+            "Ring" if !known.is_empty() => format!(
+                " (the Rings read: {})",
+                known.iter().copied().collect::<Vec<_>>().join(", ")
+            ),
+            _ if known.is_empty() => format!(" (no {kind} was read)"),
+            _ => String::new(),
+        };
+        return Err(CliError::Usage(format!(
+            "--approve {lowercase}/{name}: no {kind} named {name} in the files read{hint}"
+        )));
+    }
+    Ok(())
 }
 
 /// Builds the report of one or more namespaces' simulations.
