@@ -225,6 +225,8 @@ fn child(size: usize) {
             "  kept evaluator, nothing changed: {:?} each",
             started.elapsed() / 5
         );
+        // The forecast must own its assets, as plan's does: shared, each change would copy one.
+        drop(applied);
         // plan's forecast: how many evaluations, and what each costs on average.
         let mut kept = patchwave::engine::evaluate::Evaluator::default();
         let (mut evaluations, mut evaluating) = (0_u32, Duration::ZERO);
