@@ -285,7 +285,14 @@ fn bad_arguments_are_explained() {
     ]);
     assert_eq!(code, 2);
     assert!(stderr.contains("before --from"), "{stderr}");
-    let (code, _, stderr) = patchwave(&[
+    let (code, _, stderr) = simulate_a_day_approving("rings/rest");
+    assert_eq!(code, 2);
+    assert!(stderr.contains("ring/NAME or asset/NAME"), "{stderr}");
+}
+
+/// `simulate` over the examples for one day with one `--approve`.
+fn simulate_a_day_approving(approval: &str) -> (i32, String, String) {
+    patchwave(&[
         "simulate",
         "-f",
         "examples/",
@@ -294,27 +301,13 @@ fn bad_arguments_are_explained() {
         "--until",
         "2026-12-02",
         "--approve",
-        "rings/rest",
-    ]);
-    assert_eq!(code, 2);
-    assert!(stderr.contains("ring/NAME or asset/NAME"), "{stderr}");
+        approval,
+    ])
 }
 
 #[test]
 fn an_approval_of_an_unknown_ring_or_asset_is_refused() {
-    let run = |approval: &str| {
-        patchwave(&[
-            "simulate",
-            "-f",
-            "examples/",
-            "--from",
-            "2026-12-01",
-            "--until",
-            "2026-12-02",
-            "--approve",
-            approval,
-        ])
-    };
+    let run = simulate_a_day_approving;
     let (code, stdout, stderr) = run("ring/pliot");
     assert_eq!(code, 2, "{stdout}{stderr}");
     assert!(

@@ -144,45 +144,43 @@ fn check_approvals(loaded: &load::LoadedFiles, approvals: &[Approve]) -> Result<
             Approve::Ring(name) => ("Ring", name),
             Approve::Asset(name) => ("Asset", name),
         };
-        let mut known: BTreeSet<&str> = BTreeSet::new();
-        for inventory in loaded.namespaces.values() {
-            match approval {
-                Approve::Ring(_) => known.extend(
-                    inventory
-                        .rings
-                        .iter()
-                        .filter_map(|r| r.metadata.name.as_deref()),
-                ),
-                Approve::Asset(_) => known.extend(
-                    inventory
-                        .assets
-                        .iter()
-                        .filter_map(|a| a.metadata.name.as_deref()),
-                ),
-            }
-        }
-        for unloadable in loaded.unloadable.values() {
-            known.extend(
-                unloadable
+        let parsed = loaded
+            .namespaces
+            .values()
+            .flat_map(|inventory| match approval {
+                Approve::Ring(_) => inventory
+                    .rings
                     .iter()
-                    .filter(|(k, _)| *k == kind)
-                    .map(|(_, n)| n.as_str()),
-            );
-        }
+                    .filter_map(|r| r.metadata.name.as_deref())
+                    .collect::<Vec<_>>(),
+                Approve::Asset(_) => inventory
+                    .assets
+                    .iter()
+                    .filter_map(|a| a.metadata.name.as_deref())
+                    .collect(),
+            });
+        // An object that failed to parse is reported as such; its name is still known.
+        let unparsed = loaded
+            .unloadable
+            .values()
+            .flatten()
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, n)| n.as_str());
+        let known: BTreeSet<&str> = parsed.chain(unparsed).collect();
         if known.contains(name.as_str()) {
             continue;
         }
-        let lowercase = kind.to_lowercase();
         let hint = match kind {
-            "Ring" if !known.is_empty() => format!(
+            _ if known.is_empty() => format!(" (no {kind} was read)"),
+            "Ring" => format!(
                 " (the Rings read: {})",
                 known.iter().copied().collect::<Vec<_>>().join(", ")
             ),
-            _ if known.is_empty() => format!(" (no {kind} was read)"),
             _ => String::new(),
         };
         return Err(CliError::Usage(format!(
-            "--approve {lowercase}/{name}: no {kind} named {name} in the files read{hint}"
+            "--approve {}/{name}: no {kind} named {name} in the files read{hint}",
+            kind.to_lowercase()
         )));
     }
     Ok(())
