@@ -205,6 +205,11 @@ fn wrong_values_are_rejected_by_the_schema_with_the_field_named() {
         ),
         ("operator.replica=2", "/operator", "'replica' not allowed"),
         ("crds.install=maybe", "/crds/install", "want boolean"),
+        (
+            "operator.leaderElection.graceSeconds=15",
+            "/operator/leaderElection/graceSeconds",
+            "must be less than durationSeconds (15)",
+        ),
         ("nodeAgent.backend=yum", "/nodeAgent/backend", "zypper"),
         (
             "metrics.prometheusRule.staleFor=soon",

@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
-use patchwave::operator::leader::LeaseSettings;
+use clap::{CommandFactory, Parser};
+use patchwave::operator::leader::{self, LeaseSettings};
 use patchwave::operator::{Settings, run};
 
 /// Rolls patches out ring by ring, inside maintenance windows, halting on failures.
@@ -89,6 +89,17 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.leader_elect {
+        // Checked before anything starts, like the other flags.
+        if let Err(message) = leader::check_times(args.lease_duration, args.lease_grace) {
+            Args::command()
+                .error(
+                    clap::error::ErrorKind::ValueValidation,
+                    format!("--lease-duration/--lease-grace: {message}"),
+                )
+                .exit();
+        }
+    }
     let filter = tracing_subscriber::EnvFilter::try_new(&args.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let subscriber = tracing_subscriber::fmt().with_env_filter(filter);

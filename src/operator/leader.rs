@@ -27,6 +27,24 @@ pub struct LeaseSettings {
     pub grace_seconds: u64,
 }
 
+/// Whether a lease duration and grace period (seconds) make a working lease: kube-lease-manager
+/// panics on a zero duration or grace, and a grace as long as the lease would renew it
+/// without pause.
+pub fn check_times(duration_seconds: u64, grace_seconds: u64) -> Result<(), String> {
+    let (duration, grace) = (duration_seconds, grace_seconds);
+    if duration < 2 {
+        return Err(format!(
+            "lease duration {duration} s is too short: it must be at least 2 s, longer than the grace period"
+        ));
+    }
+    if grace == 0 || grace >= duration {
+        return Err(format!(
+            "lease grace {grace} s must be at least 1 s and less than the lease duration ({duration} s): the leader renews that long before its lease runs out"
+        ));
+    }
+    Ok(())
+}
+
 /// Whether this replica may write. Without leader election it always may.
 #[derive(Clone)]
 pub struct Leadership {
@@ -166,6 +184,29 @@ mod tests {
             identity: "replica-a".to_owned(),
             duration_seconds: 15,
             grace_seconds: 5,
+        }
+    }
+
+    #[test]
+    fn lease_times_that_the_lease_manager_cannot_work_with_are_refused() {
+        assert_eq!(
+            check_times(settings().duration_seconds, settings().grace_seconds),
+            Ok(())
+        );
+        assert_eq!(check_times(2, 1), Ok(()));
+        for (duration, grace, says) in [
+            (
+                5,
+                10,
+                "lease grace 10 s must be at least 1 s and less than the lease duration (5 s)",
+            ),
+            (5, 5, "lease grace 5 s must be"),
+            (15, 0, "lease grace 0 s must be at least 1 s"),
+            (1, 0, "lease duration 1 s is too short"),
+            (0, 5, "lease duration 0 s is too short"),
+        ] {
+            let error = check_times(duration, grace).expect_err("refused");
+            assert!(error.contains(says), "{duration}/{grace}: {error}");
         }
     }
 
