@@ -24,9 +24,14 @@ pub fn parse_time(text: &str) -> Result<Timestamp, String> {
     if let Ok(instant) = text.parse::<Timestamp>() {
         return Ok(instant);
     }
-    text.parse::<Date>()
-        .ok()
-        .and_then(|date| date.to_zoned(jiff::tz::TimeZone::UTC).ok())
+    // jiff reads a date out of a longer text too; only a date alone means midnight UTC.
+    let date = text.parse::<Date>().ok().filter(|d| d.to_string() == text);
+    if date.is_none() && text.parse::<jiff::civil::DateTime>().is_ok() {
+        return Err(format!(
+            "\"{text}\" has no UTC offset, so the instant is unknown: add Z or an offset (2026-11-30T18:00:00+01:00)"
+        ));
+    }
+    date.and_then(|date| date.to_zoned(jiff::tz::TimeZone::UTC).ok())
         .map(|zoned| zoned.timestamp())
         .ok_or_else(|| format!("\"{text}\" is neither an RFC 3339 time (2026-11-30T18:00:00+01:00) nor a date (2026-11-30)"))
 }
@@ -169,6 +174,12 @@ mod tests {
             "2026-11-30T17:00:00Z".parse::<Timestamp>().unwrap()
         );
         assert!(parse_time("next monday").unwrap_err().contains("RFC 3339"));
+        // Without an offset the time of day would be lost (read as the date's midnight).
+        for local in ["2026-11-30T18:00:00", "2026-11-30T18:00", "2026-11-30 18:00:00"] {
+            let error = parse_time(local).unwrap_err();
+            assert!(error.contains("has no UTC offset"), "{local}: {error}");
+        }
+        assert!(parse_time("2026-02-30").unwrap_err().contains("RFC 3339"));
     }
 
     #[test]
