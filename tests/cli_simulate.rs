@@ -324,3 +324,31 @@ fn an_approval_of_an_unknown_ring_or_asset_is_refused() {
     let (code, _, stderr) = run("asset/dc01");
     assert_eq!(code, 0, "{stderr}");
 }
+
+#[test]
+fn plan_and_simulate_refuse_paths_without_manifests() {
+    let empty = std::env::temp_dir().join(format!("patchwave-empty-{}", std::process::id()));
+    std::fs::create_dir_all(&empty).unwrap();
+    std::fs::write(empty.join("notes.txt"), "not a manifest").unwrap();
+    let folder = empty.to_string_lossy().into_owned();
+    for args in [
+        vec!["plan", "-f", &folder],
+        vec![
+            "simulate",
+            "-f",
+            &folder,
+            "--from",
+            "2026-12-01",
+            "--until",
+            "2026-12-02",
+        ],
+    ] {
+        let (code, _, stderr) = patchwave(&args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("no .yaml, .yml or .json files found in"),
+            "{args:?}: {stderr}"
+        );
+    }
+    std::fs::remove_dir_all(&empty).unwrap();
+}

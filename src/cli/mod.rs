@@ -195,6 +195,26 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
+/// Reads the manifests of `validate`, `plan` and `simulate`; paths that hold none are a
+/// mistake on the command line, not a clean result.
+pub(crate) fn load_manifests(
+    paths: &[std::path::PathBuf],
+    namespace: &str,
+) -> Result<load::LoadedFiles, CliError> {
+    let loaded = load::load(paths, namespace)?;
+    if loaded.files.is_empty() {
+        return Err(CliError::Usage(format!(
+            "no .yaml, .yml or .json files found in {}",
+            paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    Ok(loaded)
+}
+
 /// Prints the problems found while loading as warnings: `plan` and `simulate` go on without
 /// the invalid objects, as the operator does.
 pub(crate) fn warn_problems(loaded: &load::LoadedFiles) {

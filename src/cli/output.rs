@@ -175,7 +175,11 @@ mod tests {
         );
         assert!(parse_time("next monday").unwrap_err().contains("RFC 3339"));
         // Without an offset the time of day would be lost (read as the date's midnight).
-        for local in ["2026-11-30T18:00:00", "2026-11-30T18:00", "2026-11-30 18:00:00"] {
+        for local in [
+            "2026-11-30T18:00:00",
+            "2026-11-30T18:00",
+            "2026-11-30 18:00:00",
+        ] {
             let error = parse_time(local).unwrap_err();
             assert!(error.contains("has no UTC offset"), "{local}: {error}");
         }

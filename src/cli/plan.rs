@@ -12,8 +12,8 @@ use std::process::ExitCode;
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
+use super::CliError;
 use super::output::{OutputFormat, ProgressLine, parse_time};
-use super::{CliError, load};
 use crate::engine::Inventory;
 use crate::engine::evaluate::{AssetState, Evaluator, Event, EventType, is_terminal};
 use crate::engine::simulation::{self, Options};
@@ -114,7 +114,7 @@ pub struct NeverPatched {
 
 /// Runs `plan`.
 pub fn run(args: &Args) -> Result<ExitCode, CliError> {
-    let loaded = load::load(&args.paths, &args.namespace)?;
+    let loaded = super::load_manifests(&args.paths, &args.namespace)?;
     super::warn_problems(&loaded);
     let at = args.at.unwrap_or_else(Timestamp::now);
     let mut plan = Plan {

@@ -111,7 +111,7 @@ pub struct AssetReport {
 
 /// Runs `simulate`.
 pub fn run(args: &Args) -> Result<ExitCode, CliError> {
-    let loaded = load::load(&args.paths, &args.namespace)?;
+    let loaded = super::load_manifests(&args.paths, &args.namespace)?;
     super::warn_problems(&loaded);
     check_approvals(&loaded, &args.approvals)?;
     let options = Options {

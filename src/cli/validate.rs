@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use serde::Serialize;
 
 use super::CliError;
-use super::load::{self, LoadProblem, LoadedFiles, ProblemSource};
+use super::load::{LoadProblem, LoadedFiles, ProblemSource};
 use crate::engine::validation;
 
 /// `--help` text of the command.
@@ -106,17 +106,7 @@ pub struct ReportedProblem {
 
 /// Runs `validate`.
 pub fn run(args: &Args) -> Result<ExitCode, CliError> {
-    let loaded = load::load(&args.filenames, &args.namespace)?;
-    if loaded.files.is_empty() {
-        return Err(CliError::Usage(format!(
-            "no .yaml, .yml or .json files found in {}",
-            args.filenames
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
-    }
+    let loaded = super::load_manifests(&args.filenames, &args.namespace)?;
     let report = report(&loaded);
     let output = match args.output {
         Output::Json => {
@@ -316,7 +306,7 @@ spec:
 
     #[test]
     fn merges_load_and_semantic_problems_in_document_order() {
-        let loaded = load::load_str(Path::new("x.yaml"), FILES, "default");
+        let loaded = crate::cli::load::load_str(Path::new("x.yaml"), FILES, "default");
         let report = report(&loaded);
         let lines: Vec<&str> = report.problems.iter().map(|p| p.text.as_str()).collect();
         assert_eq!(lines.len(), 3, "{lines:#?}");
@@ -345,7 +335,7 @@ spec:
 
     #[test]
     fn semantic_problems_hide_cel_findings_on_the_same_field() {
-        let loaded = load::load_str(
+        let loaded = crate::cli::load::load_str(
             Path::new("w.yaml"),
             "apiVersion: patchwave.dev/v1alpha1
 kind: MaintenanceWindow
