@@ -137,6 +137,14 @@ fn with_approvals_the_rollout_completes_and_no_response_times_out() {
     let report = simulate_json(&args);
     let security = rollout(&report, "security-fast");
     assert_eq!(security["phase"], "Succeeded");
+    // The contract names `version` even for an update without one (a Windows KB).
+    let kb = security["updates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["id"] == "KB5072036")
+        .expect("the KB is frozen");
+    assert_eq!(kb.get("version"), Some(&Value::Null), "{kb}");
     let timed_out: Vec<_> = events(&report, "OperationTimedOut")
         .into_iter()
         .filter(|e| e["asset"] == "lt-mgmt-01")

@@ -11,7 +11,6 @@ use super::output::{OutputFormat, ProgressLine, parse_time, progress_bar};
 use super::{CliError, load};
 use crate::api::PatchRollout;
 use crate::api::asset::UpdateRef;
-use crate::api::rollout::FrozenUpdate;
 use crate::engine::evaluate::{AssetState, AssetView, Event, EventType};
 use crate::engine::simulation::{self, Approve, Options, Simulation};
 
@@ -81,8 +80,25 @@ pub struct RolloutReport {
     pub namespace: String,
     pub policy: String,
     pub phase: String,
-    pub updates: Vec<UpdateRef>,
+    pub updates: Vec<ReportedUpdate>,
     pub rings: Vec<RingReport>,
+}
+
+/// One frozen update in the report: `version` is `null` for an update without versions
+/// (the API type leaves the field out, the contract names it).
+#[derive(Debug, Serialize)]
+pub struct ReportedUpdate {
+    pub id: String,
+    pub version: Option<String>,
+}
+
+impl From<UpdateRef> for ReportedUpdate {
+    fn from(update: UpdateRef) -> Self {
+        ReportedUpdate {
+            id: update.id,
+            version: update.version,
+        }
+    }
 }
 
 /// A ring of a rollout in the report.
@@ -232,7 +248,7 @@ fn rollout_report(namespace: &str, rollout: &PatchRollout) -> RolloutReport {
             .spec
             .updates
             .iter()
-            .map(FrozenUpdate::reference)
+            .map(|u| u.reference().into())
             .collect(),
         rings: status
             .rings
