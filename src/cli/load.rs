@@ -333,23 +333,37 @@ impl Loader {
                 document: Some(i + 1),
                 ..Context::default()
             };
-            match Value::deserialize(document) {
-                Ok(value) => self.load_value(file, text, context, value),
+            let yaml = serde_yaml::Value::deserialize(document);
+            // Merge keys (`<<: *anchor`) are resolved as kubectl resolves them.
+            let read = match yaml {
+                Ok(mut yaml) => yaml
+                    .apply_merge()
+                    .and_then(|()| serde_yaml::from_value::<Value>(yaml)),
                 Err(error) => {
-                    let (message, line) = yaml_message(&error);
-                    self.problem_at(
-                        file,
-                        context,
-                        ProblemSource::Yaml,
-                        None,
-                        format!("invalid YAML: {message}"),
-                        line,
-                    );
-                    // The parser cannot resynchronise after a syntax error.
+                    self.yaml_problem(file, context, &error);
+                    // serde_yaml cannot go on after a document it could not read (a syntax
+                    // error, an unknown anchor, a number beyond 64 bits).
                     break;
                 }
+            };
+            match read {
+                Ok(value) => self.load_value(file, text, context, value),
+                Err(error) => self.yaml_problem(file, context, &error),
             }
         }
+    }
+
+    /// A document that is not valid YAML (or has no JSON form).
+    fn yaml_problem(&mut self, file: &Path, context: Context, error: &serde_yaml::Error) {
+        let (message, line) = yaml_message(error);
+        self.problem_at(
+            file,
+            context,
+            ProblemSource::Yaml,
+            None,
+            format!("invalid YAML: {message}"),
+            line,
+        );
     }
 
     /// A `.json` file: one or more JSON values, read with serde_json (many times faster than
@@ -1158,6 +1172,31 @@ status:
         );
         // The document before the error was read.
         assert_eq!(loaded.namespaces["acme"].rings.len(), 1);
+    }
+
+    #[test]
+    fn merge_keys_are_resolved_and_a_number_beyond_64_bits_names_its_field() {
+        let text = "apiVersion: patchwave.dev/v1alpha1\nkind: Ring\nmetadata: {name: merged, namespace: acme}\n\
+                    spec:\n  selector: &everything {matchLabels: {site: zrh}}\n  maxConcurrent: 2\n  \
+                    failureThreshold: &few 1\n---\n\
+                    apiVersion: patchwave.dev/v1alpha1\nkind: Ring\nmetadata: {name: big, namespace: acme}\n\
+                    spec: {selector: {}, maxConcurrent: 99999999999999999999}\n";
+        let found = lines(&load_text(text));
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(
+            found[0].starts_with("test.yaml: document 2: invalid YAML: spec.maxConcurrent: ")
+                && found[0].ends_with("(line 12)"),
+            "{found:#?}"
+        );
+        let text = "apiVersion: patchwave.dev/v1alpha1\nkind: Ring\nmetadata: {name: twice, namespace: acme}\n\
+                    spec:\n  selector:\n    <<: {matchLabels: {site: zrh}}\n    matchExpressions: []\n";
+        let loaded = load_text(text);
+        assert!(lines(&loaded).is_empty(), "{:#?}", lines(&loaded));
+        let selector = &loaded.namespaces["acme"].rings[0].spec.selector;
+        assert_eq!(
+            selector.match_labels.as_ref().and_then(|l| l.get("site")),
+            Some(&"zrh".to_owned())
+        );
     }
 
     #[test]
