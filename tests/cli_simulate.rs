@@ -267,6 +267,23 @@ fn plan_forecasts_rings_and_deadlines() {
     // The November cumulative update was due before the plan even starts.
     assert_eq!(security["onTime"], false);
     assert!(security["forecastCompletion"].is_string());
+
+    // A held or waiting asset is listed only in the rollouts whose updates it misses: the
+    // monthly policy's one-update rollout concerns three assets, none of them in ring rest.
+    let one_update = plan["rollouts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["policy"] == "monthly-maintenance" && r["updates"] == 1)
+        .expect("the monthly policy's second rollout");
+    let listed: Vec<&str> = one_update["rings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["assets"].as_array().unwrap())
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, ["dt-it-01", "lt-it-01", "lt-sales-02"]);
 }
 
 #[test]

@@ -311,6 +311,16 @@ pub struct AvailableUpdate {
     pub reboot_required: bool,
 }
 
+impl AvailableUpdate {
+    /// The update at its available version, as operations and frozen sets name it.
+    pub fn reference(&self) -> UpdateRef {
+        UpdateRef {
+            id: self.id.clone(),
+            version: self.version.clone(),
+        }
+    }
+}
+
 /// An entry of the installed-update history.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]

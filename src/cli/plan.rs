@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use super::CliError;
 use super::output::{OutputFormat, ProgressLine, parse_time};
+use crate::api::asset::{AvailableUpdate, UpdateRef};
 use crate::engine::Inventory;
 use crate::engine::evaluate::{AssetState, Evaluator, Event, EventType, is_terminal};
 use crate::engine::simulation::{self, Options};
@@ -177,6 +178,18 @@ pub fn plan_namespace(
             _ => None,
         })
         .collect();
+    // What each of those misses: it belongs to a rollout only if it misses one of its updates.
+    let missing: HashMap<String, HashSet<UpdateRef>> = inventory
+        .assets
+        .iter()
+        .filter_map(|asset| {
+            let name = asset.metadata.name.clone()?;
+            let updates = asset.available_updates().iter();
+            held_or_waiting
+                .contains_key(&name)
+                .then(|| (name, updates.map(AvailableUpdate::reference).collect()))
+        })
+        .collect();
     let options = Options {
         from: at,
         until: at.checked_add(FORECAST_HORIZON).unwrap_or(Timestamp::MAX),
@@ -216,6 +229,13 @@ pub fn plan_namespace(
                 && held_or_waiting.contains_key(&view.name)
                 && let Some(ring) = &view.ring
                 && !started.contains(view.name.as_str())
+                && missing.get(&view.name).is_some_and(|missing| {
+                    rollout
+                        .spec
+                        .updates
+                        .iter()
+                        .any(|u| missing.contains(&u.reference()))
+                })
             {
                 ring_assets
                     .entry(ring.clone())

@@ -23,7 +23,9 @@ use super::selector::CompiledSelector;
 use super::updates::{CompiledFilter, claim_order, content_hash, deadline};
 use super::validation::{self, Problem};
 use super::windows::{self, StartPermission, WindowSchedule};
-use crate::api::asset::{AssetRolloutRecord, Operation, OperationPhase, UpdateRef};
+use crate::api::asset::{
+    AssetRolloutRecord, AvailableUpdate, Operation, OperationPhase, UpdateRef,
+};
 use crate::api::policy::FailureAction;
 use crate::api::ring::RingApproval;
 use crate::api::rollout::{FrozenUpdate, RingPhase, RingProgress, RolloutPhase, RolloutSummary};
@@ -1830,10 +1832,7 @@ impl<'a> Run<'a> {
                     self.owned_updates(asset, policy)
                         .map(|u| &available[u])
                         .filter(|u| frozen.contains_key(&(u.id.as_str(), u.version.as_deref())))
-                        .map(|u| UpdateRef {
-                            id: u.id.clone(),
-                            version: u.version.clone(),
-                        })
+                        .map(AvailableUpdate::reference)
                         .collect()
                 }
                 // Roll back exactly what the install of this rollout put there.
