@@ -30,7 +30,9 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::api::{Asset, GROUP, MaintenanceWindow, PatchPolicy, PatchRollout, Ring, VERSION};
+use crate::api::{
+    Asset, GROUP, MaintenanceWindow, PatchIncident, PatchPolicy, PatchRollout, Ring, VERSION,
+};
 use crate::engine::Inventory;
 use crate::engine::duration::parse_duration;
 use crate::engine::simulation::{DURATION_ANNOTATION, OUTCOME_ANNOTATION};
@@ -40,12 +42,13 @@ use crate::engine::validation::kind;
 pub type ObjectKey = (&'static str, String, String);
 
 /// The patchwave kinds, in the order problems and summaries list them.
-pub const KINDS: [&str; 5] = [
+pub const KINDS: [&str; 6] = [
     kind::ASSET,
     kind::RING,
     kind::WINDOW,
     kind::POLICY,
     kind::ROLLOUT,
+    kind::INCIDENT,
 ];
 
 /// Everything read from the given paths.
@@ -53,6 +56,8 @@ pub const KINDS: [&str; 5] = [
 pub struct LoadedFiles {
     /// The objects that parsed, by namespace.
     pub namespaces: BTreeMap<String, Inventory>,
+    /// The PatchIncidents that parsed (the engine never reads them; the report does).
+    pub incidents: Vec<PatchIncident>,
     /// Which file each patchwave object came from (objects that failed to parse included).
     pub origins: HashMap<ObjectKey, PathBuf>,
     /// The 1-based index of the YAML document each object came from, within its file.
@@ -440,8 +445,7 @@ impl Loader {
             }
             return;
         }
-        // Incidents are audit records the engine never reads (the report reads them itself).
-        if group != GROUP || kind_name == "PatchIncident" {
+        if group != GROUP {
             self.out.skipped += 1;
             return;
         }
@@ -607,6 +611,12 @@ impl Loader {
         namespace: &str,
         value: &Value,
     ) -> Result<(), ParseError> {
+        // Incidents are audit records the engine never reads: kept apart from the inventory.
+        if kind == kind::INCIDENT {
+            let incident = with_namespace(parse::<PatchIncident>(value)?, namespace);
+            self.out.incidents.push(incident);
+            return Ok(());
+        }
         let inventory = self.out.namespaces.entry(namespace.to_owned()).or_default();
         match kind {
             kind::ASSET => inventory
@@ -678,6 +688,7 @@ fn locate_parse_error(kind: &str, text: &str, document: usize) -> Option<usize> 
         kind::WINDOW => serde_path_to_error::deserialize::<_, MaintenanceWindow>(doc).err(),
         kind::POLICY => serde_path_to_error::deserialize::<_, PatchPolicy>(doc).err(),
         kind::ROLLOUT => serde_path_to_error::deserialize::<_, PatchRollout>(doc).err(),
+        kind::INCIDENT => serde_path_to_error::deserialize::<_, PatchIncident>(doc).err(),
         _ => None,
     }?;
     error.inner().location().map(|l| l.line())
@@ -825,6 +836,7 @@ impl CelRules {
                 kind::WINDOW => MaintenanceWindow::crd(),
                 kind::POLICY => PatchPolicy::crd(),
                 kind::ROLLOUT => PatchRollout::crd(),
+                kind::INCIDENT => PatchIncident::crd(),
                 _ => return None,
             };
             let schema = crd

@@ -56,6 +56,8 @@ pub mod kind {
     pub const POLICY: &str = "PatchPolicy";
     /// `PatchRollout`.
     pub const ROLLOUT: &str = "PatchRollout";
+    /// `PatchIncident` (checked by `validate`, never read by the engine).
+    pub const INCIDENT: &str = "PatchIncident";
 }
 
 /// Most rings a policy (or rollout) may list, as in the CRD.

@@ -23,18 +23,13 @@ use std::sync::Arc;
 use jiff::{Timestamp, Zoned, tz::TimeZone};
 use kube::api::ListParams;
 use kube::{Api, Resource};
-use serde::Deserialize;
-use serde_json::Value;
 
 use super::cluster::{self, Cluster, ClusterArgs};
 use super::output::parse_time;
 use super::{CliError, load};
-use crate::api::{Asset, GROUP, PatchIncident, PatchPolicy, PatchRollout};
+use crate::api::{Asset, PatchIncident, PatchPolicy, PatchRollout};
 use crate::kpi::report::{self, Change, Report};
 use crate::kpi::{Inputs, Period, RecordedIncident};
-
-/// The kind name of recorded incidents, as written in YAML.
-const INCIDENT_KIND: &str = "PatchIncident";
 
 /// The monthly patch report: are we compliant, what changed since last month, what needs a
 /// decision; then trends and details.
@@ -297,12 +292,12 @@ fn recorded_incident(incident: &PatchIncident) -> Option<RecordedIncident> {
     recorded
 }
 
-/// Reads the objects from files and folders with the loader of `plan` and `simulate`, plus
-/// the PatchIncidents (which the engine does not need, so the loader leaves them out).
+/// Reads the objects from files and folders with the loader of `plan` and `simulate`, which
+/// also keeps the PatchIncidents (apart: the engine does not need them).
 /// `namespace`: only this namespace (and the one for objects that name none).
 fn from_files(paths: &[PathBuf], namespace: Option<&str>) -> Result<Sources, CliError> {
     let default_namespace = namespace.unwrap_or("default");
-    // Standard input can be read once: read it here, for the loader and the incidents alike.
+    // Standard input can be read once: read it here, for the loader.
     let stdin = if paths.iter().any(|p| p == Path::new("-")) {
         let mut text = String::new();
         std::io::stdin()
@@ -321,13 +316,6 @@ fn from_files(paths: &[PathBuf], namespace: Option<&str>) -> Result<Sources, Cli
         .cloned()
         .collect();
     let mut loaded = load::load(&files, default_namespace)?;
-    let mut texts: Vec<(PathBuf, String)> = Vec::new();
-    for file in &loaded.files {
-        // The loader has just read these; a file that vanished since has no incidents for us.
-        if let Ok(text) = std::fs::read_to_string(file) {
-            texts.push((file.clone(), text));
-        }
-    }
     if let Some(text) = stdin {
         let from_stdin = load::load_str(Path::new(load::STDIN), &text, default_namespace);
         for (ns, inventory) in from_stdin.namespaces {
@@ -338,22 +326,13 @@ fn from_files(paths: &[PathBuf], namespace: Option<&str>) -> Result<Sources, Cli
             into.rings.extend(inventory.rings);
             into.windows.extend(inventory.windows);
         }
+        loaded.incidents.extend(from_stdin.incidents);
         loaded.problems.extend(from_stdin.problems);
-        texts.push((PathBuf::from(load::STDIN), text));
     }
-    // The loader does not know PatchIncidents: its "unknown kind" about them is no problem here.
     for problem in &loaded.problems {
-        if problem.kind.as_deref() == Some(INCIDENT_KIND)
-            && problem.field.as_deref() == Some("kind")
-        {
-            continue;
-        }
         warn(&format!("{problem} (this object takes no part)"));
     }
-    let mut incidents = Vec::new();
-    for (file, text) in &texts {
-        incidents.extend(incidents_in(file, text, default_namespace));
-    }
+    let incidents = loaded.incidents;
 
     let mut sources = Sources::default();
     let mut namespaces = BTreeSet::new();
@@ -383,61 +362,6 @@ fn from_files(paths: &[PathBuf], namespace: Option<&str>) -> Result<Sources, Cli
     }
     sources.namespaces = namespaces.into_iter().collect();
     Ok(sources)
-}
-
-/// The PatchIncidents in one file's text (YAML documents, or JSON values for `.json`, and the
-/// items of `v1` Lists). Documents that are not PatchIncidents are skipped; a PatchIncident
-/// that does not parse is warned about and left out.
-fn incidents_in(file: &Path, text: &str, default_namespace: &str) -> Vec<PatchIncident> {
-    let mut values = Vec::new();
-    if file.extension().is_some_and(|e| e == "json") {
-        values.extend(
-            serde_json::Deserializer::from_str(text)
-                .into_iter::<Value>()
-                .map_while(Result::ok),
-        );
-    } else {
-        // A YAML error ends the file, as in the loader (which reports it).
-        values.extend(
-            serde_yaml::Deserializer::from_str(text)
-                .map(Value::deserialize)
-                .map_while(Result::ok),
-        );
-    }
-    let mut out = Vec::new();
-    while let Some(value) = values.pop() {
-        let kind = value
-            .get("kind")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let api_version = value
-            .get("apiVersion")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        if api_version == "v1" && kind.ends_with("List") {
-            if let Some(Value::Array(items)) = value.get("items") {
-                values.extend(items.iter().cloned());
-            }
-            continue;
-        }
-        if kind != INCIDENT_KIND || api_version.split('/').next() != Some(GROUP) {
-            continue;
-        }
-        match serde_json::from_value::<PatchIncident>(value) {
-            Ok(mut incident) => {
-                if incident.metadata.namespace.is_none() {
-                    incident.metadata.namespace = Some(default_namespace.to_owned());
-                }
-                out.push(incident);
-            }
-            Err(e) => warn(&format!(
-                "{}: {INCIDENT_KIND}: {e} (this object takes no part)",
-                file.display()
-            )),
-        }
-    }
-    out.reverse();
-    out
 }
 
 fn warn(message: &str) {
@@ -640,7 +564,7 @@ apiVersion: patchwave.dev/v1alpha1
 kind: Asset
 metadata: {name: a1}
 ";
-        let incidents = incidents_in(Path::new("x.yaml"), text, "acme");
+        let incidents = load::load_str(Path::new("x.yaml"), text, "acme").incidents;
         assert_eq!(incidents.len(), 2);
         assert_eq!(incidents[0].metadata.namespace.as_deref(), Some("acme"));
         assert_eq!(incidents[1].metadata.namespace.as_deref(), Some("other"));
