@@ -284,6 +284,71 @@ fn plan_forecasts_rings_and_deadlines() {
         .map(|a| a["name"].as_str().unwrap())
         .collect();
     assert_eq!(listed, ["dt-it-01", "lt-it-01", "lt-sales-02"]);
+    assert!(plan["neverPatched"].is_array(), "{plan}");
+}
+
+/// A ring that cannot be read is a problem in the output, named with its file; the policy
+/// that uses it is not told that the ring does not exist.
+#[test]
+fn an_unreadable_object_is_a_problem_of_plan_and_simulate() {
+    let folder = std::env::temp_dir().join(format!("patchwave-unreadable-{}", std::process::id()));
+    std::fs::create_dir_all(&folder).unwrap();
+    for entry in std::fs::read_dir("examples").unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let text = if path.ends_with("rings.yaml") {
+                text.replacen("approval: Manual", "approval: Sometimes", 1)
+            } else {
+                text
+            };
+            std::fs::write(folder.join(path.file_name().unwrap()), text).unwrap();
+        }
+    }
+    let folder_arg = folder.to_string_lossy().into_owned();
+    for args in [
+        vec![
+            "plan",
+            "-f",
+            &folder_arg,
+            "--at",
+            "2026-11-30",
+            "-o",
+            "json",
+        ],
+        vec![
+            "simulate",
+            "-f",
+            &folder_arg,
+            "--from",
+            "2026-11-30",
+            "--until",
+            "2026-12-01",
+            "-o",
+            "json",
+        ],
+    ] {
+        let (code, stdout, stderr) = patchwave(&args);
+        assert_eq!(code, 0, "{args:?}: {stderr}");
+        let output: Value = serde_json::from_str(&stdout).unwrap();
+        let problems: Vec<&str> = output["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_str().unwrap())
+            .collect();
+        assert!(
+            problems.iter().any(|p| p.contains("rings.yaml: Ring/")
+                && p.contains("spec.approval")
+                && p.ends_with("(this object takes no part)")),
+            "{args:?}: {problems:#?}"
+        );
+        assert!(
+            !problems.iter().any(|p| p.contains("does not exist")),
+            "{args:?}: {problems:#?}"
+        );
+    }
+    std::fs::remove_dir_all(&folder).unwrap();
 }
 
 #[test]

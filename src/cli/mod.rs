@@ -215,15 +215,14 @@ pub(crate) fn load_manifests(
     Ok(loaded)
 }
 
-/// Prints the problems found while loading as warnings: `plan` and `simulate` go on without
-/// the invalid objects, as the operator does.
-pub(crate) fn warn_problems(loaded: &load::LoadedFiles) {
-    for problem in &loaded.problems {
-        let _ = writeln!(
-            std::io::stderr(),
-            "warning: {problem} (this object takes no part)"
-        );
-    }
+/// The problems found while loading, for the `problems` of `plan` and `simulate` (both go on
+/// without the invalid objects, as the operator does).
+pub(crate) fn load_problems(loaded: &load::LoadedFiles) -> Vec<String> {
+    loaded
+        .problems
+        .iter()
+        .map(|problem| format!("{problem} (this object takes no part)"))
+        .collect()
 }
 
 /// Serialises `value` as pretty JSON and prints it.

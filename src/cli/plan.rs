@@ -5,7 +5,7 @@
 //! expected duration and every approval given when it is asked for: one engine, no second
 //! copy of the rules.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -18,6 +18,7 @@ use crate::api::asset::{AvailableUpdate, UpdateRef};
 use crate::engine::Inventory;
 use crate::engine::evaluate::{AssetState, Evaluator, Event, EventType, is_terminal};
 use crate::engine::simulation::{self, Options};
+use crate::engine::validation;
 
 /// How far ahead the forecast looks.
 const FORECAST_HORIZON: SignedDuration = SignedDuration::from_hours(24 * 180);
@@ -50,6 +51,7 @@ pub struct Args {
 
 /// The plan of all namespaces.
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Plan {
     /// The instant planned from.
     pub at: Timestamp,
@@ -59,6 +61,15 @@ pub struct Plan {
     pub never_patched: Vec<NeverPatched>,
     /// Problems with the input (invalid objects take no part).
     pub problems: Vec<String>,
+}
+
+/// What ends a "nothing happens" line: whether the problems listed above may be why.
+pub(crate) fn unless_problems(problems: &[String]) -> &'static str {
+    if problems.is_empty() {
+        "\n"
+    } else {
+        " (or none is valid: see the problems above)\n"
+    }
 }
 
 /// One rollout's plan.
@@ -116,16 +127,20 @@ pub struct NeverPatched {
 /// Runs `plan`.
 pub fn run(args: &Args) -> Result<ExitCode, CliError> {
     let loaded = super::load_manifests(&args.paths, &args.namespace)?;
-    super::warn_problems(&loaded);
     let at = args.at.unwrap_or_else(Timestamp::now);
     let mut plan = Plan {
         at,
         rollouts: Vec::new(),
         never_patched: Vec::new(),
-        problems: Vec::new(),
+        problems: super::load_problems(&loaded),
     };
     for (namespace, inventory) in loaded.namespaces {
-        plan_namespace(&mut plan, &namespace, inventory)?;
+        let unloadable = loaded
+            .unloadable
+            .get(&namespace)
+            .cloned()
+            .unwrap_or_default();
+        plan_namespace(&mut plan, &namespace, inventory, &unloadable)?;
     }
     match args.output {
         OutputFormat::Json => super::print_json(&plan)?,
@@ -134,18 +149,25 @@ pub fn run(args: &Args) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Adds one namespace's rollouts to `plan`.
+/// Adds one namespace's rollouts to `plan`. `unloadable`: the objects of the files that
+/// could not be read (already reported), which references to them must not call missing.
 pub fn plan_namespace(
     plan: &mut Plan,
     namespace: &str,
     inventory: Inventory,
+    unloadable: &BTreeSet<(&'static str, String)>,
 ) -> Result<(), CliError> {
     let at = plan.at;
     // The forecast starts from the same objects: it reuses what this evaluation computed.
     let mut evaluator = Evaluator::default();
     let now = evaluator.evaluate(&inventory, at);
+    let problems = if unloadable.is_empty() {
+        now.problems.clone()
+    } else {
+        validation::validate_with(&inventory, unloadable).problems
+    };
     plan.problems
-        .extend(now.problems.iter().map(|p| format!("{namespace}: {p}")));
+        .extend(problems.iter().map(|p| format!("{namespace}: {p}")));
     for view in &now.assets {
         if matches!(view.state, AssetState::Unscheduled | AssetState::Unassigned) {
             plan.never_patched.push(NeverPatched {
@@ -365,7 +387,9 @@ pub fn render_table(plan: &Plan) -> String {
         out += &format!("problem: {problem}\n");
     }
     if plan.rollouts.is_empty() {
-        out += "\nnothing to roll out: no policy has approved updates missing on a schedulable asset\n";
+        out +=
+            "\nnothing to roll out: no policy has approved updates missing on a schedulable asset";
+        out += unless_problems(&plan.problems);
     }
     for rollout in &plan.rollouts {
         let verdict = match rollout.on_time {

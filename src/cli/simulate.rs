@@ -13,6 +13,7 @@ use crate::api::PatchRollout;
 use crate::api::asset::UpdateRef;
 use crate::engine::evaluate::{AssetState, AssetView, Event, EventType};
 use crate::engine::simulation::{self, Approve, Options, Simulation};
+use crate::engine::validation;
 
 /// Run the rollout engine offline over virtual time and show what would happen.
 ///
@@ -128,8 +129,8 @@ pub struct AssetReport {
 /// Runs `simulate`.
 pub fn run(args: &Args) -> Result<ExitCode, CliError> {
     let loaded = super::load_manifests(&args.paths, &args.namespace)?;
-    super::warn_problems(&loaded);
     check_approvals(&loaded, &args.approvals)?;
+    let load_problems = super::load_problems(&loaded);
     let options = Options {
         from: args.from,
         until: args.until,
@@ -138,13 +139,22 @@ pub fn run(args: &Args) -> Result<ExitCode, CliError> {
     };
     let mut runs = Vec::new();
     for (namespace, inventory) in loaded.namespaces {
+        // References to objects of the files that could not be read are not "missing".
+        let problems = loaded
+            .unloadable
+            .get(&namespace)
+            .map(|unloadable| validation::validate_with(&inventory, unloadable).problems);
         let mut progress = ProgressLine::on_stderr(format!("simulating namespace {namespace}"));
         let simulation = simulation::simulate_observed(inventory, &options, |p| progress.update(p));
         progress.finish();
-        let simulation = simulation.map_err(|e| CliError::Simulation(e.to_string()))?;
+        let mut simulation = simulation.map_err(|e| CliError::Simulation(e.to_string()))?;
+        if let Some(problems) = problems {
+            simulation.problems = problems;
+        }
         runs.push((namespace, simulation));
     }
-    let report = report(&runs, &options);
+    let mut report = report(&runs, &options);
+    report.problems.splice(0..0, load_problems);
     match args.output {
         OutputFormat::Json => super::print_json(&report)?,
         OutputFormat::Table => super::print(&render_table(&report))?,
@@ -285,7 +295,8 @@ pub fn render_table(report: &Report) -> String {
         out += &format!("problem: {problem}\n");
     }
     if report.rollouts.is_empty() {
-        out += "\nno rollout: no policy has approved updates missing on a schedulable asset\n";
+        out += "\nno rollout: no policy has approved updates missing on a schedulable asset";
+        out += super::plan::unless_problems(&report.problems);
     }
     for rollout in &report.rollouts {
         out += &format!(
