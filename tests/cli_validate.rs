@@ -34,6 +34,9 @@ fn the_examples_are_clean() {
     assert_eq!(output.status.code(), Some(0), "{out}{}", stderr(&output));
     // 30 assets, 3 rings, 5 windows, 2 policies; the Namespace and the README are skipped.
     assert_eq!(out, "validated 40 objects in 9 files: no problems\n");
+    // `-o table`, as plan and simulate name their output for people, is the text output.
+    let table = plugin(&["validate", "-f", "examples/", "-o", "table"]);
+    assert_eq!(stdout(&table), out, "{}", stderr(&table));
 }
 
 #[test]

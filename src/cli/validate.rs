@@ -64,7 +64,9 @@ pub struct Args {
 /// Output formats of `validate`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Output {
-    /// One line per problem, then a summary line.
+    /// One line per problem, then a summary line (`table`, as plan and simulate call their
+    /// output for people, is the same).
+    #[value(alias = "table")]
     Text,
     /// `{"problems": [{file, kind, namespace, name, field, message, line}], "objects": N,
     /// "files": N}`.
