@@ -566,7 +566,7 @@ impl Loader {
                 let line = if context.prefix.is_empty() {
                     context
                         .document
-                        .and_then(|d| locate_parse_error(kind, text, d))
+                        .and_then(|d| locate_parse_error(kind, text, d, error.field.as_deref()))
                 } else {
                     None
                 };
@@ -680,7 +680,12 @@ fn parse<T: DeserializeOwned>(value: &Value) -> Result<T, ParseError> {
 /// Line of the parse error of document `document` (1-based) of `text`, by parsing it again
 /// straight from the YAML text (the first pass went through a JSON value, which has no
 /// positions). Only called for documents that failed.
-fn locate_parse_error(kind: &str, text: &str, document: usize) -> Option<usize> {
+fn locate_parse_error(
+    kind: &str,
+    text: &str,
+    document: usize,
+    field: Option<&str>,
+) -> Option<usize> {
     let doc = serde_yaml::Deserializer::from_str(text).nth(document.checked_sub(1)?)?;
     let error = match kind {
         kind::ASSET => serde_path_to_error::deserialize::<_, Asset>(doc).err(),
@@ -691,7 +696,21 @@ fn locate_parse_error(kind: &str, text: &str, document: usize) -> Option<usize> 
         kind::INCIDENT => serde_path_to_error::deserialize::<_, PatchIncident>(doc).err(),
         _ => None,
     }?;
-    error.inner().location().map(|l| l.line())
+    // The first pass read the fields in sorted order, this one in the order written: with
+    // two wrong fields they may stop at different ones, and a line of the other is wrong.
+    let path = error.path().to_string();
+    let same_field = match field {
+        // A missing field is named below the object the YAML error points at.
+        Some(field) => {
+            field == path
+                || field
+                    .strip_prefix(&path)
+                    .is_some_and(|rest| rest.starts_with('.'))
+                || (path == "." && !field.contains('.'))
+        }
+        None => path == "." || path.is_empty(),
+    };
+    same_field.then(|| error.inner().location().map(|l| l.line()))?
 }
 
 /// A serde_yaml error's message without its " at line L column C" suffix, and the line.
@@ -1208,6 +1227,31 @@ status:
         assert_eq!(
             selector.match_labels.as_ref().and_then(|l| l.get("site")),
             Some(&"zrh".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_parse_error_never_gets_the_line_of_another_field() {
+        let policy = "apiVersion: patchwave.dev/v1alpha1\nkind: PatchPolicy\nmetadata: {name: p1, namespace: acme}\n\
+                      spec:\n  rings: [pilot]\n";
+        // Alone, the wrong field gets its line.
+        let found = lines(&load_text(&format!("{policy}  onFailure: Panic\n")));
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(
+            found[0].contains("spec.onFailure: unknown variant `Panic`")
+                && found[0].ends_with("(line 6)"),
+            "{found:#?}"
+        );
+        // Behind another wrong field (read first in the written order), no line rather than
+        // that field's line.
+        let found = lines(&load_text(&format!(
+            "{policy}  reboot: Sometimes\n  onFailure: Panic\n"
+        )));
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(
+            found[0].contains("spec.onFailure: unknown variant `Panic`")
+                && !found[0].contains("(line"),
+            "{found:#?}"
         );
     }
 
