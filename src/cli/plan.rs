@@ -63,15 +63,6 @@ pub struct Plan {
     pub problems: Vec<String>,
 }
 
-/// What ends a "nothing happens" line: whether the problems listed above may be why.
-pub(crate) fn unless_problems(problems: &[String]) -> &'static str {
-    if problems.is_empty() {
-        "\n"
-    } else {
-        " (or none is valid: see the problems above)\n"
-    }
-}
-
 /// One rollout's plan.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -161,10 +152,12 @@ pub fn plan_namespace(
     // The forecast starts from the same objects: it reuses what this evaluation computed.
     let mut evaluator = Evaluator::default();
     let now = evaluator.evaluate(&inventory, at);
+    let checked;
     let problems = if unloadable.is_empty() {
-        now.problems.clone()
+        &now.problems
     } else {
-        validation::validate_with(&inventory, unloadable).problems
+        checked = validation::validate_with(&inventory, unloadable).problems;
+        &checked
     };
     plan.problems
         .extend(problems.iter().map(|p| format!("{namespace}: {p}")));
@@ -378,6 +371,15 @@ fn when(t: Option<Timestamp>) -> String {
         || "-".to_owned(),
         |t| t.strftime("%Y-%m-%d %H:%MZ").to_string(),
     )
+}
+
+/// What ends a "nothing happens" line: whether the problems listed above may be why.
+pub(crate) fn unless_problems(problems: &[String]) -> &'static str {
+    if problems.is_empty() {
+        "\n"
+    } else {
+        " (or none is valid: see the problems above)\n"
+    }
 }
 
 /// The plan for people.

@@ -167,8 +167,8 @@ pub fn run(args: &Args) -> Result<ExitCode, CliError> {
 fn check_approvals(loaded: &load::LoadedFiles, approvals: &[Approve]) -> Result<(), CliError> {
     for approval in approvals {
         let (kind, name) = match approval {
-            Approve::Ring(name) => ("Ring", name),
-            Approve::Asset(name) => ("Asset", name),
+            Approve::Ring(name) => (validation::kind::RING, name),
+            Approve::Asset(name) => (validation::kind::ASSET, name),
         };
         let parsed = loaded
             .namespaces
@@ -198,7 +198,7 @@ fn check_approvals(loaded: &load::LoadedFiles, approvals: &[Approve]) -> Result<
         }
         let hint = match kind {
             _ if known.is_empty() => format!(" (no {kind} was read)"),
-            "Ring" => format!(
+            validation::kind::RING => format!(
                 " (the Rings read: {})",
                 known.iter().copied().collect::<Vec<_>>().join(", ")
             ),
