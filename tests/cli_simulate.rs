@@ -16,6 +16,7 @@
 
 #![allow(clippy::unwrap_used)] // test helpers fail loudly by design
 
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
@@ -287,12 +288,29 @@ fn plan_forecasts_rings_and_deadlines() {
     assert!(plan["neverPatched"].is_array(), "{plan}");
 }
 
+/// `plan` (at 2026-11-30) and `simulate` (2026-11-30 to 2026-12-01) over `folder`, each with
+/// `extra` arguments: `(command, (exit code, stdout, stderr))`.
+fn plan_and_simulate(folder: &Path, extra: &[&str]) -> [(&'static str, (i32, String, String)); 2] {
+    let folder = folder.to_str().unwrap();
+    let plan = ["plan", "-f", folder, "--at", "2026-11-30"];
+    let simulate = [
+        "simulate",
+        "-f",
+        folder,
+        "--from",
+        "2026-11-30",
+        "--until",
+        "2026-12-01",
+    ];
+    [("plan", &plan[..]), ("simulate", &simulate[..])]
+        .map(|(command, args)| (command, patchwave(&[args, extra].concat())))
+}
+
 /// A ring that cannot be read is a problem in the output, named with its file; the policy
 /// that uses it is not told that the ring does not exist.
 #[test]
 fn an_unreadable_object_is_a_problem_of_plan_and_simulate() {
-    let folder = std::env::temp_dir().join(format!("patchwave-unreadable-{}", std::process::id()));
-    std::fs::create_dir_all(&folder).unwrap();
+    let folder = tempfile::tempdir().unwrap();
     for entry in std::fs::read_dir("examples").unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "yaml") {
@@ -302,34 +320,11 @@ fn an_unreadable_object_is_a_problem_of_plan_and_simulate() {
             } else {
                 text
             };
-            std::fs::write(folder.join(path.file_name().unwrap()), text).unwrap();
+            std::fs::write(folder.path().join(path.file_name().unwrap()), text).unwrap();
         }
     }
-    let folder_arg = folder.to_string_lossy().into_owned();
-    for args in [
-        vec![
-            "plan",
-            "-f",
-            &folder_arg,
-            "--at",
-            "2026-11-30",
-            "-o",
-            "json",
-        ],
-        vec![
-            "simulate",
-            "-f",
-            &folder_arg,
-            "--from",
-            "2026-11-30",
-            "--until",
-            "2026-12-01",
-            "-o",
-            "json",
-        ],
-    ] {
-        let (code, stdout, stderr) = patchwave(&args);
-        assert_eq!(code, 0, "{args:?}: {stderr}");
+    for (command, (code, stdout, stderr)) in plan_and_simulate(folder.path(), &["-o", "json"]) {
+        assert_eq!(code, 0, "{command}: {stderr}");
         let output: Value = serde_json::from_str(&stdout).unwrap();
         let problems: Vec<&str> = output["problems"]
             .as_array()
@@ -341,14 +336,13 @@ fn an_unreadable_object_is_a_problem_of_plan_and_simulate() {
             problems.iter().any(|p| p.contains("rings.yaml: Ring/")
                 && p.contains("spec.approval")
                 && p.ends_with("(this object takes no part)")),
-            "{args:?}: {problems:#?}"
+            "{command}: {problems:#?}"
         );
         assert!(
             !problems.iter().any(|p| p.contains("does not exist")),
-            "{args:?}: {problems:#?}"
+            "{command}: {problems:#?}"
         );
     }
-    std::fs::remove_dir_all(&folder).unwrap();
 }
 
 #[test]
@@ -417,28 +411,13 @@ fn an_approval_of_an_unknown_ring_or_asset_is_refused() {
 
 #[test]
 fn plan_and_simulate_refuse_paths_without_manifests() {
-    let empty = std::env::temp_dir().join(format!("patchwave-empty-{}", std::process::id()));
-    std::fs::create_dir_all(&empty).unwrap();
-    std::fs::write(empty.join("notes.txt"), "not a manifest").unwrap();
-    let folder = empty.to_string_lossy().into_owned();
-    for args in [
-        vec!["plan", "-f", &folder],
-        vec![
-            "simulate",
-            "-f",
-            &folder,
-            "--from",
-            "2026-12-01",
-            "--until",
-            "2026-12-02",
-        ],
-    ] {
-        let (code, _, stderr) = patchwave(&args);
-        assert_eq!(code, 2, "{args:?}: {stderr}");
+    let empty = tempfile::tempdir().unwrap();
+    std::fs::write(empty.path().join("notes.txt"), "not a manifest").unwrap();
+    for (command, (code, _, stderr)) in plan_and_simulate(empty.path(), &[]) {
+        assert_eq!(code, 2, "{command}: {stderr}");
         assert!(
             stderr.contains("no .yaml, .yml or .json files found in"),
-            "{args:?}: {stderr}"
+            "{command}: {stderr}"
         );
     }
-    std::fs::remove_dir_all(&empty).unwrap();
 }

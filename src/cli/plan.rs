@@ -125,13 +125,10 @@ pub fn run(args: &Args) -> Result<ExitCode, CliError> {
         never_patched: Vec::new(),
         problems: super::load_problems(&loaded),
     };
+    let none = BTreeSet::new();
     for (namespace, inventory) in loaded.namespaces {
-        let unloadable = loaded
-            .unloadable
-            .get(&namespace)
-            .cloned()
-            .unwrap_or_default();
-        plan_namespace(&mut plan, &namespace, inventory, &unloadable)?;
+        let unloadable = loaded.unloadable.get(&namespace).unwrap_or(&none);
+        plan_namespace(&mut plan, &namespace, inventory, unloadable)?;
     }
     match args.output {
         OutputFormat::Json => super::print_json(&plan)?,
@@ -198,11 +195,14 @@ pub fn plan_namespace(
         .assets
         .iter()
         .filter_map(|asset| {
-            let name = asset.metadata.name.clone()?;
+            let name = asset.metadata.name.as_deref()?;
             let updates = asset.available_updates().iter();
-            held_or_waiting
-                .contains_key(&name)
-                .then(|| (name, updates.map(AvailableUpdate::reference).collect()))
+            held_or_waiting.contains_key(name).then(|| {
+                (
+                    name.to_owned(),
+                    updates.map(AvailableUpdate::reference).collect(),
+                )
+            })
         })
         .collect();
     let options = Options {

@@ -8,7 +8,7 @@
 //! field that the parse or the semantic validation already reported is left out, so that one
 //! mistake gives one line.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -234,15 +234,10 @@ pub fn text(report: &Report) -> String {
     } else {
         // A document read as no object (bad YAML, no kind, no name) has nothing to tell it
         // from the others: each of its problems counts as one document.
-        let with_problems: BTreeMap<(&str, &str, &str), ()> = report
+        let with_problems: BTreeSet<(&str, &str, &str)> = report
             .problems
             .iter()
-            .filter_map(|p| {
-                Some((
-                    (p.file.as_str(), p.kind.as_deref()?, p.name.as_deref()?),
-                    (),
-                ))
-            })
+            .filter_map(|p| Some((p.file.as_str(), p.kind.as_deref()?, p.name.as_deref()?)))
             .collect();
         let nameless = report
             .problems

@@ -27,11 +27,10 @@ pub struct LeaseSettings {
     pub grace_seconds: u64,
 }
 
-/// Whether a lease duration and grace period (seconds) make a working lease: kube-lease-manager
-/// panics on a zero duration or grace, and a grace as long as the lease would renew it
-/// without pause.
-pub fn check_times(duration_seconds: u64, grace_seconds: u64) -> Result<(), String> {
-    let (duration, grace) = (duration_seconds, grace_seconds);
+/// Whether a lease `duration` and `grace` period, in seconds, make a working lease:
+/// kube-lease-manager panics on a zero duration or grace, and a grace as long as the lease
+/// would renew it without pause.
+pub fn check_times(duration: u64, grace: u64) -> Result<(), String> {
     if duration < 2 {
         return Err(format!(
             "lease duration {duration} s is too short: it must be at least 2 s, longer than the grace period"
