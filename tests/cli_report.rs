@@ -783,9 +783,10 @@ async fn on_the_cluster_with_assets_a_policy_and_an_incident() {
     assert_eq!(current["mostOverdue"][0]["policy"], "security");
     assert_eq!(
         current["compliance"],
-        json!({"assets": 2, "compliant": 1, "rate": 0.5})
+        json!({"assets": 2, "compliant": 1, "unreported": 0, "rate": 0.5})
     );
     assert_eq!(current["nonCompliantAssets"], json!(["dc01"]));
+    assert_eq!(current["unreportedAssets"], json!([]));
     assert_eq!(current["operations"]["succeeded"], 2);
     assert_eq!(current["incidents"]["recorded"], 1);
     assert_eq!(current["incidents"]["total"], 1);

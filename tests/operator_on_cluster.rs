@@ -784,6 +784,12 @@ async fn a_silent_agent_makes_its_asset_unreachable_after_stale_after() {
     };
     let (_, reason, _) = condition("False", DEADLINE).await;
     assert_eq!(reason, "NeverReported");
+    // Nothing reported: what it misses is unknown, not "up to date".
+    let shown = || async {
+        let status = api.get("quiet").await.unwrap().status.unwrap_or_default();
+        (status.state, status.missing_updates)
+    };
+    assert_eq!(shown().await, (Some("Unknown".to_owned()), None));
 
     // The operator holds quiet summaries back for 60 s in these tests: "at once" is well
     // within that.
@@ -794,6 +800,8 @@ async fn a_silent_agent_makes_its_asset_unreachable_after_stale_after() {
     protocol::report(&api, "quiet", &reported).await.unwrap();
     let (_, reason, _) = condition("True", prompt).await;
     assert_eq!(reason, "HeartbeatFresh");
+    // Its report lists nothing available: now that is known.
+    assert_eq!(shown().await, (Some("UpToDate".to_owned()), Some(0)));
 
     let (_, reason, message) = condition("False", DEADLINE).await;
     let silent = heard.elapsed();

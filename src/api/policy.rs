@@ -290,6 +290,10 @@ pub struct PolicyCompliance {
     /// compliantAssets as a whole percentage of the selected assets (rounded down); 100 when
     /// the policy selects no asset.
     pub compliant_percent: i32,
+    /// Selected assets no agent has reported for: what they miss is unknown, so they are not
+    /// counted compliant. Absent when every selected asset has reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreported_assets: Option<i32>,
     /// Percent of updates on the selected assets installed within 7 days of release (or
     /// enrolment), judged at the 7-day mark; absent when no mark fell in the window.
     #[serde(default, skip_serializing_if = "Option::is_none")]

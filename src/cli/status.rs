@@ -668,11 +668,13 @@ pub fn render_table(report: &StatusReport, only: Option<&str>) -> String {
         out += &match &view.compliance {
             None => format!("  {}: not computed yet\n", view.policy),
             Some(c) => format!(
-                "  {}: {} of {} assets compliant ({}%), {} missing, {} overdue; within 7 days {}, within 30 days {}, mean time to patch {}, {} incident(s)\n",
+                "  {}: {} of {} assets compliant ({}%){}, {} missing, {} overdue; within 7 days {}, within 30 days {}, mean time to patch {}, {} incident(s)\n",
                 view.policy,
                 c.compliant_assets,
                 view.assets.unwrap_or(0),
                 c.compliant_percent,
+                c.unreported_assets
+                    .map_or(String::new(), |n| format!(", {n} never reported")),
                 view.pending_updates.unwrap_or(0),
                 view.overdue_updates.unwrap_or(0),
                 percent(c.patch_rate_within7_days),

@@ -161,6 +161,10 @@ pub enum AssetState {
     Unscheduled,
     /// The policy selects it but none of its rings does: never patched.
     Unassigned,
+    /// No agent has ever reported for it, so nobody knows what it misses. Only an Asset's
+    /// status says this ([`status::derive`](super::status::derive)); the evaluation plans
+    /// from reports, and an asset without one has nothing to plan.
+    Unknown,
 }
 
 /// One asset under one governing policy (or under none).

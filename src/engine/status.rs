@@ -45,8 +45,8 @@ pub struct Derived {
 /// The derived fields of an Asset's status.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct AssetSummary {
-    /// Updates the agent reports as available.
-    pub missing_updates: i32,
+    /// Updates the agent reports as available; `None` before its first report.
+    pub missing_updates: Option<i32>,
     /// The state that matters most across the policies governing the asset.
     pub state: AssetState,
     /// `Ready` and `Reachable`.
@@ -57,7 +57,7 @@ pub struct AssetSummary {
 
 impl AssetState {
     /// Every state, for metrics that report zero as well as counts.
-    pub const ALL: [AssetState; 8] = [
+    pub const ALL: [AssetState; 9] = [
         AssetState::UpToDate,
         AssetState::Patched,
         AssetState::Failed,
@@ -66,6 +66,7 @@ impl AssetState {
         AssetState::WaitingForApproval,
         AssetState::Unscheduled,
         AssetState::Unassigned,
+        AssetState::Unknown,
     ];
 
     /// The name written to `status.state`.
@@ -79,6 +80,7 @@ impl AssetState {
             AssetState::WaitingForApproval => "WaitingForApproval",
             AssetState::Unscheduled => "Unscheduled",
             AssetState::Unassigned => "Unassigned",
+            AssetState::Unknown => "Unknown",
         }
     }
 
@@ -93,7 +95,7 @@ impl AssetState {
             AssetState::Held => 3,
             AssetState::Pending => 2,
             AssetState::Patched => 1,
-            AssetState::UpToDate => 0,
+            AssetState::UpToDate | AssetState::Unknown => 0,
         }
     }
 }
@@ -203,11 +205,17 @@ pub fn derive(inventory: &Inventory, evaluation: &Evaluation, now: Timestamp) ->
             }
         };
         let ready = readiness(previous, &problems_of(kind::ASSET, name), generation, now);
+        let mut state = states.get(name).copied().unwrap_or_default();
+        // "Nothing missing" is only known from a report; what spec alone decides (a hold, no
+        // ring, no window) still shows.
+        if reported.is_none() && state == AssetState::UpToDate {
+            state = AssetState::Unknown;
+        }
         derived.assets.insert(
             name.to_owned(),
             AssetSummary {
-                missing_updates: missing_count(asset.available_updates()),
-                state: states.get(name).copied().unwrap_or_default(),
+                missing_updates: reported.map(|r| missing_count(&r.available_updates)),
+                state,
                 conditions: vec![ready, reachable],
                 observed_generation: generation,
             },
@@ -393,7 +401,7 @@ pub fn operator_asset_status(current: Option<&AssetStatus>, summary: &AssetSumma
         reported: None,
         operation: current.and_then(|s| s.operation.clone()),
         rollouts: current.map(|s| s.rollouts.clone()).unwrap_or_default(),
-        missing_updates: Some(summary.missing_updates),
+        missing_updates: summary.missing_updates,
         state: Some(summary.state.as_str().to_owned()),
         conditions: summary.conditions.clone(),
         observed_generation: summary.observed_generation,
@@ -491,6 +499,52 @@ mod tests {
         );
         // The next change on its own: the fresh asset turns stale at 10:15.
         assert_eq!(derived.next_change, Some(t("2026-11-27T10:15:00Z")));
+    }
+
+    #[test]
+    fn an_asset_nobody_reported_for_is_unknown_unless_its_spec_decides() {
+        let now = t("2026-11-27T10:00:00Z");
+        let asset = |name: &str, hold: bool, status: &str| {
+            format!(
+                "---\nkind: Asset\napiVersion: patchwave.dev/v1alpha1\n\
+                 metadata: {{name: {name}, labels: {{ring: pilot}}}}\n\
+                 spec: {{osFamily: Linux, hold: {hold}}}\n{status}"
+            )
+        };
+        let yaml = [
+            asset("never", false, ""),
+            asset("held-never", true, ""),
+            asset("reported", false, "status: {reported: {lastHeartbeat: '2026-11-27T09:45:00Z'}}\n"),
+            "---\nkind: Ring\napiVersion: patchwave.dev/v1alpha1\nmetadata: {name: pilot}\n\
+             spec: {selector: {matchLabels: {ring: pilot}}}\n"
+                .to_owned(),
+            "---\nkind: MaintenanceWindow\napiVersion: patchwave.dev/v1alpha1\nmetadata: {name: open}\n\
+             spec: {start: '2026-01-01T00:00:00Z', end: '2027-12-31T00:00:00Z'}\n"
+                .to_owned(),
+            "---\nkind: PatchPolicy\napiVersion: patchwave.dev/v1alpha1\nmetadata: {name: security}\n\
+             spec: {rings: [pilot]}\n"
+                .to_owned(),
+        ]
+        .concat();
+        let mut loaded =
+            crate::cli::load::load_str(std::path::Path::new("test.yaml"), &yaml, "default");
+        let inventory = loaded.namespaces.remove("default").expect("namespace");
+        let evaluation = crate::engine::evaluate::evaluate(&inventory, now);
+        assert!(evaluation.problems.is_empty(), "{:?}", evaluation.problems);
+        let derived = derive(&inventory, &evaluation, now);
+        let shown = |name: &str| {
+            let summary = &derived.assets[name];
+            (summary.state, summary.missing_updates)
+        };
+        // Nothing reported: what it misses is not known, so neither a state nor a count.
+        assert_eq!(shown("never"), (AssetState::Unknown, None));
+        // A hold is in the spec: it stands whatever the agent says.
+        assert_eq!(shown("held-never"), (AssetState::Held, None));
+        // A report with nothing available is up to date.
+        assert_eq!(shown("reported"), (AssetState::UpToDate, Some(0)));
+        let status = operator_asset_status(None, &derived.assets["never"]);
+        assert_eq!(status.state.as_deref(), Some("Unknown"));
+        assert_eq!(status.missing_updates, None);
     }
 
     #[test]

@@ -224,7 +224,8 @@ pub struct OverdueUpdate {
     pub days_overdue: i64,
 }
 
-/// Compliance of a group of assets: compliant = no overdue update at the end of the period.
+/// Compliance of a group of assets: compliant = reported, and no overdue update at the end of
+/// the period.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Compliance {
@@ -232,17 +233,34 @@ pub struct Compliance {
     pub assets: u32,
     /// Of those, compliant.
     pub compliant: u32,
+    /// Of those, never reported by an agent: not compliant, since nothing shows what they miss.
+    pub unreported: u32,
     /// `compliant / assets`; `None` for an empty group.
     pub rate: Option<f64>,
 }
 
+/// How one asset stands at the end of a period.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Standing {
+    Compliant,
+    Overdue,
+    Unreported,
+}
+
 impl Compliance {
-    fn count(&mut self, compliant: bool) {
+    fn count(&mut self, standing: Standing) {
         self.assets += 1;
-        if compliant {
-            self.compliant += 1;
+        match standing {
+            Standing::Compliant => self.compliant += 1,
+            Standing::Unreported => self.unreported += 1,
+            Standing::Overdue => {}
         }
         self.rate = Some(f64::from(self.compliant) / f64::from(self.assets));
+    }
+
+    /// Assets with an update past its deadline.
+    pub fn overdue(&self) -> u32 {
+        self.assets - self.compliant - self.unreported
     }
 }
 
@@ -328,8 +346,10 @@ pub struct Figures {
     pub compliance: Compliance,
     /// Compliance by asset criticality.
     pub compliance_by_criticality: BTreeMap<String, Compliance>,
-    /// Assets that are not compliant (at most [`MAX_LISTED`]).
+    /// Assets that are not compliant, unreported ones included (at most [`MAX_LISTED`]).
     pub non_compliant_assets: Vec<String>,
+    /// Assets no agent has reported for (at most [`MAX_LISTED`]).
+    pub unreported_assets: Vec<String>,
     /// Every asset that is not compliant (for per-policy summaries; not serialised).
     #[serde(skip)]
     pub overdue_assets: BTreeSet<String>,
@@ -640,15 +660,24 @@ pub fn figures(inputs: Inputs<'_>, period: Period) -> Figures {
     figures.overdue_assets = overdue_assets.iter().map(|a| (*a).to_owned()).collect();
     for asset in &managed {
         let name = asset.metadata.name.as_deref().unwrap_or_default();
-        let compliant = !overdue_assets.contains(name);
-        figures.compliance.count(compliant);
+        let standing = if asset.status.as_ref().is_none_or(|s| s.reported.is_none()) {
+            Standing::Unreported
+        } else if overdue_assets.contains(name) {
+            Standing::Overdue
+        } else {
+            Standing::Compliant
+        };
+        figures.compliance.count(standing);
         figures
             .compliance_by_criticality
             .entry(criticality_name(asset.spec.criticality))
             .or_default()
-            .count(compliant);
-        if !compliant && figures.non_compliant_assets.len() < MAX_LISTED {
+            .count(standing);
+        if standing != Standing::Compliant && figures.non_compliant_assets.len() < MAX_LISTED {
             figures.non_compliant_assets.push(name.to_owned());
+        }
+        if standing == Standing::Unreported && figures.unreported_assets.len() < MAX_LISTED {
+            figures.unreported_assets.push(name.to_owned());
         }
     }
 

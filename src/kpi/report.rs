@@ -39,7 +39,8 @@ pub struct Report {
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Summary {
-    /// No asset has an update past its policy's deadline at the end of the period.
+    /// Every asset has reported, and none has an update past its policy's deadline at the end
+    /// of the period.
     pub compliant: bool,
     /// One sentence for people who read nothing else.
     pub verdict: String,
@@ -262,18 +263,35 @@ pub fn build(
         ),
     ];
 
-    let compliant = current.overdue == 0;
+    let unreported = current.compliance.unreported;
+    let compliant = current.overdue == 0 && unreported == 0;
     let percent = |r: Option<f64>| r.map_or("n/a".to_owned(), |r| format!("{:.0}%", r * 100.0));
+    // Assets without a report cannot be shown compliant; the verdict says so rather than
+    // letting an empty inventory pass for a patched one.
+    let unreported_clause = match unreported {
+        0 => String::new(),
+        n => format!("{n} asset(s) have never reported, so what they miss is unknown"),
+    };
     let verdict = if compliant {
         format!(
             "Compliant: no asset has an update past its deadline; {} of critical and security updates were installed within 7 days.",
             percent(current.critical_security_within7.rate)
         )
-    } else {
+    } else if current.overdue == 0 {
         format!(
-            "Not compliant: {} update(s) on {} asset(s) are past their deadline; {} of assets are compliant.",
+            "Not compliant: {unreported_clause}; no reporting asset has an update past its deadline; {} of assets are compliant.",
+            percent(current.compliance.rate)
+        )
+    } else {
+        let also = if unreported_clause.is_empty() {
+            String::new()
+        } else {
+            format!("; {unreported_clause}")
+        };
+        format!(
+            "Not compliant: {} update(s) on {} asset(s) are past their deadline{also}; {} of assets are compliant.",
             current.overdue,
-            current.compliance.assets - current.compliance.compliant,
+            current.compliance.overdue(),
             percent(current.compliance.rate)
         )
     };
@@ -343,10 +361,25 @@ fn decisions(inputs: Inputs<'_>, current: &Figures) -> Vec<Decision> {
         }
     }
     for &asset in inputs.assets {
-        let (Some(name), Some(status)) = (asset.metadata.name.as_deref(), &asset.status) else {
+        let Some(name) = asset.metadata.name.as_deref() else {
             continue;
         };
         let namespace = asset.metadata.namespace.clone().unwrap_or_default();
+        let Some(status) = asset.status.as_ref().filter(|s| s.reported.is_some()) else {
+            out.push(Decision {
+                namespace: namespace.clone(),
+                what: format!(
+                    "{name} has never reported: no agent runs for it, so what it misses is \
+                     unknown and it counts as not compliant. Enrol its agent, or delete the \
+                     Asset if the machine is gone."
+                ),
+                object: format!("asset/{name}"),
+                command: Some(format!(
+                    "kubectl patchwave enroll {name} -n {namespace} --kubeconfig-out {name}.kubeconfig"
+                )),
+            });
+            continue;
+        };
         let what = match status.state.as_deref() {
             Some("WaitingForApproval") => Some(format!(
                 "{name} ({:?}) waits for a per-asset approval.",

@@ -291,3 +291,80 @@ fn an_update_without_a_release_date_is_counted_apart() {
     assert_eq!(f.overdue, 0);
     assert_eq!(f.compliance.compliant, 1);
 }
+
+#[test]
+fn an_asset_no_agent_reported_for_is_not_compliant_and_named() {
+    let mut assets = company();
+    // Enrolled in October; its agent never reported (no `status` at all, as `enroll` leaves it).
+    assets.push(asset(json!({
+        "apiVersion": "patchwave.dev/v1alpha1", "kind": "Asset",
+        "metadata": {"name": "silent", "namespace": "acme",
+                     "creationTimestamp": "2026-10-01T00:00:00Z"},
+        "spec": {"osFamily": "Windows", "criticality": "Low"}
+    })));
+    let inputs = Inputs {
+        assets: &assets.iter().collect::<Vec<_>>(),
+        rollouts: &[],
+        policies: &policies(),
+        incidents: &[],
+    };
+    let f = figures(inputs, november());
+    // a2 and a3 compliant; a1 overdue; "silent" unknown, so not compliant either.
+    assert_eq!(f.compliance.assets, 4);
+    assert_eq!(f.compliance.compliant, 2);
+    assert_eq!(f.compliance.unreported, 1);
+    assert_eq!(f.compliance.overdue(), 1);
+    assert_eq!(f.compliance.rate, Some(0.5));
+    assert_eq!(f.compliance_by_criticality["Low"].unreported, 1);
+    assert_eq!(f.compliance_by_criticality["Low"].compliant, 1);
+    assert_eq!(f.unreported_assets, vec!["silent"]);
+    assert_eq!(f.non_compliant_assets, vec!["a1", "silent"]);
+
+    let report = report::build(
+        inputs,
+        vec!["acme".to_owned()],
+        november(),
+        t("2026-12-01T08:00:00Z"),
+    );
+    assert!(!report.summary.compliant);
+    assert_eq!(
+        report.summary.verdict,
+        "Not compliant: 1 update(s) on 1 asset(s) are past their deadline; 1 asset(s) have never \
+         reported, so what they miss is unknown; 50% of assets are compliant."
+    );
+    let decision = report
+        .decisions
+        .iter()
+        .find(|d| d.object == "asset/silent")
+        .expect("a decision about the silent asset");
+    assert!(
+        decision.what.starts_with("silent has never reported"),
+        "{}",
+        decision.what
+    );
+    assert_eq!(
+        decision.command.as_deref(),
+        Some("kubectl patchwave enroll silent -n acme --kubeconfig-out silent.kubeconfig")
+    );
+
+    // Without the overdue asset, only the unknown one keeps the company from compliance.
+    let reported_or_silent: Vec<&Asset> = assets
+        .iter()
+        .filter(|a| a.metadata.name.as_deref() != Some("a1"))
+        .collect();
+    let report = report::build(
+        Inputs {
+            assets: &reported_or_silent,
+            ..inputs
+        },
+        vec!["acme".to_owned()],
+        november(),
+        t("2026-12-01T08:00:00Z"),
+    );
+    assert!(!report.summary.compliant);
+    assert_eq!(
+        report.summary.verdict,
+        "Not compliant: 1 asset(s) have never reported, so what they miss is unknown; no \
+         reporting asset has an update past its deadline; 67% of assets are compliant."
+    );
+}

@@ -214,6 +214,8 @@ pub fn compute(
                 compliance: PolicyCompliance {
                     compliant_assets: count(mine.compliance.compliant),
                     compliant_percent,
+                    unreported_assets: (mine.compliance.unreported > 0)
+                        .then(|| count(mine.compliance.unreported)),
                     patch_rate_within7_days: percent(mine.patch_rate.within7.rate),
                     patch_rate_within30_days: percent(mine.patch_rate.within30.rate),
                     mean_time_to_patch_hours: mine

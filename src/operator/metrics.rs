@@ -453,6 +453,7 @@ mod tests {
             compliance: crate::kpi::Compliance {
                 assets: 2,
                 compliant: 1,
+                unreported: 0,
                 rate: Some(0.5),
             },
             ..crate::kpi::Figures::default()

@@ -89,6 +89,7 @@ impl Rows {
     fn compliance(&mut self, group: &str, c: &Compliance) {
         self.num("compliance", group, "assets", c.assets);
         self.num("compliance", group, "compliant", c.compliant);
+        self.num("compliance", group, "unreported", c.unreported);
         self.opt("compliance", group, "rate", c.rate);
     }
 }
@@ -217,6 +218,9 @@ pub fn render(report: &Report) -> String {
     rows.compliance("all", &f.compliance);
     for (criticality, c) in &f.compliance_by_criticality {
         rows.compliance(&format!("criticality:{criticality}"), c);
+    }
+    for (i, name) in f.unreported_assets.iter().enumerate() {
+        rows.text("unreported_asset", &(i + 1).to_string(), "asset", name);
     }
     for (i, name) in f.non_compliant_assets.iter().enumerate() {
         rows.text("non_compliant_asset", &(i + 1).to_string(), "asset", name);

@@ -100,6 +100,10 @@ fn compliance_note(c: &Compliance) -> String {
         "no assets".to_owned()
     } else {
         format!("{} of {} assets", c.compliant, c.assets)
+            + &match c.unreported {
+                0 => String::new(),
+                n => format!("; {n} never reported"),
+            }
     }
 }
 
@@ -457,8 +461,8 @@ pub fn render(report: &Report) -> String {
     );
     let _ = writeln!(
         out,
-        "<figure>{chart}<figcaption>Figure 3. Share of compliant assets (no update past its policy's deadline \
-         at the end of the period) by asset criticality.</figcaption></figure>"
+        "<figure>{chart}<figcaption>Figure 3. Share of compliant assets (reported by their agent, and no update \
+         past its policy's deadline at the end of the period) by asset criticality.</figcaption></figure>"
     );
 
     out.push_str("<h3>Non-compliant assets</h3>\n");
@@ -472,6 +476,15 @@ pub fn render(report: &Report) -> String {
         if all > listed {
             let _ = writeln!(out, "<p class=\"muted\">… and {} more.</p>", all - listed);
         }
+    }
+    if !f.unreported_assets.is_empty() {
+        let names: Vec<String> = f.unreported_assets.iter().map(|n| escape(n)).collect();
+        let _ = writeln!(
+            out,
+            "<p>Never reported by an agent (what they miss is unknown): {}{}</p>",
+            names.join(", "),
+            super::more(f.compliance.unreported, f.unreported_assets.len())
+        );
     }
 
     out.push_str("<h3>Rollouts</h3>\n");

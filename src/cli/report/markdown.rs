@@ -47,6 +47,13 @@ fn rate_cell(rate: &Rate) -> String {
 
 fn compliance_cell(c: &Compliance) -> String {
     match c.rate {
+        Some(_) if c.unreported > 0 => format!(
+            "{} ({} of {}; {} never reported)",
+            percent(c.rate),
+            c.compliant,
+            c.assets,
+            c.unreported
+        ),
         Some(_) => format!("{} ({} of {})", percent(c.rate), c.compliant, c.assets),
         None => "n/a".to_owned(),
     }
@@ -262,8 +269,8 @@ pub fn render(report: &Report) -> String {
 
     out.push_str("\n### Compliance by criticality\n\n");
     out.push_str(
-        "An asset is compliant when none of its updates is past its policy's deadline at the end \
-         of the period.\n\n| Asset criticality | Compliant |\n|---|---:|\n",
+        "An asset is compliant when its agent has reported and none of its updates is past its \
+         policy's deadline at the end of the period.\n\n| Asset criticality | Compliant |\n|---|---:|\n",
     );
     for (criticality, c) in ordered(&f.compliance_by_criticality, &CRITICALITIES) {
         let _ = writeln!(out, "| {} | {} |", escape(criticality), compliance_cell(c));
@@ -281,6 +288,15 @@ pub fn render(report: &Report) -> String {
         if all > listed {
             let _ = writeln!(out, "\n… and {} more.", all - listed);
         }
+    }
+    if !f.unreported_assets.is_empty() {
+        let names: Vec<String> = f.unreported_assets.iter().map(|n| escape(n)).collect();
+        let _ = writeln!(
+            out,
+            "\nNever reported by an agent (what they miss is unknown): {}{}",
+            names.join(", "),
+            super::more(f.compliance.unreported, f.unreported_assets.len())
+        );
     }
 
     let r = &f.rollouts;

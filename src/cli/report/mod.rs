@@ -373,6 +373,15 @@ fn warn(message: &str) {
 
 // Formatting shared by the renderers.
 
+/// " … and N more" after a list cut at [`crate::kpi::MAX_LISTED`] names; empty when nothing
+/// was cut.
+pub fn more(all: u32, listed: usize) -> String {
+    match all.saturating_sub(u32::try_from(listed).unwrap_or(u32::MAX)) {
+        0 => String::new(),
+        n => format!(" … and {n} more"),
+    }
+}
+
 /// A share as a whole percentage, `n/a` without data.
 pub fn percent(rate: Option<f64>) -> String {
     rate.map_or_else(|| "n/a".to_owned(), |r| format!("{:.0}%", r * 100.0))
