@@ -921,8 +921,10 @@ impl CelRules {
     }
 }
 
-/// Checks `value` against the structural `schema` at `path`: unknown fields, string lengths,
-/// list sizes, number ranges. Types, enums and required fields are left to the typed parse.
+/// Checks `value` against the structural `schema` at `path`, as the API server would: types,
+/// enums, required fields, unknown fields, string lengths, list sizes, number ranges. The
+/// typed parse stops at its first error; this walk finds the others, so one run lists every
+/// mistake of an object.
 ///
 /// `path` is a buffer the walk extends and restores, so that a clean object costs no
 /// allocation per field.
@@ -933,8 +935,23 @@ fn walk_schema(
     problems: &mut Vec<(String, String)>,
 ) {
     let mut push = |path: &str, message: String| problems.push((path.to_owned(), message));
+    if let Some(message) = type_problem(schema, value) {
+        push(path, message);
+        return;
+    }
     match value {
         Value::Object(object) => {
+            // Missing before unknown: the API server's order, and a misspelt required field
+            // shows as both, the suggestion naming the fix.
+            let required = schema.get("required").and_then(Value::as_array);
+            for name in required.into_iter().flatten().filter_map(Value::as_str) {
+                if object.get(name).is_none_or(Value::is_null) {
+                    problems.push((
+                        format!("{path}.{name}"),
+                        format!("required field {name:?} is missing"),
+                    ));
+                }
+            }
             let properties = schema.get("properties").and_then(Value::as_object);
             let additional = schema.get("additionalProperties");
             let preserve = schema
@@ -983,6 +1000,11 @@ fn walk_schema(
             }
         }
         Value::String(text) => {
+            if let Some(allowed) = schema.get("enum").and_then(Value::as_array) {
+                if !allowed.iter().any(|a| a.as_str() == Some(text)) {
+                    push(path, unknown_variant(text, allowed));
+                }
+            }
             let max = schema.get("maxLength").and_then(Value::as_u64);
             let min = schema.get("minLength").and_then(Value::as_u64);
             if max.is_none() && min.is_none() {
@@ -1023,6 +1045,52 @@ fn walk_schema(
         }
         Value::Null | Value::Bool(_) => {}
     }
+}
+
+/// The type error of `value` under `schema`, worded as the typed parse words its own. Null
+/// is left alone: the typed parse decides what an absent value means.
+fn type_problem(schema: &Value, value: &Value) -> Option<String> {
+    if value.is_null() {
+        return None;
+    }
+    let int_or_string = schema
+        .get("x-kubernetes-int-or-string")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let (fits, expected) = if int_or_string {
+        (
+            value.is_string() || value.is_i64() || value.is_u64(),
+            "an integer or a string",
+        )
+    } else {
+        match schema.get("type").and_then(Value::as_str)? {
+            "string" => (value.is_string(), "a string"),
+            "integer" => (value.is_i64() || value.is_u64(), "an integer"),
+            "number" => (value.is_number(), "a number"),
+            "boolean" => (value.is_boolean(), "a boolean"),
+            "array" => (value.is_array(), "a list"),
+            "object" => (value.is_object(), "a mapping"),
+            _ => return None,
+        }
+    };
+    (!fits).then(|| format!("invalid type: {}, expected {expected}", json_type(value)))
+}
+
+/// serde's words for a value outside an enum: ``unknown variant `Huge`, expected one of
+/// `Critical`, `High` ``.
+fn unknown_variant(text: &str, allowed: &[Value]) -> String {
+    let names: Vec<String> = allowed
+        .iter()
+        .filter_map(Value::as_str)
+        .map(|a| format!("`{a}`"))
+        .collect();
+    let expected = match names.as_slice() {
+        [] => "nothing".to_owned(),
+        [one] => one.clone(),
+        [a, b] => format!("{a} or {b}"),
+        more => format!("one of {}", more.join(", ")),
+    };
+    format!("unknown variant `{text}`, expected {expected}")
 }
 
 /// `unknown field "maxConcurent"; did you mean "maxConcurrent"?`
@@ -1243,14 +1311,18 @@ status:
             "{found:#?}"
         );
         // Behind another wrong field (read first in the written order), no line rather than
-        // that field's line.
+        // that field's line; the schema walk lists the other field.
         let found = lines(&load_text(&format!(
             "{policy}  reboot: Sometimes\n  onFailure: Panic\n"
         )));
-        assert_eq!(found.len(), 1, "{found:#?}");
+        assert_eq!(found.len(), 2, "{found:#?}");
         assert!(
             found[0].contains("spec.onFailure: unknown variant `Panic`")
                 && !found[0].contains("(line"),
+            "{found:#?}"
+        );
+        assert!(
+            found[1].contains("spec.reboot: unknown variant `Sometimes`"),
             "{found:#?}"
         );
     }
@@ -1317,6 +1389,46 @@ spec:
                 "test.yaml: PatchPolicy/p: spec.priority: must be at most 1000, found 2000",
                 "test.yaml: PatchPolicy/p: spec.updates.deferdays: unknown field \"deferdays\"; did you mean \"deferDays\"?",
             ]
+        );
+    }
+
+    #[test]
+    fn every_type_enum_and_required_mistake_of_an_object_is_listed() {
+        // The typed parse stops at spec.approval; the schema walk finds the rest, as the API
+        // server would list them all in one rejection.
+        let text = "apiVersion: patchwave.dev/v1alpha1
+kind: Ring
+metadata: {name: pilot}
+spec:
+  selector: {matchExpressions: [{operator: In, values: [a]}]}
+  approval: Sometimes
+  maxConcurrent: [1]
+  bakeTime: 5
+---
+apiVersion: patchwave.dev/v1alpha1
+kind: Asset
+metadata: {name: a1}
+spec: {osFamily: Plan9, criticality: Huge, hold: 'yes', staleAfter: ~}
+";
+        let loaded = load_text(text);
+        assert_eq!(
+            lines(&loaded),
+            vec![
+                "test.yaml: Ring/pilot: spec.approval: unknown variant `Sometimes`, expected `Automatic` or `Manual` (line 6)",
+                "test.yaml: Ring/pilot: spec.bakeTime: invalid type: a number, expected a string",
+                "test.yaml: Ring/pilot: spec.maxConcurrent: invalid type: a list, expected an integer or a string",
+                "test.yaml: Ring/pilot: spec.selector.matchExpressions[0].key: required field \"key\" is missing",
+                "test.yaml: Asset/a1: spec.criticality: unknown variant `Huge`, expected one of `Critical`, `High`, `Medium`, `Low`",
+                "test.yaml: Asset/a1: spec.hold: invalid type: a string, expected a boolean",
+                "test.yaml: Asset/a1: spec.osFamily: unknown variant `Plan9`, expected one of `Windows`, `MacOS`, `Linux`",
+            ]
+        );
+        // Neither object is in the inventory: the engine sees only what parsed.
+        assert!(
+            loaded
+                .namespaces
+                .values()
+                .all(|i| i.rings.is_empty() && i.assets.is_empty())
         );
     }
 
