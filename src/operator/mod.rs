@@ -262,6 +262,16 @@ impl Context {
 /// Why the operator could not start or stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    /// The lease times cannot make a working lease (see [`leader::check_times`]).
+    #[error("leader election with Lease {namespace}/{name}: {message}")]
+    LeaseTimes {
+        /// Lease namespace.
+        namespace: String,
+        /// Lease name.
+        name: String,
+        /// What is wrong with them.
+        message: String,
+    },
     /// The leader Lease could not be set up.
     #[error("leader election with Lease {namespace}/{name}: {source}")]
     Lease {
@@ -335,6 +345,17 @@ pub async fn run(
     settings: Settings,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), RunError> {
+    // The lease manager panics on such times; a caller gets an error instead, before anything
+    // starts.
+    if let Some(lease) = &settings.lease {
+        leader::check_times(lease.duration_seconds, lease.grace_seconds).map_err(|message| {
+            RunError::LeaseTimes {
+                namespace: lease.namespace.clone(),
+                name: lease.name.clone(),
+                message,
+            }
+        })?;
+    }
     let metrics = Arc::new(Metrics::default());
     let caches = Arc::new(readiness::CacheSync::default());
     let probes = http::Probes {
@@ -473,5 +494,43 @@ impl FreshWrites {
         self.windows.clear();
         self.assets.clear();
         self.rollouts.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Lease times the lease manager would panic on are refused by `run` itself, for callers
+    /// of the library that bypass the binary's flag check; nothing is contacted.
+    #[tokio::test]
+    async fn run_refuses_lease_times_that_cannot_work() {
+        let unreachable = kube::Config::new("http://127.0.0.1:9".parse().expect("a URI"));
+        let client = Client::try_from(unreachable).expect("a client");
+        let settings = Settings {
+            namespace: None,
+            metrics_address: "127.0.0.1:0".parse().expect("an address"),
+            lease: Some(LeaseSettings {
+                name: "patchwave-operator".to_owned(),
+                namespace: "patchwave-system".to_owned(),
+                identity: "test".to_owned(),
+                duration_seconds: 15,
+                grace_seconds: 15,
+            }),
+            debounce: Duration::from_millis(300),
+            instance: "test".to_owned(),
+            summary_delay: Duration::from_secs(300),
+            figures_refresh: Duration::from_secs(60),
+        };
+        let error = run(client, settings, std::future::pending())
+            .await
+            .expect_err("refused");
+        assert!(matches!(error, RunError::LeaseTimes { .. }), "{error:?}");
+        assert_eq!(
+            error.to_string(),
+            "leader election with Lease patchwave-system/patchwave-operator: lease grace 15 s \
+             must be at least 1 s and less than the lease duration (15 s): the leader renews \
+             that long before its lease runs out"
+        );
     }
 }
