@@ -168,7 +168,15 @@ fn json_output_lists_the_problems() {
     let problems = json["problems"].as_array().unwrap();
     assert_eq!(problems.len(), EXPECTED.len());
     for problem in problems {
-        for key in ["file", "kind", "namespace", "name", "field", "message"] {
+        for key in [
+            "file",
+            "document",
+            "kind",
+            "namespace",
+            "name",
+            "field",
+            "message",
+        ] {
             assert!(problem.get(key).is_some(), "{key} missing in {problem}");
         }
     }
@@ -195,6 +203,12 @@ fn json_output_lists_the_problems() {
         .unwrap();
     assert_eq!(parse_error["name"], serde_json::Value::Null);
     assert_eq!(parse_error["line"], 19);
+    // Without a name, the document number tells which object it is, as the text says.
+    assert_eq!(parse_error["document"], 2);
+    assert_eq!(
+        missing_ring["document"].as_u64().map(|d| d >= 1),
+        Some(true)
+    );
 }
 
 #[test]

@@ -68,8 +68,8 @@ pub enum Output {
     /// output for people, is the same).
     #[value(alias = "table")]
     Text,
-    /// `{"problems": [{file, kind, namespace, name, field, message, line}], "objects": N,
-    /// "files": N}`.
+    /// `{"problems": [{file, document, kind, namespace, name, field, message, line}],
+    /// "objects": N, "files": N}`.
     Json,
 }
 
@@ -89,6 +89,9 @@ pub struct Report {
 pub struct ReportedProblem {
     /// The file, as given on the command line (folders joined with the relative path).
     pub file: String,
+    /// The 1-based YAML document in the file, when known: what tells apart objects that
+    /// name no object.
+    pub document: Option<usize>,
     /// Kind of the object, if known.
     pub kind: Option<String>,
     /// Namespace of the object, if known.
@@ -190,6 +193,7 @@ pub fn report(loaded: &LoadedFiles) -> Report {
             .into_iter()
             .map(|(_, _, _, p)| ReportedProblem {
                 file: p.file.display().to_string(),
+                document: p.document,
                 kind: p.kind.clone(),
                 namespace: p.namespace.clone(),
                 name: p.name.clone(),
@@ -367,6 +371,7 @@ spec:
     fn documents_read_as_no_object_are_counted_apart_from_objects() {
         let problem = |kind: Option<&str>, name: Option<&str>| ReportedProblem {
             file: "a.yaml".to_owned(),
+            document: None,
             kind: kind.map(str::to_owned),
             namespace: None,
             name: name.map(str::to_owned),
