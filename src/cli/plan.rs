@@ -406,7 +406,7 @@ pub fn render_table(plan: &Plan) -> String {
             None => "no deadline".to_owned(),
         };
         out += &format!(
-            "\nrollout {}{} (policy {}, {} updates)\n  deadline {}  forecast completion {}  {}\n",
+            "\nrollout {}{} (policy {}, {})\n  deadline {}  forecast completion {}  {}\n",
             rollout.name,
             if rollout.to_be_created {
                 " [to be created]"
@@ -414,16 +414,16 @@ pub fn render_table(plan: &Plan) -> String {
                 ""
             },
             rollout.policy,
-            rollout.updates,
+            super::output::plural(rollout.updates, "update", "updates"),
             when(rollout.deadline),
             when(rollout.forecast_completion),
             verdict
         );
         for ring in &rollout.rings {
             out += &format!(
-                "  ring {:<10} {} assets  start {}  complete {}  bake until {}\n",
+                "  ring {:<10} {}  start {}  complete {}  bake until {}\n",
                 ring.name,
-                ring.assets.len(),
+                super::output::plural(ring.assets.len(), "asset", "assets"),
                 when(ring.forecast_start),
                 when(ring.forecast_completion),
                 when(ring.bake_until)

@@ -300,10 +300,10 @@ pub fn render_table(report: &Report) -> String {
     }
     for rollout in &report.rollouts {
         out += &format!(
-            "\nrollout {} (policy {}, {} updates): {}\n",
+            "\nrollout {} (policy {}, {}): {}\n",
             rollout.name,
             rollout.policy,
-            rollout.updates.len(),
+            super::output::plural(rollout.updates.len(), "update", "updates"),
             rollout.phase
         );
         let width = rollout

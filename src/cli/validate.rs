@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use super::CliError;
 use super::load::{LoadProblem, LoadedFiles, ProblemSource};
+use super::output::plural;
 use crate::engine::validation;
 
 /// `--help` text of the command.
@@ -267,14 +268,6 @@ pub fn text(report: &Report) -> String {
         );
     }
     out
-}
-
-fn plural(n: usize, one: &str, many: &str) -> String {
-    if n == 1 {
-        format!("1 {one}")
-    } else {
-        format!("{n} {many}")
-    }
 }
 
 #[cfg(test)]
