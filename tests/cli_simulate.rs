@@ -246,6 +246,7 @@ fn plan_forecasts_rings_and_deadlines() {
         .find(|r| r["policy"] == "security-fast")
         .unwrap();
     assert_eq!(security["toBeCreated"], true);
+    assert_eq!(security["createdAt"], "2026-11-30T17:00:00Z");
     let rings = security["rings"].as_array().unwrap();
     assert_eq!(
         rings
@@ -277,6 +278,14 @@ fn plan_forecasts_rings_and_deadlines() {
         .iter()
         .find(|r| r["policy"] == "monthly-maintenance" && r["updates"] == 1)
         .expect("the monthly policy's second rollout");
+    // It waits for the policy's first rollout: the forecast creates it once that one is done.
+    let first_monthly = plan["rollouts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["policy"] == "monthly-maintenance" && r["updates"] != 1)
+        .expect("the monthly policy's first rollout");
+    assert_eq!(one_update["createdAt"], first_monthly["forecastCompletion"]);
     let listed: Vec<&str> = one_update["rings"]
         .as_array()
         .unwrap()

@@ -72,6 +72,9 @@ pub struct RolloutPlan {
     pub policy: String,
     /// true if the rollout does not exist yet and the operator would create it.
     pub to_be_created: bool,
+    /// When it was created, or, for one to be created, when the forecast creates it: the
+    /// plan's instant, or later for a rollout that waits for the policy's current one.
+    pub created_at: Option<Timestamp>,
     pub updates: usize,
     /// The earliest deadline of the rollout's updates.
     pub deadline: Option<Timestamp>,
@@ -302,6 +305,9 @@ pub fn plan_namespace(
             namespace: namespace.to_owned(),
             policy: rollout.spec.policy.clone(),
             to_be_created: !existing.contains(&name),
+            created_at: first
+                .any(EventType::RolloutCreated)
+                .or_else(|| rollout.metadata.creation_timestamp.as_ref().map(|t| t.0)),
             updates: rollout.spec.updates.len(),
             deadline,
             forecast_completion: completion,
@@ -408,10 +414,12 @@ pub fn render_table(plan: &Plan) -> String {
         out += &format!(
             "\nrollout {}{} (policy {}, {})\n  deadline {}  forecast completion {}  {}\n",
             rollout.name,
-            if rollout.to_be_created {
-                " [to be created]"
-            } else {
-                ""
+            match rollout.created_at {
+                _ if !rollout.to_be_created => String::new(),
+                Some(created) if created > plan.at => {
+                    format!(" [created in the forecast at {}]", when(Some(created)))
+                }
+                _ => " [to be created]".to_owned(),
             },
             rollout.policy,
             super::output::plural(rollout.updates, "update", "updates"),
