@@ -164,6 +164,11 @@ async fn three_rings_complete_in_order_with_bake_time_and_never_exceed_max_concu
     ] {
         wait_events(&env, reason, "").await;
     }
+    // Each ring's start and completion is its own Event, not folded into the first ring's.
+    for ring in ["r1", "r2", "r3"] {
+        wait_events(&env, "RingStarted", &format!("ring {ring} started")).await;
+        wait_events(&env, "RingCompleted", &format!("ring {ring} completed")).await;
+    }
     // The metrics endpoint reports the run.
     let metrics = reqwest_like_get(operator.metrics, "/metrics").await;
     assert!(

@@ -6,6 +6,7 @@
 //! - [`coalesce`]: Asset summaries nobody has to act on wait for the next operation write.
 //! - [`leader`]: the Lease; only its holder writes.
 //! - [`compliance`]: live KPIs for policy status and metrics.
+//! - [`events`]: Kubernetes Events, one per distinct decision.
 //! - [`metrics`] and [`http`]: `/metrics`, `/healthz`, `/readyz` ([`readiness`]).
 //!
 //! All state lives in the API server: the rollout records on each Asset and the rollout
@@ -15,6 +16,7 @@
 pub mod coalesce;
 pub mod compliance;
 pub mod error;
+pub mod events;
 pub mod fresh;
 pub mod http;
 pub mod leader;
@@ -31,7 +33,6 @@ use std::time::Duration;
 use futures::{StreamExt, TryStreamExt, future};
 use kube::api::Api;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
@@ -100,7 +101,7 @@ pub struct Context {
     /// The watch caches.
     pub stores: Stores,
     fresh: FreshWrites,
-    recorder: Recorder,
+    recorder: events::Publisher,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
     /// Whether this replica may write.
@@ -407,16 +408,16 @@ pub async fn run(
         incidents,
     };
 
-    let reporter = Reporter {
-        controller: crate::api::OPERATOR_FIELD_MANAGER.to_owned(),
-        instance: Some(settings.instance.clone()),
-    };
     let leader_gauge = metrics.clone();
     let context = Arc::new(Context {
         client: client.clone(),
         stores,
         fresh: FreshWrites::default(),
-        recorder: Recorder::new(client, reporter),
+        recorder: events::Publisher::new(
+            client,
+            crate::api::OPERATOR_FIELD_MANAGER,
+            &settings.instance,
+        ),
         metrics,
         leadership: leadership.clone(),
         caches: caches.clone(),

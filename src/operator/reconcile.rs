@@ -642,8 +642,9 @@ impl Writer<'_> {
                 (None, None, Some(policy)) => self.reference::<PatchPolicy>(policy),
                 (None, None, None) => continue,
             };
-            let secondary = match (&event.rollout, &event.asset) {
-                (Some(_), Some(asset)) => Some(self.reference::<Asset>(asset)),
+            let secondary = match (&event.rollout, &event.asset, &event.ring) {
+                (Some(_), Some(asset), _) => Some(self.reference::<Asset>(asset)),
+                (Some(_), None, Some(ring)) => Some(self.reference::<Ring>(ring)),
                 _ => None,
             };
             published.push((
@@ -668,7 +669,10 @@ impl Writer<'_> {
                     reason: decision.reason.to_owned(),
                     note: Some(truncate(&decision.note)),
                     action: "Reconcile".to_owned(),
-                    secondary: None,
+                    secondary: Some(match &decision.about {
+                        About::Asset(asset) => self.reference::<Asset>(asset),
+                        About::Ring(ring) => self.reference::<Ring>(ring),
+                    }),
                 },
                 self.reference::<PatchRollout>(&decision.rollout),
             ));
@@ -766,8 +770,16 @@ fn name_list(names: &[String]) -> String {
 #[derive(Debug, PartialEq)]
 struct PersonDecision {
     rollout: String,
+    /// The asset or ring decided on (the Event's related object).
+    about: About,
     reason: &'static str,
     note: String,
+}
+
+#[derive(Debug, PartialEq)]
+enum About {
+    Asset(String),
+    Ring(String),
 }
 
 /// The ring approvals and resumes that the rollouts' new statuses show and their stored
@@ -795,6 +807,7 @@ fn people_decisions(
         if let Some(approval) = approval {
             decisions.push(PersonDecision {
                 rollout: rollout.clone(),
+                about: About::Asset(asset.clone()),
                 reason: "AssetApproved",
                 note: format!(
                     "asset {asset} approved{}; its operation started",
@@ -815,6 +828,7 @@ fn people_decisions(
             {
                 decisions.push(PersonDecision {
                     rollout: name.to_owned(),
+                    about: About::Ring(ring.name.clone()),
                     reason: "RingApproved",
                     note: format!("ring {} approved{}", ring.name, signed(signature)),
                 });
@@ -824,6 +838,7 @@ fn people_decisions(
             {
                 decisions.push(PersonDecision {
                     rollout: name.to_owned(),
+                    about: About::Ring(ring.name.clone()),
                     reason: "HaltResumed",
                     note: format!(
                         "ring {} resumed after halt {}{}; its {} failures so far are accepted",
@@ -976,6 +991,7 @@ mod tests {
             decisions,
             [PersonDecision {
                 rollout: "security-1".to_owned(),
+                about: About::Asset("dc-01".to_owned()),
                 reason: "AssetApproved",
                 note: "asset dc-01 approved by it-lead; its operation started".to_owned(),
             }]
