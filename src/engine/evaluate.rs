@@ -413,7 +413,21 @@ impl<'a> Run<'a> {
             .filter_map(|w| {
                 let name = w.metadata.name.as_deref()?;
                 if !valid(validation::kind::WINDOW, name) {
-                    return None;
+                    // Deny always wins, even broken: an invalid freeze holds back what its
+                    // selector selects (everything, if the selector is what is wrong) at
+                    // every instant until it is fixed, rather than failing open.
+                    let deny = w.spec.type_ == WindowType::Deny;
+                    return deny.then(|| CompiledWindow {
+                        name,
+                        spec: &w.spec,
+                        deny,
+                        selector: CompiledSelector::compile(
+                            w.spec.selector.as_ref(),
+                            "spec.selector",
+                        )
+                        .unwrap_or_else(|_| CompiledSelector::everything()),
+                        schedule: WindowSchedule::always_open(),
+                    });
                 }
                 Some(CompiledWindow {
                     name,

@@ -576,6 +576,19 @@ impl Recurring {
 }
 
 impl WindowSchedule {
+    /// A window open at every instant: the schedule an invalid Deny window is held to, so
+    /// that a change freeze with a typo holds back what it selects instead of letting
+    /// operations through.
+    pub fn always_open() -> Self {
+        WindowSchedule {
+            kind: Kind::OneOff {
+                open: Timestamp::MIN,
+                close: Timestamp::MAX,
+            },
+            cutoff: SignedDuration::ZERO,
+        }
+    }
+
     /// The first (merged) occurrence whose close is later than `t`: the one containing `t` if
     /// the window is open at `t`, otherwise the next one. `None` if there is none (a one-off
     /// window in the past, or no start within [`START_SEARCH_DAYS`]).
@@ -621,6 +634,11 @@ impl WindowSchedule {
         [interval.open, interval.start_deadline, interval.close]
             .into_iter()
             .find(|instant| *instant > t)
+    }
+
+    /// Whether the window is open from now on for good ([`WindowSchedule::always_open`]).
+    fn never_closes(&self) -> bool {
+        matches!(self.kind, Kind::OneOff { close, .. } if close == Timestamp::MAX)
     }
 
     /// The `cutoff` of the window (zero if none).
@@ -679,6 +697,14 @@ pub fn start_permission(
         Err(reason) => reason,
     };
     let horizon = t.checked_add(PERMISSION_HORIZON).unwrap_or(Timestamp::MAX);
+    // A Deny window that never closes (an invalid one, held open) blocks, and is not a
+    // reason to call the asset unschedulable: fixing the window lets it through.
+    if deny.iter().any(|d| d.never_closes()) {
+        return StartPermission::Blocked {
+            reason: BlockReason::Denied,
+            until: horizon,
+        };
+    }
     let mut at = t;
     for _ in 0..MAX_PERMISSION_STEPS {
         // Allow windows that never change again cannot start being open.

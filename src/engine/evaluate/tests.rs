@@ -645,6 +645,62 @@ fn a_deny_window_holds_everything_back_until_it_closes() {
 }
 
 #[test]
+fn an_invalid_deny_window_holds_back_what_it_selects_instead_of_failing_open() {
+    let freeze = |time_zone: &str, selector: &str| {
+        format!(
+            "---\nkind: MaintenanceWindow\napiVersion: patchwave.dev/v1alpha1\nmetadata: {{name: freeze}}\n\
+             spec: {{type: Deny, schedule: '0 0 * * *', duration: 2h, timeZone: {time_zone}{selector}}}\n"
+        )
+    };
+    let namespace = |deny: &str| {
+        format!(
+            "{}{}{}{ALWAYS_OPEN}{deny}{}",
+            assets("a", 1, "pilot", ""),
+            assets("b", 1, "pilot", ", team: b"),
+            ring("pilot", ", maxConcurrent: 2"),
+            policy("pilot", "")
+        )
+    };
+    // A typo in the time zone: the freeze is invalid, and nothing it selects starts.
+    let text = namespace(&freeze("Europe/Berln", ""));
+    let evaluation = evaluate(&inventory(&text), t(NOW));
+    assert!(
+        evaluation
+            .problems
+            .iter()
+            .any(|p| p.name == "freeze" && p.field == "spec.timeZone"),
+        "{:?}",
+        evaluation.problems
+    );
+    assert!(
+        evaluation.operations.is_empty(),
+        "{:?}",
+        started(&evaluation)
+    );
+    assert_eq!(
+        evaluation.rollout_statuses.values().next().unwrap().phase,
+        RolloutPhase::WaitingForWindow
+    );
+    // Its selector still counts: an asset it does not select goes on.
+    let text = namespace(&freeze(
+        "Europe/Berln",
+        ", selector: {matchLabels: {team: b}}",
+    ));
+    assert_eq!(started(&evaluate(&inventory(&text), t(NOW))), ["a-1"]);
+    // A broken selector selects everything it might have meant.
+    let text = namespace(&freeze(
+        "Europe/Berlin",
+        ", selector: {matchExpressions: [{key: team, operator: Sometimes}]}",
+    ));
+    assert!(evaluate(&inventory(&text), t(NOW)).operations.is_empty());
+    // Fixed, it is closed at NOW (it holds 00:00-02:00 in Berlin), and both start.
+    let text = namespace(&freeze("Europe/Berlin", ""));
+    let evaluation = evaluate(&inventory(&text), t(NOW));
+    assert!(evaluation.problems.is_empty(), "{:?}", evaluation.problems);
+    assert_eq!(started(&evaluation), ["a-1", "b-1"]);
+}
+
+#[test]
 fn no_operation_starts_after_the_cutoff() {
     let window = "---\nkind: MaintenanceWindow\napiVersion: patchwave.dev/v1alpha1\nmetadata: {name: nightly}\n\
         spec: {schedule: '0 22 * * *', duration: 4h, timeZone: UTC, cutoff: 1h}\n";
