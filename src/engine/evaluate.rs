@@ -1530,6 +1530,11 @@ impl<'a> Run<'a> {
                 } else {
                     RingPhase::Aborted
                 };
+                // A ring that had completed keeps the record of when.
+                if matches!(prev.phase, RingPhase::Baking | RingPhase::Completed) {
+                    progress.completed_at = prev.completed_at.clone();
+                    progress.bake_until = prev.bake_until.clone();
+                }
                 rings_out.push(progress);
                 gate = None;
                 continue;

@@ -22,6 +22,7 @@ use serde::Serialize;
 use super::Context;
 use super::error::Error;
 use crate::api::asset::OperationPhase;
+use crate::api::rollout::RolloutPhase;
 use crate::api::{
     Asset, AssetStatus, MaintenanceWindow, MaintenanceWindowStatus, OPERATOR_FIELD_MANAGER,
     PatchPolicy, PatchPolicyStatus, PatchRollout, PatchRolloutStatus, Ring, RingStatus,
@@ -669,7 +670,7 @@ impl Writer<'_> {
                     reason: decision.reason.to_owned(),
                     note: Some(truncate(&decision.note)),
                     action: "Reconcile".to_owned(),
-                    secondary: Some(match &decision.about {
+                    secondary: decision.about.as_ref().map(|about| match about {
                         About::Asset(asset) => self.reference::<Asset>(asset),
                         About::Ring(ring) => self.reference::<Ring>(ring),
                     }),
@@ -770,8 +771,9 @@ fn name_list(names: &[String]) -> String {
 #[derive(Debug, PartialEq)]
 struct PersonDecision {
     rollout: String,
-    /// The asset or ring decided on (the Event's related object).
-    about: About,
+    /// The asset or ring decided on (the Event's related object); none for the rollout as a
+    /// whole.
+    about: Option<About>,
     reason: &'static str,
     note: String,
 }
@@ -807,7 +809,7 @@ fn people_decisions(
         if let Some(approval) = approval {
             decisions.push(PersonDecision {
                 rollout: rollout.clone(),
-                about: About::Asset(asset.clone()),
+                about: Some(About::Asset(asset.clone())),
                 reason: "AssetApproved",
                 note: format!(
                     "asset {asset} approved{}; its operation started",
@@ -821,6 +823,20 @@ fn people_decisions(
             continue;
         };
         let before = stored.get(name).and_then(Option::as_ref);
+        if status.phase == RolloutPhase::Aborted
+            && before.map(|s| s.phase) != Some(RolloutPhase::Aborted)
+            && let Some(signature) = &rollout.spec.abort
+        {
+            decisions.push(PersonDecision {
+                rollout: name.to_owned(),
+                about: None,
+                reason: "RolloutAborted",
+                note: format!(
+                    "rollout aborted{}; no new operation starts, and the policy's next change creates a new rollout",
+                    signed(signature)
+                ),
+            });
+        }
         for ring in &status.rings {
             let old = before.and_then(|s| s.rings.iter().find(|r| r.name == ring.name));
             if let Some(signature) = &ring.approved
@@ -828,7 +844,7 @@ fn people_decisions(
             {
                 decisions.push(PersonDecision {
                     rollout: name.to_owned(),
-                    about: About::Ring(ring.name.clone()),
+                    about: Some(About::Ring(ring.name.clone())),
                     reason: "RingApproved",
                     note: format!("ring {} approved{}", ring.name, signed(signature)),
                 });
@@ -838,7 +854,7 @@ fn people_decisions(
             {
                 decisions.push(PersonDecision {
                     rollout: name.to_owned(),
-                    about: About::Ring(ring.name.clone()),
+                    about: Some(About::Ring(ring.name.clone())),
                     reason: "HaltResumed",
                     note: format!(
                         "ring {} resumed after halt {}{}; its {} failures so far are accepted",
@@ -965,6 +981,38 @@ mod tests {
     }
 
     #[test]
+    fn an_abort_is_announced_once_with_who_asked() {
+        let stored_before = BTreeMap::from([(
+            "security-1".to_owned(),
+            rollout(vec![ring("pilot", None, None)]).status,
+        )]);
+        let mut aborted = rollout(vec![ring("pilot", None, None)]);
+        aborted.spec.abort = Some(Signature {
+            by: Some("carol".to_owned()),
+            at: None,
+            note: Some("vendor pulled the patch".to_owned()),
+        });
+        if let Some(status) = aborted.status.as_mut() {
+            status.phase = RolloutPhase::Aborted;
+        }
+        let new = [aborted];
+        let decisions = people_decisions(&stored_before, &new, &[]);
+        assert_eq!(
+            decisions,
+            [PersonDecision {
+                rollout: "security-1".to_owned(),
+                about: None,
+                reason: "RolloutAborted",
+                note: "rollout aborted by carol: vendor pulled the patch; no new operation \
+                       starts, and the policy's next change creates a new rollout"
+                    .to_owned(),
+            }]
+        );
+        let stored_after = BTreeMap::from([("security-1".to_owned(), new[0].status.clone())]);
+        assert!(people_decisions(&stored_after, &new, &[]).is_empty());
+    }
+
+    #[test]
     fn a_per_asset_approval_is_announced_when_its_operation_starts() {
         let mut approved = rollout(vec![ring("pilot", None, None)]);
         approved.spec.approved_assets = vec![crate::api::rollout::Approval {
@@ -991,7 +1039,7 @@ mod tests {
             decisions,
             [PersonDecision {
                 rollout: "security-1".to_owned(),
-                about: About::Asset("dc-01".to_owned()),
+                about: Some(About::Asset("dc-01".to_owned())),
                 reason: "AssetApproved",
                 note: "asset dc-01 approved by it-lead; its operation started".to_owned(),
             }]

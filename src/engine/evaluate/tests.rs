@@ -935,6 +935,41 @@ fn abort_and_pause_stop_new_operations() {
 }
 
 #[test]
+fn an_abort_keeps_the_completion_of_rings_that_had_completed() {
+    let text = format!(
+        "{}{}{}{}{ALWAYS_OPEN}{}",
+        assets("a", 1, "pilot", ""),
+        assets("b", 1, "rest", ""),
+        ring("pilot", ""),
+        ring("rest", ", approval: Manual"),
+        policy("pilot, rest", "")
+    );
+    // The pilot completes; ring rest waits for its approval.
+    let mut sim = simulate(inventory(&text), NOW, "2026-11-27T12:00:00Z", vec![]);
+    let ring_of = |status: &crate::api::rollout::PatchRolloutStatus, name: &str| {
+        status
+            .rings
+            .iter()
+            .find(|r| r.name == name)
+            .cloned()
+            .unwrap()
+    };
+    let before = ring_of(sim.inventory.rollouts[0].status.as_ref().unwrap(), "pilot");
+    assert_eq!(before.phase, RingPhase::Completed);
+    assert!(before.completed_at.is_some());
+
+    sim.inventory.rollouts[0].spec.abort = Some(Default::default());
+    let aborted = evaluate(&sim.inventory, t("2026-11-27T12:00:00Z"));
+    let status = aborted.rollout_statuses.values().next().unwrap();
+    assert_eq!(status.phase, RolloutPhase::Aborted);
+    let pilot = ring_of(status, "pilot");
+    assert_eq!(pilot.phase, RingPhase::Completed);
+    assert_eq!(pilot.completed_at, before.completed_at);
+    assert_eq!(pilot.bake_until, before.bake_until);
+    assert_eq!(ring_of(status, "rest").phase, RingPhase::Aborted);
+}
+
+#[test]
 fn a_repeated_evaluation_never_issues_a_second_operation() {
     let text = format!(
         "{}{}{ALWAYS_OPEN}{}",
