@@ -329,6 +329,25 @@ async fn pause_and_unpause_set_spec_paused() {
     );
     ok(&env, &["unpause", "r1"]);
     assert_eq!(rollout_json(&env, "r1").await["spec"]["paused"], false);
+
+    // A finished rollout is a record: pausing or aborting it would change nothing but its
+    // spec, so each is refused with the reason, and the spec stays as it was.
+    set_rollout_status(&env, "r1", json!({"phase": "Succeeded"})).await;
+    for command in [
+        vec!["pause", "r1"],
+        vec!["unpause", "r1"],
+        vec!["abort", "r1"],
+        vec!["abort", "r1", "--yes"],
+    ] {
+        let out = fails(&env, &command);
+        assert!(
+            out.contains("patchrollout") && out.contains("already succeeded; nothing to"),
+            "{command:?}: {out}"
+        );
+    }
+    let spec = &rollout_json(&env, "r1").await["spec"];
+    assert_eq!(spec["paused"], false);
+    assert!(spec.get("abort").is_none(), "{spec}");
 }
 
 #[tokio::test]

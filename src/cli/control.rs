@@ -271,6 +271,7 @@ pub fn pause(args: &PauseArgs, paused: bool) -> Result<ExitCode, CliError> {
         let cluster = Cluster::connect(&args.cluster).await?;
         let object = ObjectRef::new("patchrollout", &cluster, &args.rollout);
         let message = cluster::change_spec(&cluster.api::<PatchRollout>(), &object, |rollout| {
+            refuse_if_over(&object, rollout, if paused { "pause" } else { "unpause" })?;
             Ok(match (rollout.spec.paused, paused) {
                 (true, true) => Change::Nothing(format!("{object} is already paused")),
                 (false, false) => Change::Nothing(format!("{object} is not paused")),
@@ -362,6 +363,7 @@ pub fn abort(args: &AbortArgs) -> Result<ExitCode, CliError> {
             if let Some(abort) = &rollout.spec.abort {
                 return done(&format!("{object} is already aborted{}", abort.by_at()));
             }
+            refuse_if_over(&object, &rollout, "abort")?;
             let phase = rollout.status.map(|s| s.phase).unwrap_or_default();
             print(&format!(
                 "would abort {object} (phase {phase:?}): nothing new starts, it ends Aborted, and \
@@ -378,6 +380,7 @@ pub fn abort(args: &AbortArgs) -> Result<ExitCode, CliError> {
                     abort.by_at()
                 )));
             }
+            refuse_if_over(&object, rollout, "abort")?;
             Ok(Change::Spec(
                 json!({"abort": to_json(&signature)?}),
                 format!("aborted {object}{}: nothing new starts", signature.by_at()),

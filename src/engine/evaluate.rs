@@ -51,7 +51,8 @@ pub struct Evaluation {
     pub problems: Vec<Problem>,
     /// Rollouts to create (name, spec; the caller sets namespace and creation time).
     pub created_rollouts: Vec<PatchRollout>,
-    /// The status every non-terminal rollout (and every created one) should have now.
+    /// The status every non-terminal rollout (and every created one) should have now, and
+    /// that of a finished one whose spec changed since (its `observedGeneration` moved on).
     pub rollout_statuses: BTreeMap<String, PatchRolloutStatus>,
     /// Operations to hand to agents, with the record to add to the asset.
     pub operations: Vec<IssuedOperation>,
@@ -1114,6 +1115,15 @@ impl<'a> Run<'a> {
                 .map(|s| s.phase)
                 .unwrap_or_default();
             if is_terminal(phase) {
+                // A finished rollout is a record, but its spec may still change (a late pause
+                // or abort): its status says it saw that, so `kubectl wait` and Argo CD keep
+                // reading it as current.
+                if let (Some(name), Some(status)) = (
+                    self.rollouts[r].metadata.name.clone(),
+                    acknowledged(&self.rollouts[r]),
+                ) {
+                    self.out.rollout_statuses.insert(name, status);
+                }
                 continue;
             }
             let rollout = self.rollouts[r].clone();
@@ -2312,6 +2322,27 @@ fn describe_ring(ring: &RingProgress, stalled: Option<&str>) -> String {
     }
 }
 
+/// A finished rollout's stored status with `observedGeneration` (its own and its
+/// conditions') moved to the current generation; `None` when it already is there.
+fn acknowledged(rollout: &PatchRollout) -> Option<PatchRolloutStatus> {
+    let generation = rollout.metadata.generation?;
+    let stored = rollout.status.as_ref()?;
+    let current = stored.observed_generation == Some(generation)
+        && stored
+            .conditions
+            .iter()
+            .all(|c| c.observed_generation == Some(generation));
+    if current {
+        return None;
+    }
+    let mut status = stored.clone();
+    status.observed_generation = Some(generation);
+    for condition in &mut status.conditions {
+        condition.observed_generation = Some(generation);
+    }
+    Some(status)
+}
+
 /// kstatus conditions: Ready (True once Succeeded), Reconciling (work in progress), Stalled
 /// (cannot progress without a person: a missing ring or policy), Halted, Paused.
 fn rollout_conditions(
@@ -2337,7 +2368,13 @@ fn rollout_conditions(
         (
             "Stalled",
             stalled.is_some() || halted,
-            if halted { "Halted" } else { "InvalidReference" },
+            if halted {
+                "Halted"
+            } else if stalled.is_some() {
+                "InvalidReference"
+            } else {
+                "NotStalled"
+            },
             stalled.unwrap_or(message),
         ),
         (

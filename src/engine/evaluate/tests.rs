@@ -970,6 +970,58 @@ fn an_abort_keeps_the_completion_of_rings_that_had_completed() {
 }
 
 #[test]
+fn a_finished_rollout_acknowledges_a_later_change_of_its_spec() {
+    let text = format!(
+        "{}{}{ALWAYS_OPEN}{}",
+        assets("a", 1, "pilot", ""),
+        ring("pilot", ""),
+        policy("pilot", "")
+    );
+    let mut sim = simulate(inventory(&text), NOW, "2026-11-27T12:00:00Z", vec![]);
+    let rollout = &mut sim.inventory.rollouts[0];
+    let name = rollout.metadata.name.clone().unwrap();
+    let stored = rollout.status.clone().unwrap();
+    assert_eq!(stored.phase, RolloutPhase::Succeeded);
+    // Written at generation 1 and unchanged since: nothing to write.
+    rollout.metadata.generation = Some(1);
+    if let Some(status) = rollout.status.as_mut() {
+        status.observed_generation = Some(1);
+        for condition in &mut status.conditions {
+            condition.observed_generation = Some(1);
+        }
+    }
+    let stored = rollout.status.clone().unwrap();
+    let later = t("2026-11-27T13:00:00Z");
+    assert!(
+        !evaluate(&sim.inventory, later)
+            .rollout_statuses
+            .contains_key(&name)
+    );
+    // Someone pauses it afterwards (generation 2): the status says it saw that, and nothing
+    // else about it changes.
+    sim.inventory.rollouts[0].spec.paused = true;
+    sim.inventory.rollouts[0].metadata.generation = Some(2);
+    let evaluation = evaluate(&sim.inventory, later);
+    let status = &evaluation.rollout_statuses[&name];
+    assert_eq!(status.observed_generation, Some(2));
+    assert!(
+        status
+            .conditions
+            .iter()
+            .all(|c| c.observed_generation == Some(2))
+    );
+    assert!(
+        status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+    );
+    assert_eq!(status.phase, RolloutPhase::Succeeded);
+    assert_eq!(status.rings, stored.rings);
+    assert!(evaluation.operations.is_empty());
+}
+
+#[test]
 fn a_repeated_evaluation_never_issues_a_second_operation() {
     let text = format!(
         "{}{}{ALWAYS_OPEN}{}",
