@@ -359,6 +359,12 @@ pub struct RingProgress {
     #[schemars(length(max = 100))]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failed_assets: Vec<String>,
+    /// Members that wait for a per-asset approval (`spec.approvedAssets`, `kubectl patchwave
+    /// approve --asset`), at most 100 listed. Empty while the ring itself waits for its
+    /// approval (phase WaitingForApproval with this list empty).
+    #[schemars(length(max = 100))]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub awaiting_approval: Vec<String>,
     /// When the ring's first operation started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<Time>,

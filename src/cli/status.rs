@@ -384,7 +384,7 @@ pub fn build_report<'a>(
             hidden += 1;
             continue;
         }
-        views.push(view_rollout(namespace, rollout, &assets_summary));
+        views.push(view_rollout(namespace, rollout));
     }
     StatusReport {
         namespace: namespace.to_owned(),
@@ -422,7 +422,7 @@ fn summarize_assets(assets: &[Asset]) -> AssetSummary {
     summary
 }
 
-fn view_rollout(namespace: &str, rollout: &PatchRollout, assets: &AssetSummary) -> RolloutView {
+fn view_rollout(namespace: &str, rollout: &PatchRollout) -> RolloutView {
     let name = rollout.metadata.name.clone().unwrap_or_default();
     let status = rollout.status.clone().unwrap_or_default();
     let spec = &rollout.spec;
@@ -449,10 +449,18 @@ fn view_rollout(namespace: &str, rollout: &PatchRollout, assets: &AssetSummary) 
             let detail = match progress.phase {
                 RingPhase::Baking => format!("bake until {}", when(t(&progress.bake_until))),
                 RingPhase::Completed => format!("completed {}", when(t(&progress.completed_at))),
-                RingPhase::WaitingForApproval if !ring_approved => {
+                // The operator lists the members that wait for their own approval; none
+                // listed means the ring itself waits (a Manual ring).
+                RingPhase::WaitingForApproval if progress.awaiting_approval.is_empty() => {
                     "waits for the ring's approval".to_owned()
                 }
-                RingPhase::WaitingForApproval => "waits for per-asset approvals".to_owned(),
+                RingPhase::WaitingForApproval => format!(
+                    "waits for per-asset approvals: {}",
+                    list_names(
+                        &progress.awaiting_approval,
+                        i32::try_from(progress.awaiting_approval.len()).unwrap_or(i32::MAX)
+                    )
+                ),
                 RingPhase::WaitingForWindow => "waits for a maintenance window".to_owned(),
                 RingPhase::Halted | RingPhase::RollingBack => format!(
                     "{}halt {}{}; failed: {}",
@@ -480,24 +488,28 @@ fn view_rollout(namespace: &str, rollout: &PatchRollout, assets: &AssetSummary) 
                     "kubectl patchwave resume {name} --ring {ring} -n {namespace}"
                 ));
             }
-            if progress.phase == RingPhase::WaitingForApproval && spec.abort.is_none() {
-                if !ring_approved {
+            if spec.abort.is_none() {
+                if progress.phase == RingPhase::WaitingForApproval
+                    && progress.awaiting_approval.is_empty()
+                    && !ring_approved
+                {
                     next_steps.push(format!(
                         "kubectl patchwave approve {name} --ring {ring} -n {namespace}"
                     ));
-                } else {
-                    let waiting: Vec<String> = assets
-                        .waiting_for_approval
-                        .iter()
-                        .filter(|a| !spec.approved_assets.iter().any(|x| &x.name == *a))
-                        .map(|a| format!("--asset {a}"))
-                        .collect();
-                    if !waiting.is_empty() {
-                        next_steps.push(format!(
-                            "kubectl patchwave approve {name} {} -n {namespace}",
-                            waiting.join(" ")
-                        ));
-                    }
+                }
+                // This rollout's own waiting members (not every asset of the namespace that
+                // waits, which may belong to another policy's rollout).
+                let waiting: Vec<String> = progress
+                    .awaiting_approval
+                    .iter()
+                    .filter(|a| !spec.approved_assets.iter().any(|x| &x.name == *a))
+                    .map(|a| format!("--asset {a}"))
+                    .collect();
+                if !waiting.is_empty() {
+                    next_steps.push(format!(
+                        "kubectl patchwave approve {name} {} -n {namespace}",
+                        waiting.join(" ")
+                    ));
                 }
             }
             RingView {
@@ -734,6 +746,62 @@ status:
         assert!(table.contains("[##########xxxxxxxxxx]"), "{table}");
         assert!(table.contains("halted: ring pilot: 2 of 4"), "{table}");
         assert!(table.contains("waits for the previous ring"), "{table}");
+    }
+
+    #[test]
+    fn a_ring_waiting_for_its_members_approvals_names_them_not_the_ring() {
+        // An Automatic ring whose next members are Critical: the operator lists them.
+        let r = rollout(&HALTED.replace(
+            "  - {name: rest, phase: Pending, total: 10, pending: 10}",
+            "  - {name: rest, phase: WaitingForApproval, total: 10, pending: 2, succeeded: 8, \
+             awaitingApproval: [dc01, dc02]}",
+        ));
+        // Another policy's asset waiting for approval is not this rollout's business.
+        let mut other = Asset::new(
+            "erp01",
+            crate::api::AssetSpec::new(crate::api::OsFamily::Linux),
+        );
+        other.status = Some(crate::api::AssetStatus {
+            state: Some("WaitingForApproval".into()),
+            ..Default::default()
+        });
+        let report = build_report(
+            "acme",
+            [&r].into_iter(),
+            &[other],
+            None,
+            false,
+            Timestamp::UNIX_EPOCH,
+        );
+        let view = &report.rollouts[0];
+        assert_eq!(
+            view.next_steps,
+            [
+                "kubectl patchwave resume sec-1 --ring pilot -n acme",
+                "kubectl patchwave approve sec-1 --asset dc01 --asset dc02 -n acme"
+            ]
+        );
+        assert_eq!(
+            view.rings[1].detail,
+            "waits for per-asset approvals: dc01, dc02"
+        );
+        // Listed nobody: the ring itself waits.
+        let manual = rollout(&HALTED.replace(
+            "  - {name: rest, phase: Pending, total: 10, pending: 10}",
+            "  - {name: rest, phase: WaitingForApproval, total: 10, pending: 10}",
+        ));
+        let report = build_report(
+            "acme",
+            [&manual].into_iter(),
+            &[],
+            None,
+            false,
+            Timestamp::UNIX_EPOCH,
+        );
+        assert_eq!(
+            report.rollouts[0].next_steps[1],
+            "kubectl patchwave approve sec-1 --ring rest -n acme"
+        );
     }
 
     #[test]

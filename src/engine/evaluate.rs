@@ -39,7 +39,7 @@ use super::fast_hash::{FastMap, FastSet};
 
 /// Operation timeout used when a rollout's policy is gone or its timeout does not parse.
 const DEFAULT_OPERATION_TIMEOUT: SignedDuration = SignedDuration::from_hours(2);
-/// At most this many failed assets are named in a ring's status.
+/// At most this many asset names in each list of a ring's status (failed, awaiting approval).
 const MAX_LISTED_FAILURES: usize = 100;
 /// Assets named in one Event message before the rest is elided.
 const MAX_NAMED_IN_MESSAGE: usize = 10;
@@ -271,6 +271,9 @@ struct AssetFacts {
     owner: Vec<Option<usize>>,
     /// Whether any of its rollout records is Running (only those can end).
     running: bool,
+    /// Whether its agent reports an operation still Running: it runs one at a time, so it
+    /// gets no other until that one ends, even one the operator already gave up on.
+    agent_busy: bool,
     /// Where it stands under each of `policies` (see `Memo::states_context`).
     states: Vec<AssetState>,
 }
@@ -582,7 +585,13 @@ impl<'a> Run<'a> {
         let mut outcomes = Vec::new();
         let mut wake = Vec::new();
         for index in 0..self.inventory.assets.len() {
-            if !self.memo.facts[index].running {
+            let facts = &self.memo.facts[index];
+            // An operation the agent still runs after its record ended (timed out): the asset
+            // is busy, and a new operation would only time out behind it.
+            if facts.agent_busy {
+                self.in_flight.insert(index);
+            }
+            if !facts.running {
                 continue;
             }
             let inventory: &'a Inventory = self.inventory;
@@ -787,6 +796,12 @@ impl<'a> Run<'a> {
                 .iter()
                 .any(|r| r.phase == OperationPhase::Running)
         });
+        let agent_busy = asset
+            .status
+            .as_ref()
+            .and_then(|s| s.reported.as_ref())
+            .and_then(|r| r.last_operation.as_ref())
+            .is_some_and(|l| l.phase == OperationPhase::Running);
         let key = (allow, deny);
         let window_group = match self.memo.window_groups.get(&key) {
             Some(group) => *group,
@@ -805,6 +820,7 @@ impl<'a> Run<'a> {
             window_group,
             owner,
             running,
+            agent_busy,
             states: Vec::new(),
         }
     }
@@ -1610,7 +1626,13 @@ impl<'a> Run<'a> {
                     }
                     blocked_by_window |= ring_in_flight == 0 && started.blocked_by_window;
                 }
-                if pending.iter().any(|(_, needs)| *needs)
+                progress.awaiting_approval = pending
+                    .iter()
+                    .filter(|(_, needs)| *needs)
+                    .take(MAX_LISTED_FAILURES)
+                    .map(|(member, _)| self.asset_name(member.asset).to_owned())
+                    .collect();
+                if !progress.awaiting_approval.is_empty()
                     && ring_in_flight == 0
                     && !blocked_by_window
                 {

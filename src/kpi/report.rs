@@ -347,7 +347,9 @@ fn decisions(inputs: Inputs<'_>, current: &Figures) -> Vec<Decision> {
         for ring in status
             .rings
             .iter()
-            .filter(|r| r.phase == RingPhase::WaitingForApproval)
+            // With members listed, the ring waits for their own approvals (their decisions
+            // follow), not for its own.
+            .filter(|r| r.phase == RingPhase::WaitingForApproval && r.awaiting_approval.is_empty())
         {
             out.push(Decision {
                 namespace: namespace.clone(),

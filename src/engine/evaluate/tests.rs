@@ -552,10 +552,10 @@ fn a_manual_ring_waits_for_its_approval() {
     );
     let sim = simulate(inventory(&text), NOW, "2026-11-28T00:00:00Z", vec![]);
     assert!(events_of(&sim, EventType::OperationStarted).is_empty());
-    assert_eq!(
-        sim.inventory.rollouts[0].status.as_ref().unwrap().phase,
-        RolloutPhase::WaitingForApproval
-    );
+    let status = sim.inventory.rollouts[0].status.as_ref().unwrap();
+    assert_eq!(status.phase, RolloutPhase::WaitingForApproval);
+    // The ring itself waits: no member is listed as waiting for its own approval.
+    assert!(status.rings[0].awaiting_approval.is_empty());
     let sim = simulate(
         inventory(&text),
         NOW,
@@ -596,6 +596,10 @@ fn critical_assets_need_a_per_asset_approval() {
     assert_eq!(started, vec!["dc-2"]);
     let waiting = sim.assets.iter().find(|a| a.name == "dc-1").unwrap();
     assert_eq!(waiting.state, AssetState::WaitingForApproval);
+    // The (Automatic) ring waits for dc-1's own approval, and says so.
+    let ring = &sim.inventory.rollouts[0].status.as_ref().unwrap().rings[0];
+    assert_eq!(ring.phase, RingPhase::WaitingForApproval);
+    assert_eq!(ring.awaiting_approval, ["dc-1"]);
 }
 
 #[test]
@@ -1019,6 +1023,34 @@ fn a_finished_rollout_acknowledges_a_later_change_of_its_spec() {
     assert_eq!(status.phase, RolloutPhase::Succeeded);
     assert_eq!(status.rings, stored.rings);
     assert!(evaluation.operations.is_empty());
+}
+
+#[test]
+fn an_agent_still_running_an_operation_gets_no_other() {
+    // a-1's agent still runs an install the operator gave up on (it timed out): a new rollout
+    // must wait for it rather than time out behind it.
+    let busy = |phase: &str| {
+        format!(
+            "---\nkind: Asset\napiVersion: patchwave.dev/v1alpha1\nmetadata: {{name: a-1, labels: {{ring: pilot}}}}\n\
+             spec: {{osFamily: Linux, criticality: Low}}\n\
+             status: {{reported: {{lastOperation: {{id: old-1/a-1/install, phase: {phase}}}, \
+             availableUpdates: [{{id: openssl, version: '3.0.15', classification: Security, severity: Critical, releasedAt: '2026-11-20T00:00:00Z'}}]}}}}\n"
+        )
+    };
+    let namespace = |phase: &str| {
+        format!(
+            "{}{}{}{ALWAYS_OPEN}{}",
+            busy(phase),
+            assets("b", 1, "pilot", ""),
+            ring("pilot", ", maxConcurrent: 2"),
+            policy("pilot", "")
+        )
+    };
+    let evaluation = evaluate(&inventory(&namespace("Running")), t(NOW));
+    assert_eq!(started(&evaluation), ["b-1"]);
+    // Once its agent reports the old one ended, it gets the new one.
+    let evaluation = evaluate(&inventory(&namespace("Failed")), t(NOW));
+    assert_eq!(started(&evaluation), ["a-1", "b-1"]);
 }
 
 #[test]
