@@ -92,8 +92,11 @@ pub struct PolicyComplianceView {
     pub pending_updates: Option<i32>,
     /// Of those, past its deadline.
     pub overdue_updates: Option<i32>,
-    /// Its compliance summary; `None` until the operator has computed one.
+    /// Its compliance summary; `None` until the operator has computed one, and for an
+    /// invalid policy.
     pub compliance: Option<crate::api::policy::PolicyCompliance>,
+    /// Why the policy is invalid (its `Ready=False` message): it governs nothing.
+    pub invalid: Option<String>,
 }
 
 fn compliance_views<'a>(
@@ -107,6 +110,13 @@ fn compliance_views<'a>(
                 assets: status.matched_assets,
                 pending_updates: status.pending_updates,
                 overdue_updates: status.overdue_updates,
+                invalid: status
+                    .conditions
+                    .iter()
+                    .find(|c| {
+                        c.type_ == "Ready" && c.status == "False" && c.reason == "InvalidSpec"
+                    })
+                    .map(|c| c.message.clone()),
                 compliance: status.compliance,
             }
         })
@@ -677,9 +687,10 @@ pub fn render_table(report: &StatusReport, only: Option<&str>) -> String {
     }
     for view in &report.compliance {
         let percent = |p: Option<i32>| p.map_or("n/a".to_owned(), |p| format!("{p}%"));
-        out += &match &view.compliance {
-            None => format!("  {}: not computed yet\n", view.policy),
-            Some(c) => format!(
+        out += &match (&view.invalid, &view.compliance) {
+            (Some(why), _) => format!("  {}: invalid, governs nothing: {why}\n", view.policy),
+            (None, None) => format!("  {}: not computed yet\n", view.policy),
+            (None, Some(c)) => format!(
                 "  {}: {} of {} assets compliant ({}%){}, {} missing, {} overdue; within 7 days {}, within 30 days {}, mean time to patch {}, {} incident(s)\n",
                 view.policy,
                 c.compliant_assets,
@@ -861,8 +872,20 @@ status:
             false,
             Timestamp::UNIX_EPOCH,
         );
-        report.compliance = compliance_views([&policy, &fresh].into_iter());
+        // An invalid policy (as an operator before this one may have left it, with figures).
+        let invalid: PatchPolicy = serde_yaml::from_str(
+            "apiVersion: patchwave.dev/v1alpha1\nkind: PatchPolicy\nmetadata: {name: broken}\nspec: {rings: [gone]}\nstatus:\n  matchedAssets: 0\n  compliance: {compliantAssets: 30, compliantPercent: 100, incidents: 0}\n  conditions:\n  - {type: Ready, status: 'False', reason: InvalidSpec, message: 'spec.rings[0]: Ring \"gone\" does not exist', lastTransitionTime: '2026-11-27T07:00:00Z'}\n",
+        )
+        .unwrap();
+        report.compliance = compliance_views([&policy, &fresh, &invalid].into_iter());
         let table = render_table(&report, None);
+        assert!(
+            table.contains(
+                "broken: invalid, governs nothing: spec.rings[0]: Ring \"gone\" does not exist"
+            ),
+            "{table}"
+        );
+        assert!(!table.contains("30 of 0"), "{table}");
         assert!(table.contains("compliance, last 30 days:"), "{table}");
         assert!(
             table.contains("security-fast: 29 of 30 assets compliant (96%), 4 missing, 1 overdue; within 7 days 88%, within 30 days n/a, mean time to patch 31 h, 2 incident(s)"),

@@ -58,8 +58,16 @@ impl NamespaceFigures {
         now.checked_add(left).unwrap_or(now)
     }
 
-    /// Writes the policy's share into its status.
+    /// Writes the policy's share into its status. An invalid policy governs nothing, so it
+    /// gets no figures (they would count assets it does not patch).
     pub fn fill(&self, policy: &str, status: &mut PatchPolicyStatus) {
+        let invalid = status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "False" && c.reason == "InvalidSpec");
+        if invalid {
+            return;
+        }
         let share = self.policies.get(policy).cloned().unwrap_or_default();
         status.pending_updates = Some(share.pending);
         status.overdue_updates = Some(share.overdue);
