@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use kube::Api;
-use kube::api::PostParams;
+use kube::api::{Patch, PatchParams, PostParams};
 use patchwave::agent::fleet::{self, FleetConfig, FleetHandle};
 use patchwave::agent::protocol;
 use patchwave::agent::simulated::{DURATION_ANNOTATION, OUTCOME_ANNOTATION};
@@ -22,7 +22,7 @@ use patchwave::api::{
     AGENT_FIELD_MANAGER, Asset, AssetSpec, AssetStatus, OPERATOR_FIELD_MANAGER, OperationAction,
     OsFamily, Time,
 };
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// How long a test waits for the fleet to report something.
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -481,4 +481,126 @@ async fn one_operation_at_a_time_resumed_after_a_restart_and_rolled_back() {
 
     let stats = fleet.stop().await.unwrap();
     assert_eq!(stats.resumed, 1, "{stats:?}");
+}
+
+/// The field manager kubectl uses for `kubectl patch`: a person's manual edit.
+const KUBECTL_PATCH: &str = "kubectl-patch";
+
+/// Edits `status.reported.availableUpdates` of `name` by hand, as
+/// `kubectl patch ast NAME --subresource=status --type=merge` does.
+async fn edit_report_by_hand(api: &Api<Asset>, name: &str) {
+    let params = PatchParams {
+        field_manager: Some(KUBECTL_PATCH.to_owned()),
+        ..PatchParams::default()
+    };
+    let patch = json!({"status": {"reported": {"availableUpdates": [
+        {"id": "zlib", "version": "1.3.1"},
+    ]}}});
+    api.patch_status(name, &params, &Patch::Merge(patch))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_agent_takes_its_report_back_after_a_manual_edit() {
+    let env = support::test_env("fleet-manual-edit").await;
+    support::install_project_crds();
+    let api: Api<Asset> = env.api();
+    create(&api, &[asset("f03", &[])]).await;
+
+    // The operator's half of the status, written first.
+    let op = operation(
+        "op-1",
+        OperationAction::Install,
+        &[("openssl", "3.0.15")],
+        in_an_hour(),
+    );
+    let body = json!({
+        "apiVersion": "patchwave.dev/v1alpha1",
+        "kind": "Asset",
+        "metadata": { "name": "f03" },
+        "status": { "state": "InProgress", "operation": op },
+    });
+    let operator_wrote = api
+        .patch_status(
+            "f03",
+            &PatchParams::apply(OPERATOR_FIELD_MANAGER),
+            &Patch::Apply(body),
+        )
+        .await
+        .unwrap();
+    let operator_status = operator_wrote.status.unwrap();
+
+    // The agent reports once.
+    let now = Timestamp::now().round(jiff::Unit::Second).unwrap();
+    let mut report = seed("f03").status.unwrap().reported.unwrap();
+    protocol::mark_heartbeat(&mut report, now);
+    protocol::report(&api, "f03", &report).await.unwrap();
+
+    // A person edits the report by hand: kubectl-patch now owns availableUpdates.
+    edit_report_by_hand(&api, "f03").await;
+    let edited = api.get("f03").await.unwrap();
+    assert_eq!(update_ids(&edited), ["zlib"]);
+    assert_eq!(
+        owners_of(&edited, "f:reported")
+            .iter()
+            .filter(|m| *m == KUBECTL_PATCH)
+            .count(),
+        1
+    );
+
+    // The agent's next report lands and is the agent's again.
+    protocol::mark_heartbeat(&mut report, now + SignedDuration::from_secs(1));
+    let stored = protocol::report(&api, "f03", &report)
+        .await
+        .expect("the agent's report after a manual edit");
+    assert_eq!(reported(&stored), Some(&report));
+    let after = api.get("f03").await.unwrap();
+    assert_eq!(reported(&after), Some(&report));
+    assert_eq!(owners_of(&after, "f:reported"), [AGENT_FIELD_MANAGER]);
+    let edit_fields = status_fields(&after, KUBECTL_PATCH);
+    assert!(
+        edit_fields["f:status"]["f:reported"].is_null(),
+        "{edit_fields}"
+    );
+
+    // The operator's fields are untouched, and still the operator's alone.
+    let status = after.status.as_ref().unwrap();
+    assert_eq!(status.state.as_deref(), Some("InProgress"));
+    assert_eq!(status.operation, operator_status.operation);
+    assert_eq!(owners_of(&after, "f:state"), [OPERATOR_FIELD_MANAGER]);
+    assert_eq!(owners_of(&after, "f:operation"), [OPERATOR_FIELD_MANAGER]);
+    let agent_fields = status_fields(&after, AGENT_FIELD_MANAGER);
+    let agent_status = agent_fields["f:status"].as_object().unwrap();
+    assert_eq!(
+        agent_status
+            .keys()
+            .filter(|k| k.starts_with("f:"))
+            .collect::<Vec<_>>(),
+        ["f:reported"],
+        "{agent_fields}"
+    );
+}
+
+#[tokio::test]
+async fn the_fleet_keeps_reporting_after_a_manual_edit_of_its_report() {
+    let env = support::test_env("fleet-edit-heartbeat").await;
+    support::install_project_crds();
+    let api: Api<Asset> = env.api();
+    create(&api, &[asset("f03", &[])]).await;
+    let fleet = start(&env, vec![seed("f03")], 1.0);
+    wait_for(&api, "f03", "seeded", |a| update_ids(a).len() == 2).await;
+
+    edit_report_by_hand(&api, "f03").await;
+    let edited_at = Timestamp::now();
+    // Heartbeats (every second) go on, and put the fleet's inventory back.
+    let after = wait_for(&api, "f03", "heartbeating after the edit", |a| {
+        heartbeat_of(a).is_some_and(|t| t > edited_at)
+    })
+    .await;
+    assert_eq!(update_ids(&after), ["openssl", "curl"]);
+    assert_eq!(owners_of(&after, "f:reported"), [AGENT_FIELD_MANAGER]);
+
+    let stats = fleet.stop().await.unwrap();
+    assert!(stats.heartbeats >= 1, "{stats:?}");
 }

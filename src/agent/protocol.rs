@@ -11,7 +11,8 @@
 //!   already started. An operation whose id equals `status.reported.lastOperation.id` is never
 //!   executed twice: that report is the agent's journal on the API server.
 //! - The agent writes nothing but `status.reported` of its own Asset, by server-side apply on
-//!   the `status` subresource with the field manager `patchwave-agent` ([`report`]). Every
+//!   the `status` subresource with the field manager `patchwave-agent` ([`report`]), forced so
+//!   a manual edit of a field it sends is taken back instead of blocking the agent. Every
 //!   write carries the whole `reported` object, because server-side apply removes the fields an
 //!   applier stops sending. The `mark_*` helpers change a copy of the last report.
 //!
@@ -183,10 +184,13 @@ pub fn apply_body(name: &str, reported: &ReportedState) -> Value {
     })
 }
 
-/// Patch parameters of every agent write: server-side apply as `patchwave-agent`, without
-/// forcing, so a conflict with another manager is reported instead of silently taken over.
+/// Patch parameters of every agent write: server-side apply as `patchwave-agent`, forced.
+/// The agent is the only owner of `status.reported`, so it takes back the fields it sends when
+/// another manager changed them (a person's `kubectl patch`); unforced, one such edit would
+/// make every later report fail with a conflict and silence the agent. The body holds nothing
+/// but `status.reported` ([`apply_body`]), so the operator's fields are never taken.
 pub fn patch_params() -> PatchParams {
-    PatchParams::apply(AGENT_FIELD_MANAGER)
+    PatchParams::apply(AGENT_FIELD_MANAGER).force()
 }
 
 /// Writes `reported` as `status.reported` of Asset `name` (namespace of `api`) and returns the
@@ -383,6 +387,13 @@ mod tests {
             Some(MAX_MESSAGE_CHARS)
         );
         assert_eq!(reported.agent_version.as_deref(), Some("0.1.0"));
+    }
+
+    #[test]
+    fn agent_writes_are_forced_applies_as_the_agent() {
+        let params = patch_params();
+        assert_eq!(params.field_manager.as_deref(), Some(AGENT_FIELD_MANAGER));
+        assert!(params.force);
     }
 
     #[test]
