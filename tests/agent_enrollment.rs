@@ -1099,9 +1099,29 @@ async fn revoke_locks_the_agent_out_and_enrolling_again_works() {
     protocol::report(&agent, "lt-meier", &good_report())
         .await
         .unwrap();
+    let ns = &env.namespace;
+
+    // A mistyped name revokes nothing and says so, instead of claiming a lockout; the real
+    // agent keeps its access.
+    for args in [
+        &["enroll", "lt-meir", "--revoke"][..],
+        &["enroll", "lt-meir", "--revoke", "--delete-asset"],
+    ] {
+        let output = plugin(&env, args).output().unwrap();
+        let (out, err) = text(&output);
+        assert_eq!(output.status.code(), Some(1), "{args:?}:\n{out}\n{err}");
+        assert_eq!(out, "", "{args:?}: nothing on stdout");
+        for needle in [
+            format!("error: nothing to revoke: asset {ns}/lt-meir has no enrolment"),
+            "no ServiceAccount patchwave-agent-lt-meir".to_owned(),
+            format!("check the name with `kubectl get assets -n {ns}`"),
+        ] {
+            assert!(err.contains(&needle), "{args:?}: lacks {needle:?}:\n{err}");
+        }
+    }
+    assert_eq!(agent.get("lt-meier").await.unwrap().name_any(), "lt-meier");
 
     let (out, _) = ok(&env, &["enroll", "lt-meier", "--revoke"]);
-    let ns = &env.namespace;
     for line in [
         format!("Deleted rolebinding {ns}/patchwave-agent-lt-meier."),
         format!("Deleted role {ns}/patchwave-agent-lt-meier."),
@@ -1164,6 +1184,12 @@ async fn revoke_locks_the_agent_out_and_enrolling_again_works() {
             .await
             .unwrap()
             .is_none()
+    );
+    // Once identity and Asset are gone, the name has nothing left to revoke.
+    let err = fails(&env, &["enroll", "lt-meier", "--revoke"], 1);
+    assert!(
+        err.contains(&format!("nothing to revoke: asset {ns}/lt-meier")),
+        "{err}"
     );
 }
 

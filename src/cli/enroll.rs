@@ -53,7 +53,8 @@ use crate::api::{Asset, AssetSpec, Criticality, OsFamily, PLUGIN_FIELD_MANAGER};
 /// --revoke deletes the RoleBinding, Role and ServiceAccount: the agent may do nothing from
 /// then on, and its tokens stop authenticating within 10 seconds (the API server's token
 /// cache). The Asset stays (with its history) unless --delete-asset is given.
-/// Revoking what is not there is not an error.
+/// Revoking again is not an error; a NAME with neither an identity nor an Asset is (exit
+/// status 1, nothing to revoke), as it is most likely mistyped.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   # Enrol a Linux web server, put it in the pilot ring, write the agent's kubeconfig
@@ -494,26 +495,47 @@ fn write_private(path: &Path, text: &str) -> Result<(), CliError> {
 async fn revoke(args: &Args) -> Result<ExitCode, CliError> {
     let cluster = Cluster::connect(&args.cluster).await?;
     let identity = identity(args, &cluster)?;
-    let mut lines = vec![
+    let mut removals = vec![
         delete_ours::<RoleBinding>(&cluster, "rolebinding", &identity).await?,
         delete_ours::<Role>(&cluster, "role", &identity).await?,
         delete_ours::<ServiceAccount>(&cluster, "serviceaccount", &identity).await?,
     ];
+    let asset = ObjectRef::new("asset", &cluster, &identity.asset);
     if args.delete_asset {
-        let object = ObjectRef::new("asset", &cluster, &identity.asset);
-        let line = match cluster
+        let removal = match cluster
             .api::<Asset>()
             .delete(&identity.asset, &DeleteParams::default())
             .await
         {
-            Ok(_) => format!("Deleted {object}."),
-            Err(kube::Error::Api(status)) if status.is_not_found() => {
-                format!("{object} was already gone.")
-            }
-            Err(e) => return Err(object.error("delete", e)),
+            Ok(_) => Removal::deleted(&asset),
+            Err(kube::Error::Api(status)) if status.is_not_found() => Removal::gone(&asset),
+            Err(e) => return Err(asset.error("delete", e)),
         };
-        lines.push(line);
+        removals.push(removal);
     }
+    // A name with neither an identity nor an Asset is most likely mistyped: reporting a
+    // lockout would leave the real agent its access and the admin believing otherwise.
+    // Revoking an existing Asset's agent again still succeeds.
+    if !removals.iter().any(|r| r.existed) {
+        let asset_exists = !args.delete_asset
+            && cluster
+                .api::<Asset>()
+                .get_opt(&identity.asset)
+                .await
+                .map_err(|e| asset.error("read", e))?
+                .is_some();
+        if !asset_exists {
+            return Err(CliError::Cluster(format!(
+                "nothing to revoke: asset {ns}/{name} has no enrolment (no ServiceAccount \
+                 {identity_name}, nor its Role or RoleBinding) and no Asset {name} exists in \
+                 namespace {ns}; check the name with `kubectl get assets -n {ns}`",
+                ns = identity.namespace,
+                name = identity.asset,
+                identity_name = identity.name,
+            )));
+        }
+    }
+    let mut lines: Vec<String> = removals.into_iter().map(|r| r.line).collect();
     lines.push(format!(
         "The agent of asset {}/{} is locked out: it may do nothing from now on, and its tokens \
          stop authenticating within 10 seconds (the API server caches token reviews that long).{}",
@@ -529,13 +551,35 @@ async fn revoke(args: &Args) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// What `--revoke` did with one object: whether it was there, and the line that says so.
+struct Removal {
+    existed: bool,
+    line: String,
+}
+
+impl Removal {
+    fn deleted(object: &ObjectRef) -> Self {
+        Self {
+            existed: true,
+            line: format!("Deleted {object}."),
+        }
+    }
+
+    fn gone(object: &ObjectRef) -> Self {
+        Self {
+            existed: false,
+            line: format!("{object} was already gone."),
+        }
+    }
+}
+
 /// Deletes the identity object `kind` if enrolment made it (its labels say so), guarded by its
 /// uid so an object re-created in between is not deleted by mistake.
 async fn delete_ours<K>(
     cluster: &Cluster,
     kind: &'static str,
     identity: &AgentIdentity,
-) -> Result<String, CliError>
+) -> Result<Removal, CliError>
 where
     K: Resource<Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
     <K as Resource>::DynamicType: Default,
@@ -547,7 +591,7 @@ where
         .await
         .map_err(|e| object.error("read", e))?
     else {
-        return Ok(format!("{object} was already gone."));
+        return Ok(Removal::gone(&object));
     };
     if !identity.is_ours(existing.meta()) {
         return Err(CliError::Cluster(format!(
@@ -565,10 +609,12 @@ where
         ..DeleteParams::default()
     };
     match api.delete(&identity.name, &params).await {
-        Ok(_) => Ok(format!("Deleted {object}.")),
-        Err(kube::Error::Api(status)) if status.is_not_found() => {
-            Ok(format!("{object} was already gone."))
-        }
+        Ok(_) => Ok(Removal::deleted(&object)),
+        // Deleted by someone else in between: it was there, and the agent is locked out.
+        Err(kube::Error::Api(status)) if status.is_not_found() => Ok(Removal {
+            existed: true,
+            line: format!("{object} was already gone."),
+        }),
         Err(e) => Err(object.error("delete", e)),
     }
 }
