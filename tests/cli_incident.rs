@@ -7,7 +7,7 @@ mod support;
 
 use std::process::{Command, Output};
 
-use kube::api::{ListParams, PostParams};
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use patchwave::api::{Asset, IncidentImpact, PatchIncident, PatchRollout};
 use support::TestEnv;
 
@@ -52,16 +52,38 @@ fn fails(env: &TestEnv, args: &[&str]) -> String {
     text(&output)
 }
 
-/// A namespace with the CRDs, the Asset dc01 and the PatchRollout security-fast-1a2b3c4d.
+/// A namespace with the CRDs, the PatchRollout security-fast-1a2b3c4d, the Asset dc01 it gave
+/// an operation (issued 2025-11-29 22:00 UTC) and the Asset web01 it never touched.
 async fn setup(prefix: &str) -> TestEnv {
     let env = support::test_env(prefix).await;
     tokio::task::spawn_blocking(support::install_project_crds)
         .await
         .unwrap();
-    let asset: Asset =
-        serde_yaml::from_str("metadata: {name: dc01}\nspec: {osFamily: Windows}\n").unwrap();
+    for name in ["dc01", "web01"] {
+        let asset: Asset = serde_yaml::from_str(&format!(
+            "metadata: {{name: {name}}}\nspec: {{osFamily: Windows}}\n"
+        ))
+        .unwrap();
+        env.api::<Asset>()
+            .create(&PostParams::default(), &asset)
+            .await
+            .unwrap();
+    }
+    // The operator's record of dc01's operation in the rollout.
     env.api::<Asset>()
-        .create(&PostParams::default(), &asset)
+        .patch_status(
+            "dc01",
+            &PatchParams::apply("patchwave-operator").force(),
+            &Patch::Apply(serde_json::json!({
+                "apiVersion": "patchwave.dev/v1alpha1", "kind": "Asset",
+                "status": {"rollouts": [{
+                    "rollout": "security-fast-1a2b3c4d", "ring": "pilot",
+                    "operationId": "security-fast-1a2b3c4d/dc01/install", "action": "Install",
+                    "phase": "Succeeded", "startedAt": "2025-11-29T22:00:00Z",
+                    "finishedAt": "2025-11-29T22:40:00Z"
+                }]}
+            })),
+        )
         .await
         .unwrap();
     let rollout: PatchRollout = serde_yaml::from_str(
@@ -216,6 +238,44 @@ async fn an_unknown_asset_rollout_or_update_is_named_and_nothing_is_recorded() {
     assert!(
         out.contains("update KB0000001 is not part of patchrollout")
             && out.contains("KB5044281, KB5046617"),
+        "{out}"
+    );
+    assert!(incidents(&env).await.is_empty());
+
+    // The rollout never gave web01 an operation: it cannot have caused web01's trouble.
+    let out = fails(
+        &env,
+        &[
+            "incident",
+            "web01",
+            "--rollout",
+            "security-fast-1a2b3c4d",
+            "--note",
+            "x",
+        ],
+    );
+    assert!(
+        out.contains(&format!(
+            "patchrollout {ns}/security-fast-1a2b3c4d never gave asset {ns}/web01 an operation"
+        )),
+        "{out}"
+    );
+    // Nor can it have caused trouble before dc01's operation was issued.
+    let out = fails(
+        &env,
+        &[
+            "incident",
+            "dc01",
+            "--rollout",
+            "security-fast-1a2b3c4d",
+            "--note",
+            "x",
+            "--at",
+            "2025-11-29T21:00:00Z",
+        ],
+    );
+    assert!(
+        out.contains("before patchrollout") && out.contains("Check --at"),
         "{out}"
     );
     assert!(incidents(&env).await.is_empty());

@@ -178,8 +178,9 @@ pub struct AssetStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub missing_updates: Option<i32>,
 
-    /// One word for where the asset stands: UpToDate, Pending, InProgress, Failed, Held,
-    /// WaitingForApproval, Unscheduled, Unassigned or Unknown.
+    /// One word for where the asset stands (the most pressing across its policies): UpToDate,
+    /// Patched, Pending, Failed, Held, WaitingForApproval, Unscheduled, Unassigned, or Unknown
+    /// while no agent has reported for it.
     #[schemars(length(max = 32))]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,

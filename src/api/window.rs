@@ -134,10 +134,11 @@ pub struct MaintenanceWindowStatus {
     /// Whether the window is open now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub open: Option<bool>,
-    /// Next time the window opens (absent for a one-off window that has passed).
+    /// When the current occurrence opened (while the window is open) or the next one opens;
+    /// absent for a one-off window that has passed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_open: Option<Time>,
-    /// Next time the window closes.
+    /// When the current (or next) occurrence closes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_close: Option<Time>,
     /// Number of assets the selector matches now.

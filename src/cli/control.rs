@@ -413,10 +413,22 @@ pub fn hold(args: &HoldArgs) -> Result<ExitCode, CliError> {
                 // Re-holding keeps the reason; a new hold without one clears a stale reason.
                 asset.spec.hold.then(|| asset.spec.hold_reason.clone())?
             });
+            // A hold stops what would start; the agent finishes what it was already given.
+            let in_flight = asset
+                .status
+                .as_ref()
+                .and_then(|s| s.operation.as_ref())
+                .map(|o| {
+                    format!(
+                        "; its operation in flight ({}) still finishes, as the agent already has it",
+                        o.id
+                    )
+                })
+                .unwrap_or_default();
             Ok(Change::Spec(
                 json!({"hold": true, "holdReason": reason}),
                 format!(
-                    "{object} is on hold{}: it is not patched until `kubectl patchwave unhold {} -n {}`",
+                    "{object} is on hold{}: no new operation starts until `kubectl patchwave unhold {} -n {}`{in_flight}",
                     reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default(),
                     object.name,
                     object.namespace

@@ -188,13 +188,46 @@ fn check_updates(
     )))
 }
 
+/// Refuses an incident the rollout cannot have caused, since it counts among the "incidents
+/// caused by patches" of the KPIs: the rollout never gave the asset an operation (no record of
+/// it in `status.rollouts`), or the incident happened before that operation was issued.
+fn check_attribution(
+    asset: &Asset,
+    asset_ref: &ObjectRef,
+    rollout_ref: &ObjectRef,
+    occurred_at: Timestamp,
+) -> Result<(), CliError> {
+    let record = asset
+        .status
+        .iter()
+        .flat_map(|s| s.rollouts.iter())
+        .rfind(|r| r.rollout == rollout_ref.name);
+    let Some(record) = record else {
+        return Err(CliError::Cluster(format!(
+            "{rollout_ref} never gave {asset_ref} an operation (its status.rollouts has no \
+             record of it), so it cannot have caused this incident; nothing recorded. Check \
+             the rollout with `kubectl get asset {} -n {} -o jsonpath='{{.status.rollouts}}'`",
+            asset_ref.name, asset_ref.namespace
+        )));
+    };
+    if let Some(started) = record.started_at.as_ref().map(|t| t.0)
+        && occurred_at < started
+    {
+        return Err(CliError::Cluster(format!(
+            "the incident happened at {occurred_at}, before {rollout_ref} gave {asset_ref} its \
+             operation ({started}); nothing recorded. Check --at"
+        )));
+    }
+    Ok(())
+}
+
 /// Runs `incident`.
 pub fn run(args: &IncidentArgs) -> Result<ExitCode, CliError> {
     check_args(args, Timestamp::now())?;
     cluster::block_on(async {
         let cluster = Cluster::connect(&args.cluster).await?;
         let asset_ref = ObjectRef::new("asset", &cluster, &args.asset);
-        cluster
+        let asset = cluster
             .api::<Asset>()
             .get(&args.asset)
             .await
@@ -213,6 +246,7 @@ pub fn run(args: &IncidentArgs) -> Result<ExitCode, CliError> {
             .map(|at| at.round(jiff::Unit::Second).unwrap_or(at))
             .or(signature.at.as_ref().map(|t| t.0))
             .unwrap_or_else(Timestamp::now);
+        check_attribution(&asset, &asset_ref, &rollout_ref, occurred_at)?;
         let mut updates: Vec<String> = Vec::new();
         for id in &args.updates {
             if !updates.contains(id) {
