@@ -185,8 +185,9 @@ async fn status_shows_rings_counts_and_the_commands_that_go_on() {
         pilot.contains("halt 1; failed: lt-it-03, lt-it-04"),
         "{pilot}"
     );
-    let counts: Vec<&str> = pilot.split_whitespace().skip(2).take(5).collect();
-    assert_eq!(counts, ["2", "2", "0", "0", "4"], "{pilot}");
+    // Succeeded, failed, skipped, in flight, pending, total.
+    let counts: Vec<&str> = pilot.split_whitespace().skip(2).take(6).collect();
+    assert_eq!(counts, ["2", "2", "0", "0", "0", "4"], "{pilot}");
     assert!(
         table.contains("halted: ring pilot: 2 of 4 assets failed (lt-it-03, lt-it-04)"),
         "{table}"
@@ -527,6 +528,24 @@ async fn status_watch_prints_a_new_frame_when_the_rollout_changes() {
         &|l| l.contains("next: kubectl patchwave resume r1 --ring pilot"),
         &mut seen,
     );
+    // A change that shows nowhere (an annotation, like an agent's heartbeat on an Asset)
+    // prints no new frame.
+    env.api::<PatchRollout>()
+        .patch(
+            "r1",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"metadata": {"annotations": {"note": "touched"}}})),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after: Vec<String> = lines.try_iter().collect();
+    assert!(
+        !after.iter().any(|l| l.starts_with(&header)),
+        "a frame although nothing shown changed:\n{}",
+        after.join("\n")
+    );
+    seen.extend(after);
     child.kill().unwrap();
     child.wait().unwrap();
 

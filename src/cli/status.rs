@@ -312,6 +312,9 @@ async fn watch(args: &Args, cluster: &Cluster) -> Result<ExitCode, CliError> {
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     let (mut listed, mut dirty, mut frames) = (0, false, 0usize);
+    // What the last frame showed, but for its time: agents' heartbeats change Assets all the
+    // time without changing anything shown, and such a frame is not printed again.
+    let mut last_shown = String::new();
     let mut next_draw = tokio::time::Instant::now();
     loop {
         let ready = listed >= 3 && dirty;
@@ -338,6 +341,14 @@ async fn watch(args: &Args, cluster: &Cluster) -> Result<ExitCode, CliError> {
                     Timestamp::now(),
                 );
                 report.compliance = compliance_views(policy_store.state().iter().map(|p| &**p));
+                dirty = false;
+                let at = std::mem::replace(&mut report.at, Timestamp::UNIX_EPOCH);
+                let shown = serde_json::to_string(&report).unwrap_or_default();
+                report.at = at;
+                if shown == last_shown {
+                    continue;
+                }
+                last_shown = shown;
                 let frame = match args.output {
                     OutputFormat::Json => serde_json::to_string(&report)
                         .map_err(|e| CliError::Output(std::io::Error::other(e)))? + "\n",
@@ -625,11 +636,12 @@ pub fn render_table(report: &StatusReport, only: Option<&str>) -> String {
             .unwrap_or(0)
             .max(4);
         out += &format!(
-            "  {:<width$}  {:<bar$}  {:>9}  {:>6}  {:>9}  {:>7}  {:>5}  {:<18}  {}\n",
+            "  {:<width$}  {:<bar$}  {:>9}  {:>6}  {:>7}  {:>9}  {:>7}  {:>5}  {:<18}  {}\n",
             "RING",
             "PROGRESS",
             "SUCCEEDED",
             "FAILED",
+            "SKIPPED",
             "IN-FLIGHT",
             "PENDING",
             "TOTAL",
@@ -640,11 +652,12 @@ pub fn render_table(report: &StatusReport, only: Option<&str>) -> String {
         for ring in &rollout.rings {
             let done = ring.succeeded + ring.failed + ring.skipped;
             let line = format!(
-                "  {:<width$}  {}  {:>9}  {:>6}  {:>9}  {:>7}  {:>5}  {:<18}  {}",
+                "  {:<width$}  {}  {:>9}  {:>6}  {:>7}  {:>9}  {:>7}  {:>5}  {:<18}  {}",
                 ring.name,
                 progress_bar(ring.succeeded, ring.failed, done, ring.total, BAR_WIDTH),
                 ring.succeeded,
                 ring.failed,
+                ring.skipped,
                 ring.in_flight,
                 ring.pending,
                 ring.total,

@@ -1475,10 +1475,14 @@ impl<'a> Run<'a> {
                         // Until a person answers this halt, no resume answers the latest.
                         progress.resumed = None;
                         let listed = failed_assets.join(", ");
+                        // A percentage says how the count came about; a count needs no echo.
+                        let of_spec = match spec.failure_threshold() {
+                            IntOrPercent::Percent(p) => format!(" ({p}% of {total})"),
+                            IntOrPercent::Int(_) => String::new(),
+                        };
                         let message = format!(
-                            "ring {ring_name} halted: {} of {total} assets failed, more than the threshold of {threshold} ({}); failed: {listed}",
+                            "ring {ring_name} halted: {} of {total} assets failed, more than the threshold of {threshold}{of_spec}; failed: {listed}",
                             progress.failed - progress.accepted_failures,
-                            spec.failure_threshold()
                         );
                         self.event(
                             EventType::RingHalted,

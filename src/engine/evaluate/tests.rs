@@ -149,7 +149,10 @@ fn a_failure_over_the_threshold_halts_and_names_the_assets() {
     let sim = simulate(inv, NOW, "2026-11-28T10:00:00Z", vec![]);
     let halted = events_of(&sim, EventType::RingHalted);
     assert_eq!(halted.len(), 1);
-    assert!(halted[0].message.contains("a-1"), "{}", halted[0].message);
+    assert_eq!(
+        halted[0].message,
+        "ring pilot halted: 1 of 4 assets failed, more than the threshold of 0; failed: a-1"
+    );
     assert_eq!(events_of(&sim, EventType::RolloutHalted).len(), 1);
     // Nothing started after the halt.
     let halt_time = halted[0].time;
@@ -193,6 +196,14 @@ fn percent_threshold_rounds_down_and_halts_only_when_exceeded() {
     assert_eq!(
         halted[0].time, failures[1].time,
         "halts as soon as the second failure arrives"
+    );
+    // A percentage threshold says how it became a count.
+    assert!(
+        halted[0]
+            .message
+            .contains("2 of 19 assets failed, more than the threshold of 1 (10% of 19)"),
+        "{}",
+        halted[0].message
     );
 }
 
