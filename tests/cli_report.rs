@@ -491,6 +491,8 @@ fn the_output_file_and_a_custom_period() {
 
 #[test]
 fn usage_errors_name_what_is_wrong_and_exit_with_2() {
+    let pdf = Path::new(concat!(env!("CARGO_TARGET_TMPDIR"), "/r.pdf"));
+    let _ = std::fs::remove_file(pdf);
     for (args, message) in [
         (
             vec!["--month", "2026-13"],
@@ -517,6 +519,17 @@ fn usage_errors_name_what_is_wrong_and_exit_with_2() {
             "-A (all namespaces) and -n NAMESPACE",
         ),
         (vec!["-o", "pdf"], "invalid value 'pdf'"),
+        // An --output extension the report does not know is not guessed to be Markdown.
+        (
+            vec![
+                "--month",
+                "2026-11",
+                "--output",
+                concat!(env!("CARGO_TARGET_TMPDIR"), "/r.pdf"),
+            ],
+            "r.pdf: the report cannot tell the format from the extension .pdf \
+             (it knows .md, .markdown, .html, .htm, .csv, .json)",
+        ),
         (
             vec!["--from", "yesterday", "--to", "2026-11-01"],
             "neither an RFC 3339 time",
@@ -530,6 +543,7 @@ fn usage_errors_name_what_is_wrong_and_exit_with_2() {
         assert!(stderr.contains(message), "{args:?}: {stderr}");
         assert!(output.stdout.is_empty(), "{args:?}");
     }
+    assert!(!pdf.exists(), "a refused --output file is not written");
     let output = plugin(&["report", "-f", "does/not/exist", "--month", "2026-11"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("does/not/exist"));

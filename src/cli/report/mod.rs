@@ -63,7 +63,8 @@ pub struct Args {
     #[arg(short = 'f', long = "filename", value_name = "PATH")]
     pub paths: Vec<PathBuf>,
     /// md (Markdown), html (one self-contained file), csv (section,group,figure,value) or
-    /// json. Default: from the --output file's extension, else md.
+    /// json. Default: from the --output file's extension (.md, .markdown, .html, .htm, .csv,
+    /// .json; any other extension needs -o), else md.
     #[arg(short = 'o', long = "format", value_enum, value_name = "FORMAT")]
     pub format: Option<ReportFormat>,
     /// Write the report to this file instead of standard output.
@@ -88,6 +89,9 @@ pub enum ReportFormat {
     Json,
 }
 
+/// The file extensions the report knows, as `--output` names them.
+const KNOWN_EXTENSIONS: &str = ".md, .markdown, .html, .htm, .csv, .json";
+
 impl ReportFormat {
     /// The format a file name suggests (`.md`, `.html`, `.htm`, `.csv`, `.json`).
     fn from_path(path: &Path) -> Option<Self> {
@@ -99,6 +103,31 @@ impl ReportFormat {
             "json" => Some(Self::Json),
             _ => None,
         }
+    }
+
+    /// The format to write: `-o` if given, else the one the `--output` file's extension names,
+    /// else Markdown (standard output, or a file without an extension). An extension the
+    /// report does not know is refused rather than guessed: `r.pdf` holding Markdown would
+    /// only be found out when someone opens it.
+    pub fn choose(format: Option<Self>, output: Option<&Path>) -> Result<Self, CliError> {
+        if let Some(format) = format {
+            return Ok(format);
+        }
+        let Some(path) = output else {
+            return Ok(Self::Md);
+        };
+        let Some(extension) = path.extension() else {
+            return Ok(Self::Md);
+        };
+        Self::from_path(path).ok_or_else(|| {
+            CliError::Usage(format!(
+                "--output {}: the report cannot tell the format from the extension .{} \
+                 (it knows {KNOWN_EXTENSIONS}); name the format with -o md|html|csv|json, \
+                 or use one of those extensions",
+                path.display(),
+                extension.to_string_lossy()
+            ))
+        })
     }
 }
 
@@ -126,14 +155,7 @@ pub fn run(args: &Args) -> Result<ExitCode, CliError> {
             "-A (all namespaces) and -n NAMESPACE cannot be used together".to_owned(),
         ));
     }
-    let format = args
-        .format
-        .or_else(|| {
-            args.output_file
-                .as_deref()
-                .and_then(ReportFormat::from_path)
-        })
-        .unwrap_or(ReportFormat::Md);
+    let format = ReportFormat::choose(args.format, args.output_file.as_deref())?;
     let sources = if args.paths.is_empty() {
         cluster::block_on(from_cluster(&args.cluster, args.all_namespaces))?
     } else {
@@ -551,6 +573,30 @@ mod tests {
             Some(ReportFormat::Csv)
         );
         assert_eq!(ReportFormat::from_path(Path::new("report")), None);
+    }
+
+    #[test]
+    fn an_unknown_extension_is_refused_not_guessed() {
+        let choose = |format, file: &str| ReportFormat::choose(format, Some(Path::new(file)));
+        let error = choose(None, "r.pdf").expect_err("a PDF is not a format of the report");
+        assert!(matches!(error, CliError::Usage(_)), "{error:?}");
+        let message = error.to_string();
+        assert!(
+            message.contains("--output r.pdf") && message.contains(".pdf"),
+            "{message}"
+        );
+        assert!(message.contains(KNOWN_EXTENSIONS), "{message}");
+        // -o decides for any file name; known extensions and none keep their defaults.
+        assert_eq!(
+            choose(Some(ReportFormat::Html), "r.pdf").ok(),
+            Some(ReportFormat::Html)
+        );
+        assert_eq!(choose(None, "r.HTM").ok(), Some(ReportFormat::Html));
+        assert_eq!(choose(None, "report").ok(), Some(ReportFormat::Md));
+        assert_eq!(
+            ReportFormat::choose(None, None).ok(),
+            Some(ReportFormat::Md)
+        );
     }
 
     #[test]
