@@ -514,6 +514,11 @@ fn usage_errors_name_what_is_wrong_and_exit_with_2() {
             "--month and --from/--to cannot be used together",
         ),
         (vec!["--from", "2026-11-01"], "--from needs --to"),
+        // A month that has not begun would be reported as fact, its deadlines all missed.
+        (
+            vec!["--month", "2999-01"],
+            "--month 2999-01 has not begun yet (today is ",
+        ),
         (
             vec!["-A", "-n", "acme"],
             "-A (all namespaces) and -n NAMESPACE",
@@ -675,18 +680,17 @@ fn the_html_report_renders_in_headless_chromium() {
     assert!(green > 1_500, "compliance bars: {green} green pixels");
 }
 
-/// The first day of the month after `now` (UTC), and that month as `YYYY-MM`.
-fn next_month(now: Timestamp) -> (jiff::Zoned, String) {
-    let first = now
-        .to_zoned(TimeZone::UTC)
-        .date()
-        .first_of_month()
-        .checked_add(1.month())
+/// A period of 30 days that starts at `now` (to the second, UTC): `--from` and `--to`.
+fn period_from(now: Timestamp) -> (jiff::Zoned, String, String) {
+    let first = Timestamp::from_second(now.as_second())
         .unwrap()
-        .to_zoned(TimeZone::UTC)
-        .unwrap();
-    let label = first.strftime("%Y-%m").to_string();
-    (first, label)
+        .to_zoned(TimeZone::UTC);
+    let to = first.checked_add(30.days()).unwrap();
+    (
+        first.clone(),
+        first.timestamp().to_string(),
+        to.timestamp().to_string(),
+    )
 }
 
 #[tokio::test]
@@ -695,9 +699,10 @@ async fn on_the_cluster_with_assets_a_policy_and_an_incident() {
     tokio::task::spawn_blocking(support::install_project_crds)
         .await
         .unwrap();
-    // Objects created now are enrolled now: report the next month, with releases and
-    // installs in it, so the figures do not depend on today's date.
-    let (first, month) = next_month(Timestamp::now());
+    // Objects created now are enrolled now: report the 30 days from now, with releases and
+    // installs in them, so the figures do not depend on today's date. (A later month would
+    // be refused: it has not begun.)
+    let (first, from, to) = period_from(Timestamp::now());
     let at = |days: i64| {
         first
             .checked_add(days.days())
@@ -766,8 +771,10 @@ async fn on_the_cluster_with_assets_a_policy_and_an_incident() {
             "report",
             "-n",
             &env.namespace,
-            "--month",
-            &month,
+            "--from",
+            &from,
+            "--to",
+            &to,
             "-o",
             "json",
         ])
@@ -782,7 +789,7 @@ async fn on_the_cluster_with_assets_a_policy_and_an_incident() {
     assert_eq!(report["namespaces"], json!([env.namespace]));
     let current = &report["current"];
     assert_eq!(current["assets"], 2);
-    // 7-day marks in the month: openssl on both (installed the day after release) and
+    // 7-day marks in the period: openssl on both (installed the day after release) and
     // dc01's KB5072036 (never installed): 2 of 3.
     assert_eq!(
         current["patchRate"]["within7"],
@@ -791,7 +798,7 @@ async fn on_the_cluster_with_assets_a_policy_and_an_incident() {
     assert_eq!(current["criticalSecurityWithin7"]["due"], 3);
     assert_eq!(current["timeToPatch"]["installed"], 2);
     assert_eq!(current["timeToPatch"]["meanHours"], 24.0);
-    // KB5072036 is past its 7-day deadline at the end of the month: dc01 is not compliant.
+    // KB5072036 is past its 7-day deadline at the end of the period: dc01 is not compliant.
     assert_eq!(current["overdue"], 1);
     assert_eq!(current["mostOverdue"][0]["asset"], "dc01");
     assert_eq!(current["mostOverdue"][0]["policy"], "security");
@@ -821,7 +828,7 @@ async fn on_the_cluster_with_assets_a_policy_and_an_incident() {
     // -A sees the same namespace among the others; the Markdown names it.
     let output = Command::new(env!("CARGO_BIN_EXE_kubectl-patchwave"))
         .env("KUBECONFIG", env.control_plane.kubeconfig_path())
-        .args(["report", "-A", "--month", &month])
+        .args(["report", "-A", "--from", &from, "--to", &to])
         .output()
         .unwrap();
     assert!(output.status.success());

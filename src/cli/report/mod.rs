@@ -46,10 +46,12 @@ use crate::kpi::{Inputs, Period, RecordedIncident};
     kubectl patchwave report -A --from 2026-11-01 --to 2026-11-15 -o csv > kpis.csv\n  \
     kubectl patchwave report -f examples/ --month 2026-11 -o json   # offline, from YAML")]
 pub struct Args {
-    /// The calendar month to report (UTC), as YYYY-MM. Default: the last full month.
+    /// The calendar month to report (UTC), as YYYY-MM, at the latest the current one.
+    /// Default: the last full month.
     #[arg(long, value_name = "YYYY-MM")]
     pub month: Option<String>,
-    /// Start of a custom period (RFC 3339, or a date: midnight UTC); needs --to.
+    /// Start of a custom period (RFC 3339, or a date: midnight UTC), not in the future; needs
+    /// --to.
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub from: Option<Timestamp>,
     /// End of a custom period, excluded (RFC 3339, or a date: midnight UTC); needs --from.
@@ -208,16 +210,31 @@ pub fn render(report: &Report, format: ReportFormat) -> Result<String, CliError>
 }
 
 /// The period the flags ask for: `--month`, `--from`/`--to`, else the last full month.
+/// A period that starts after `now` is refused: the KPIs would count deadlines that have not
+/// passed as missed. One that has begun (the current month) is allowed.
 pub fn period(args: &Args, now: Timestamp) -> Result<Period, CliError> {
+    let today = Zoned::new(now, TimeZone::UTC)
+        .strftime("%Y-%m-%d")
+        .to_string();
     match (&args.month, args.from, args.to) {
-        (Some(month), None, None) => report::month(month).map_err(CliError::Usage),
+        (Some(month), None, None) => match report::month(month).map_err(CliError::Usage)? {
+            period if period.from > now => Err(CliError::Usage(format!(
+                "--month {month} has not begun yet (today is {today} UTC): a report covers \
+                 what has happened; choose the current month or an earlier one"
+            ))),
+            period => Ok(period),
+        },
         (Some(_), _, _) => Err(CliError::Usage(
             "--month and --from/--to cannot be used together: give a month, or a period".to_owned(),
         )),
-        (None, Some(from), Some(to)) if from < to => Ok(Period { from, to }),
-        (None, Some(from), Some(to)) => Err(CliError::Usage(format!(
+        (None, Some(from), Some(to)) if from >= to => Err(CliError::Usage(format!(
             "--from {from} is not before --to {to}: the period would be empty"
         ))),
+        (None, Some(from), Some(_)) if from > now => Err(CliError::Usage(format!(
+            "--from {from} lies in the future (today is {today} UTC): a report covers what has \
+             happened; choose a period that has begun"
+        ))),
+        (None, Some(from), Some(to)) => Ok(Period { from, to }),
         (None, Some(_), None) => Err(CliError::Usage(
             "--from needs --to (the end of the period, excluded)".to_owned(),
         )),
@@ -551,6 +568,45 @@ mod tests {
             to: t("2026-11-18T00:00:00Z"),
         };
         assert_eq!(period_title(&custom), "2026-11-03 – 2026-11-17");
+    }
+
+    fn period_of(argv: &[&str], now: &str) -> Result<Period, CliError> {
+        #[derive(Debug, clap::Parser)]
+        struct Harness {
+            #[command(flatten)]
+            args: Args,
+        }
+        let harness = <Harness as clap::Parser>::try_parse_from(
+            std::iter::once("report").chain(argv.iter().copied()),
+        )
+        .expect("valid flags");
+        period(&harness.args, t(now))
+    }
+
+    #[test]
+    fn a_period_that_has_not_begun_is_refused() {
+        let now = "2026-11-27T08:00:00Z";
+        let error = period_of(&["--month", "2030-01"], now).expect_err("in the future");
+        assert!(matches!(error, CliError::Usage(_)), "{error:?}");
+        let message = error.to_string();
+        assert!(
+            message.contains("--month 2030-01 has not begun yet (today is 2026-11-27 UTC)"),
+            "{message}"
+        );
+        let message = period_of(&["--from", "2026-12-01", "--to", "2026-12-15"], now)
+            .expect_err("in the future")
+            .to_string();
+        assert!(
+            message.contains(
+                "--from 2026-12-01T00:00:00Z lies in the future (today is 2026-11-27 UTC)"
+            ),
+            "{message}"
+        );
+        // The current month and a period that has begun are partly in the future: allowed.
+        let current = period_of(&["--month", "2026-11"], now).expect("the current month");
+        assert_eq!(current.from, t("2026-11-01T00:00:00Z"));
+        assert!(period_of(&["--from", "2026-11-20", "--to", "2026-12-20"], now).is_ok());
+        assert!(period_of(&[], now).is_ok(), "the default, last month");
     }
 
     #[test]
