@@ -1366,6 +1366,20 @@ async fn enroll_merges_into_an_existing_asset_and_refuses_what_it_cannot_do() {
     assert_eq!(asset.spec.criticality, Criticality::Critical);
     assert_eq!(asset.spec.os_family, OsFamily::Linux);
 
+    // A namespace that does not exist is named as such, not as a missing Asset.
+    let missing = support::unique_name("no-such-namespace");
+    let output = Command::new(env!("CARGO_BIN_EXE_kubectl-patchwave"))
+        .env("KUBECONFIG", env.control_plane.kubeconfig_path())
+        .args(["enroll", "ws-2", "-n", &missing, "--os-family", "Linux"])
+        .output()
+        .unwrap();
+    let (_, err) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("namespace {missing} does not exist")) && !err.contains("not found"),
+        "{err}"
+    );
+
     // A new Asset needs its OS family.
     let err = fails(&env, &["enroll", "new-box"], 2);
     assert!(
