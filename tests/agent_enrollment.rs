@@ -1366,6 +1366,18 @@ async fn enroll_merges_into_an_existing_asset_and_refuses_what_it_cannot_do() {
     assert_eq!(asset.spec.criticality, Criticality::Critical);
     assert_eq!(asset.spec.os_family, OsFamily::Linux);
 
+    // Another OS family is refused, not set in passing: erp01 stays Linux, nothing is issued.
+    let err = fails(&env, &["enroll", "erp01", "--os-family", "Windows"], 1);
+    assert!(
+        err.contains(&format!("asset {ns}/erp01 exists with osFamily Linux"))
+            && err.contains(&format!("kubectl edit asset erp01 -n {ns}")),
+        "{err}"
+    );
+    let asset = env.api::<Asset>().get("erp01").await.unwrap();
+    assert_eq!(asset.spec.os_family, OsFamily::Linux);
+    // The same family is enrolling again.
+    ok(&env, &["enroll", "erp01", "--os-family", "Linux"]);
+
     // A namespace that does not exist is named as such, not as a missing Asset.
     let missing = support::unique_name("no-such-namespace");
     let output = Command::new(env!("CARGO_BIN_EXE_kubectl-patchwave"))

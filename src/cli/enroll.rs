@@ -35,7 +35,8 @@ use crate::api::{Asset, AssetSpec, Criticality, OsFamily, PLUGIN_FIELD_MANAGER};
 /// Enrol a machine's agent: an Asset and a least-privilege identity, as a kubeconfig.
 ///
 /// Creates the Asset NAME if it is not there yet (a new Asset needs --os-family), merges
-/// --labels into its labels and sets the spec fields given. Then makes the identity of its
+/// --labels into its labels and sets the spec fields given; an existing Asset's OS family is
+/// never changed (another --os-family is refused: change it with `kubectl edit`). Then makes the identity of its
 /// agent: the ServiceAccount, Role and RoleBinding `patchwave-agent-NAME`, labelled
 /// `app.kubernetes.io/managed-by=kubectl-patchwave` and `patchwave.dev/asset=NAME`. The Role
 /// allows `get`, `list` and `watch` on this one Asset, `patch` on its status and a new token
@@ -369,7 +370,9 @@ async fn ensure_asset(
         .get_opt(&identity.asset)
         .await
         .map_err(|e| object.error("read", e))?;
-    if existing.is_none() {
+    if let Some(existing) = &existing {
+        refuse_os_family_change(existing, request, &object)?;
+    } else {
         // In a namespace that does not exist every object is "not found"; say which is missing.
         if let Some(missing) = missing_namespace(cluster).await {
             return Err(missing);
@@ -395,8 +398,15 @@ async fn ensure_asset(
         };
         match api.create(&params, &asset).await {
             Ok(_) => return Ok(format!("Created {object}.")),
-            // Someone created it in the meantime: merge into theirs, as below.
-            Err(kube::Error::Api(status)) if status.is_already_exists() => {}
+            // Someone created it in the meantime: merge into theirs, as below, unless it
+            // is another machine's.
+            Err(kube::Error::Api(status)) if status.is_already_exists() => {
+                let theirs = api
+                    .get(&identity.asset)
+                    .await
+                    .map_err(|e| object.error("read", e))?;
+                refuse_os_family_change(&theirs, request, &object)?;
+            }
             Err(e) => return Err(object.error("create", e)),
         }
     }
@@ -428,6 +438,30 @@ async fn ensure_asset(
         .collect();
     changed.extend(request.spec.keys().map(|k| format!("spec.{k}")));
     Ok(format!("Updated {object}: set {}.", changed.join(", ")))
+}
+
+/// Refuses to change the operating system family of an existing Asset. Enrolling again
+/// updates labels and descriptive fields, but another family means another machine that
+/// took the name by mistake, or a reinstalled one whose reported state no longer holds:
+/// either way not something to change in passing.
+fn refuse_os_family_change(
+    existing: &Asset,
+    request: &EnrolRequest,
+    object: &ObjectRef,
+) -> Result<(), CliError> {
+    match request.os_family {
+        Some(wanted) if wanted != existing.spec.os_family => Err(CliError::Cluster(format!(
+            "{object} exists with osFamily {have:?}; enroll does not change the operating \
+             system family of an existing Asset (--os-family {wanted:?}). If this is another \
+             machine, enrol it under another name; if the machine really runs {wanted:?} now, \
+             change the Asset deliberately (`kubectl edit asset {name} -n {ns}`) and enrol \
+             again",
+            have = existing.spec.os_family,
+            name = object.name,
+            ns = object.namespace,
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// `namespace NS does not exist` when the API server says so; `None` when it exists or
@@ -703,6 +737,42 @@ mod tests {
             "needs --revoke"
         );
         assert!(parse(&["web-1", "--revoke", "--labels", "a=b"]).is_err());
+    }
+
+    #[test]
+    fn the_os_family_of_an_existing_asset_is_not_changed_in_passing() {
+        let linux: AssetSpec =
+            serde_json::from_value(json!({"osFamily": "Linux"})).expect("a spec");
+        let existing = Asset::new("ws-2", linux);
+        let object = ObjectRef {
+            kind: "asset",
+            namespace: "acme".to_owned(),
+            name: "ws-2".to_owned(),
+        };
+        let request = |argv: &[&str]| {
+            EnrolRequest::from_args(&parse(argv).expect("valid flags")).expect("valid request")
+        };
+        let error = refuse_os_family_change(
+            &existing,
+            &request(&["ws-2", "--os-family", "Windows"]),
+            &object,
+        )
+        .expect_err("another family");
+        assert!(matches!(error, CliError::Cluster(_)), "{error:?}");
+        let message = error.to_string();
+        assert!(
+            message.contains("asset acme/ws-2 exists with osFamily Linux")
+                && message.contains("--os-family Windows")
+                && message.contains("kubectl edit asset ws-2 -n acme"),
+            "{message}"
+        );
+        // The same family, or none, is enrolling again.
+        for argv in [
+            &["ws-2", "--os-family", "Linux"][..],
+            &["ws-2", "--labels", "a=b"],
+        ] {
+            assert!(refuse_os_family_change(&existing, &request(argv), &object).is_ok());
+        }
     }
 
     #[test]
