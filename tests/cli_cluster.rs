@@ -577,6 +577,59 @@ fn every_cluster_command_teaches_with_an_example() {
     }
 }
 
+/// A kubeconfig that cannot be read or parsed is a usage problem (exit status 2, the file and
+/// the reason named), as `--help` says; a cluster that cannot be reached is a failed cluster
+/// command (exit status 1).
+#[test]
+fn an_unreadable_kubeconfig_exits_with_2_and_an_unreachable_cluster_with_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.kubeconfig");
+    let garbage = dir.path().join("garbage.kubeconfig");
+    std::fs::write(&garbage, "clusters: [this is: not, a kubeconfig\n").unwrap();
+    let unreachable = dir.path().join("unreachable.kubeconfig");
+    // Port 1 on the loopback: nothing listens, the connection is refused at once.
+    std::fs::write(
+        &unreachable,
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n\
+         clusters: [{name: k, cluster: {server: 'https://127.0.0.1:1'}}]\n\
+         users: [{name: u, user: {token: t}}]\n\
+         contexts: [{name: c, context: {cluster: k, user: u, namespace: acme}}]\n",
+    )
+    .unwrap();
+    let run = |kubeconfig: &std::path::Path, args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_kubectl-patchwave"))
+            .env_remove("KUBECONFIG")
+            .args(args)
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .output()
+            .unwrap()
+    };
+    for args in [
+        &["status"][..],
+        &["approve", "r1", "--ring", "pilot"],
+        &["hold", "erp01"],
+        &["report", "-n", "acme"],
+        &["enroll", "web-1", "--os-family", "Linux"],
+    ] {
+        for (file, reason) in [
+            (&missing, "No such file or directory"),
+            (&garbage, "failed to parse kubeconfig"),
+        ] {
+            let output = run(file, args);
+            let err = stderr(&output);
+            assert_eq!(output.status.code(), Some(2), "{args:?} {file:?}: {err}");
+            assert!(
+                err.contains(&format!("cannot read the kubeconfig {}: ", file.display()))
+                    && err.contains(reason),
+                "{args:?}: {err}"
+            );
+        }
+    }
+    let output = run(&unreachable, &["status"]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+}
+
 /// A write computed from a stale read is refused by the API server (409) and computed again
 /// from a fresh read, so a concurrent change is never lost.
 #[tokio::test]

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
 use kube::api::{Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
 use kube::{Api, Client, Config, Resource};
 use serde::de::DeserializeOwned;
 
@@ -124,6 +124,9 @@ impl Cluster {
 
 /// Reads the kubeconfig: the given path list (':'-separated, merged), else $KUBECONFIG or
 /// ~/.kube/config as kube does.
+///
+/// A kubeconfig that cannot be read or parsed is a usage error (exit status 2, as for any
+/// path that cannot be read): the command never got to the cluster.
 pub(crate) fn read_kubeconfig(paths: Option<&str>) -> Result<Kubeconfig, CliError> {
     let paths: Vec<PathBuf> = paths
         .map(|p| {
@@ -134,8 +137,9 @@ pub(crate) fn read_kubeconfig(paths: Option<&str>) -> Result<Kubeconfig, CliErro
         .unwrap_or_default();
     if paths.is_empty() {
         return Kubeconfig::read().map_err(|e| {
-            CliError::Cluster(format!(
-                "cannot read the kubeconfig (~/.kube/config; set --kubeconfig or KUBECONFIG): {e}"
+            CliError::Usage(format!(
+                "cannot read the kubeconfig (~/.kube/config; set --kubeconfig or KUBECONFIG): {}",
+                kubeconfig_problem(&e)
             ))
         });
     }
@@ -145,12 +149,21 @@ pub(crate) fn read_kubeconfig(paths: Option<&str>) -> Result<Kubeconfig, CliErro
             Kubeconfig::read_from(path)
                 .and_then(|next| merged.merge(next))
                 .map_err(|e| {
-                    CliError::Cluster(format!(
-                        "cannot read the kubeconfig {}: {e}",
-                        path.display()
+                    CliError::Usage(format!(
+                        "cannot read the kubeconfig {}: {}",
+                        path.display(),
+                        kubeconfig_problem(&e)
                     ))
                 })
         })
+}
+
+/// Why a kubeconfig could not be read, without kube's repetition of the path.
+fn kubeconfig_problem(error: &KubeconfigError) -> String {
+    match error {
+        KubeconfigError::ReadConfig(io, _) => io.to_string(),
+        other => other.to_string(),
+    }
 }
 
 /// Runs `future` on a runtime of its own: the commands are synchronous functions.

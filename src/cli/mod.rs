@@ -72,8 +72,8 @@ Examples:
   kubectl patchwave enroll web-1 -n acme --os-family Linux --kubeconfig-out web-1.kubeconfig
 
 Exit status: 0 when all is well, 1 when problems were found or a cluster command failed
-(an object not found, a refused change), 2 when the command could not run (a path that
-cannot be read, a wrong option).
+(an object not found, a refused change, a cluster that cannot be reached), 2 when the command
+could not run (a path or a kubeconfig that cannot be read, a wrong option).
 
 Run `kubectl patchwave COMMAND --help` for the options of a command.";
 
@@ -149,8 +149,9 @@ pub enum CliError {
     /// The simulation could not run.
     #[error("{0}")]
     Simulation(String),
-    /// A command on the cluster failed: the kubeconfig, the connection, an object that is not
-    /// there, a change that does not apply or was refused. The message names the object.
+    /// A command on the cluster failed: the connection, an object that is not there, a change
+    /// that does not apply or was refused. The message names the object. (A kubeconfig that
+    /// cannot be read or parsed is a [`CliError::Usage`].)
     #[error("{0}")]
     Cluster(String),
 }
