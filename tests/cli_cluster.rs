@@ -630,6 +630,55 @@ fn an_unreadable_kubeconfig_exits_with_2_and_an_unreachable_cluster_with_1() {
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
 }
 
+/// approve without --ring and --asset names both; the usage lines of approve and incident do
+/// not show the optional -n and --kubeconfig the caller gave as if they were required.
+#[test]
+fn approve_without_what_names_both_flags_and_usage_lines_show_what_is_required() {
+    let run = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_kubectl-patchwave"))
+            .env("KUBECONFIG", "/nonexistent/kubeconfig")
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        stderr(&output)
+    };
+    let err = run(&["approve", "r1", "-n", "acme"]);
+    assert!(
+        err.contains("give --ring NAME and/or --asset NAME"),
+        "{err}"
+    );
+    for args in [
+        &["approve", "-n", "acme", "--kubeconfig", "k", "--note", "x"][..],
+        &["incident", "dc01", "-n", "acme", "--kubeconfig", "k"],
+    ] {
+        let err = run(args);
+        let usage = err
+            .lines()
+            .find(|line| line.starts_with("Usage:"))
+            .unwrap_or_else(|| panic!("{args:?}: no usage line in {err}"));
+        assert!(
+            !usage.contains("--namespace <") && !usage.contains("--kubeconfig <"),
+            "{args:?}: {usage}"
+        );
+        assert!(usage.contains("[OPTIONS]"), "{args:?}: {usage}");
+    }
+    let help = Command::new(env!("CARGO_BIN_EXE_kubectl-patchwave"))
+        .args(["approve", "--help"])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&help).contains("--ring <NAME>... and/or --asset <NAME>..."),
+        "{}",
+        stdout(&help)
+    );
+}
+
 /// A write computed from a stale read is refused by the API server (409) and computed again
 /// from a fresh read, so a concurrent change is never lost.
 #[tokio::test]

@@ -29,6 +29,9 @@ const MAX_RESUMES: usize = 64;
 /// only once it is approved. Each approval is signed with your identity (as the API server
 /// knows you), the time and the note. Approving what is already approved writes nothing.
 #[derive(Debug, clap::Args)]
+#[command(
+    override_usage = "kubectl patchwave approve <ROLLOUT> --ring <NAME>... and/or --asset <NAME>... [OPTIONS]"
+)]
 #[command(after_help = "Examples:\n  \
     # Let the ring dept-a start\n  \
     kubectl patchwave approve security-fast-1a2b3c4d --ring dept-a -n acme --note 'CHG-1042'\n\n  \
@@ -37,10 +40,11 @@ const MAX_RESUMES: usize = 64;
 pub struct ApproveArgs {
     /// The PatchRollout.
     pub rollout: String,
-    /// A ring of the rollout to approve (repeatable).
-    #[arg(long = "ring", value_name = "NAME", required_unless_present = "assets")]
+    /// A ring of the rollout to approve (repeatable). Give --ring, --asset or both.
+    // Checked in `approve`, whose message names both flags (clap's names only one).
+    #[arg(long = "ring", value_name = "NAME")]
     pub rings: Vec<String>,
-    /// An Asset to approve (repeatable).
+    /// An Asset to approve (repeatable). Give --ring, --asset or both.
     #[arg(long = "asset", value_name = "NAME")]
     pub assets: Vec<String>,
     /// Why, in a sentence (a change ticket number is a good note).
@@ -189,6 +193,13 @@ fn done(message: &str) -> Result<ExitCode, CliError> {
 
 /// Runs `approve`.
 pub fn approve(args: &ApproveArgs) -> Result<ExitCode, CliError> {
+    if args.rings.is_empty() && args.assets.is_empty() {
+        return Err(CliError::Usage(format!(
+            "nothing to approve: give --ring NAME and/or --asset NAME (each repeatable), for \
+             example `kubectl patchwave approve {} --ring pilot`",
+            args.rollout
+        )));
+    }
     cluster::block_on(async {
         let cluster = Cluster::connect(&args.cluster).await?;
         let object = ObjectRef::new("patchrollout", &cluster, &args.rollout);

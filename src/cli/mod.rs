@@ -125,7 +125,11 @@ pub enum Command {
     Hold(control::HoldArgs),
     // Help text: the doc comment of the Args struct.
     Unhold(control::UnholdArgs),
-    // Help text: the doc comment of the Args struct.
+    // Help text: the doc comment of the Args struct. The usage is spelled out, as clap's own
+    // lists the optional flags the caller gave (-n, --kubeconfig) as if they were required.
+    #[command(
+        override_usage = "kubectl patchwave incident <ASSET> --rollout <NAME> --note <TEXT> [OPTIONS]"
+    )]
     Incident(incident::IncidentArgs),
     // Help text: the doc comment of the Args struct.
     Report(report::Args),
