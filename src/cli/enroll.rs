@@ -36,9 +36,10 @@ use crate::api::{Asset, AssetSpec, Criticality, OsFamily, PLUGIN_FIELD_MANAGER};
 ///
 /// Creates the Asset NAME if it is not there yet (a new Asset needs --os-family), merges
 /// --labels into its labels and sets the spec fields given; an existing Asset's OS family is
-/// never changed (another --os-family is refused: change it with `kubectl edit`). Then makes the identity of its
-/// agent: the ServiceAccount, Role and RoleBinding `patchwave-agent-NAME`, labelled
-/// `app.kubernetes.io/managed-by=kubectl-patchwave` and `patchwave.dev/asset=NAME`. The Role
+/// never changed (another --os-family is refused: change it with `kubectl edit`). Then makes
+/// the identity of its agent: the ServiceAccount, Role and RoleBinding
+/// `patchwave-agent-NAME`, labelled `app.kubernetes.io/managed-by=kubectl-patchwave` and
+/// `patchwave.dev/asset=NAME`. The Role
 /// allows `get`, `list` and `watch` on this one Asset, `patch` on its status and a new token
 /// for its own ServiceAccount (the agent renews it before it expires), nothing else; the
 /// admission policy `patchwave-agent-own-asset` (config/agent-policy) further limits the

@@ -497,7 +497,10 @@ pub fn observe_assets(env: &TestEnv) -> (Arc<Mutex<Observed>>, JoinHandle<()>) {
             .default_backoff()
             .applied_objects()
             .boxed();
-        while let Some(Ok(asset)) = stream.next().await {
+        while let Some(event) = stream.next().await {
+            // A watch error (the CRD just installed and not served yet, a busy server) is
+            // retried after the backoff; ending here would observe nothing from then on.
+            let Ok(asset) = event else { continue };
             let name = asset.metadata.name.clone().unwrap_or_default();
             let ring = asset
                 .metadata
