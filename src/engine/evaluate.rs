@@ -2330,8 +2330,23 @@ fn describe_ring(ring: &RingProgress, stalled: Option<&str>) -> String {
     }
     let name = &ring.name;
     match ring.phase {
+        RingPhase::WaitingForApproval if ring.awaiting_approval.is_empty() => {
+            format!("ring {name} waits for its approval")
+        }
         RingPhase::WaitingForApproval => {
-            format!("ring {name} waits for approval (ring or per-asset)")
+            let waiting = &ring.awaiting_approval;
+            let mut names: Vec<&str> = waiting
+                .iter()
+                .take(MAX_NAMED_IN_MESSAGE)
+                .map(String::as_str)
+                .collect();
+            if waiting.len() > names.len() {
+                names.push("...");
+            }
+            format!(
+                "ring {name} waits for per-asset approvals: {}",
+                names.join(", ")
+            )
         }
         RingPhase::WaitingForWindow => format!("ring {name} waits for a maintenance window"),
         RingPhase::Baking => format!(

@@ -611,6 +611,15 @@ fn critical_assets_need_a_per_asset_approval() {
     let ring = &sim.inventory.rollouts[0].status.as_ref().unwrap().rings[0];
     assert_eq!(ring.phase, RingPhase::WaitingForApproval);
     assert_eq!(ring.awaiting_approval, ["dc-1"]);
+    let status = sim.inventory.rollouts[0].status.as_ref().unwrap();
+    assert!(
+        status
+            .conditions
+            .iter()
+            .any(|c| c.message == "ring pilot waits for per-asset approvals: dc-1"),
+        "{:?}",
+        status.conditions
+    );
 }
 
 #[test]
