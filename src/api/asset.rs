@@ -125,11 +125,14 @@ pub struct AssetSpec {
 }
 
 impl Asset {
+    /// What its agent last reported; `None` while no agent has reported for it.
+    pub fn reported(&self) -> Option<&ReportedState> {
+        self.status.as_ref().and_then(|s| s.reported.as_ref())
+    }
+
     /// The updates its agent last reported as available (none before the first report).
     pub fn available_updates(&self) -> &[AvailableUpdate] {
-        self.status
-            .as_ref()
-            .and_then(|s| s.reported.as_ref())
+        self.reported()
             .map(|r| r.available_updates.as_slice())
             .unwrap_or_default()
     }

@@ -608,9 +608,7 @@ impl<'a> Run<'a> {
             running.retain(|r| r.phase == OperationPhase::Running);
             running.sort_by(|a, b| a.rollout.cmp(&b.rollout));
             let name = asset.metadata.name.clone().unwrap_or_default();
-            let last = status
-                .and_then(|s| s.reported.as_ref())
-                .and_then(|r| r.last_operation.as_ref());
+            let last = asset.reported().and_then(|r| r.last_operation.as_ref());
             for record in running {
                 let Some(op_id) = record.operation_id.clone() else {
                     continue;
@@ -797,9 +795,7 @@ impl<'a> Run<'a> {
                 .any(|r| r.phase == OperationPhase::Running)
         });
         let agent_busy = asset
-            .status
-            .as_ref()
-            .and_then(|s| s.reported.as_ref())
+            .reported()
             .and_then(|r| r.last_operation.as_ref())
             .is_some_and(|l| l.phase == OperationPhase::Running);
         let key = (allow, deny);
@@ -1003,14 +999,7 @@ impl<'a> Run<'a> {
                 continue;
             }
             let repeats = repeated.map(|latest| {
-                let mut names: Vec<&str> = left_behind
-                    .iter()
-                    .take(MAX_NAMED_IN_MESSAGE)
-                    .map(|&asset| self.asset_name(asset))
-                    .collect();
-                if left_behind.len() > names.len() {
-                    names.push("...");
-                }
+                let names = named_in_message(left_behind.iter().map(|&a| self.asset_name(a)));
                 let assets = if left_behind.len() == 1 {
                     "asset"
                 } else {
@@ -1020,7 +1009,7 @@ impl<'a> Run<'a> {
                     "; the same updates as {}, for {} {assets} it did not serve: {}",
                     object_name(latest),
                     left_behind.len(),
-                    names.join(", ")
+                    names
                 )
             });
             let base_name = rollout_name(name, &revision);
@@ -2333,21 +2322,10 @@ fn describe_ring(ring: &RingProgress, stalled: Option<&str>) -> String {
         RingPhase::WaitingForApproval if ring.awaiting_approval.is_empty() => {
             format!("ring {name} waits for its approval")
         }
-        RingPhase::WaitingForApproval => {
-            let waiting = &ring.awaiting_approval;
-            let mut names: Vec<&str> = waiting
-                .iter()
-                .take(MAX_NAMED_IN_MESSAGE)
-                .map(String::as_str)
-                .collect();
-            if waiting.len() > names.len() {
-                names.push("...");
-            }
-            format!(
-                "ring {name} waits for per-asset approvals: {}",
-                names.join(", ")
-            )
-        }
+        RingPhase::WaitingForApproval => format!(
+            "ring {name} waits for per-asset approvals: {}",
+            named_in_message(ring.awaiting_approval.iter().map(String::as_str))
+        ),
         RingPhase::WaitingForWindow => format!("ring {name} waits for a maintenance window"),
         RingPhase::Baking => format!(
             "ring {name} baking until {}",
@@ -2361,6 +2339,16 @@ fn describe_ring(ring: &RingProgress, stalled: Option<&str>) -> String {
             ring.succeeded, ring.in_flight, ring.pending, ring.failed, ring.total
         ),
     }
+}
+
+/// The first [`MAX_NAMED_IN_MESSAGE`] names, comma-separated, then `...` if there are more.
+fn named_in_message<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let mut names = names.peekable();
+    let mut shown: Vec<&str> = names.by_ref().take(MAX_NAMED_IN_MESSAGE).collect();
+    if names.peek().is_some() {
+        shown.push("...");
+    }
+    shown.join(", ")
 }
 
 /// A finished rollout's stored status with `observedGeneration` (its own and its

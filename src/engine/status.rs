@@ -134,7 +134,7 @@ pub fn derive(inventory: &Inventory, evaluation: &Evaluation, now: Timestamp) ->
             .map(|s| s.conditions.as_slice())
             .unwrap_or_default();
         let generation = asset.metadata.generation;
-        let reported = asset.status.as_ref().and_then(|s| s.reported.as_ref());
+        let reported = asset.reported();
         let stale_after = asset
             .spec
             .stale_after

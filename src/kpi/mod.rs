@@ -414,7 +414,7 @@ fn enrolled_at(asset: &Asset) -> Option<Timestamp> {
 fn instances<'a>(assets: &[&'a Asset]) -> Vec<Instance<'a>> {
     let mut out = Vec::new();
     for &asset in assets {
-        let Some(reported) = asset.status.as_ref().and_then(|s| s.reported.as_ref()) else {
+        let Some(reported) = asset.reported() else {
             continue;
         };
         let enrolled = enrolled_at(asset);
@@ -660,7 +660,7 @@ pub fn figures(inputs: Inputs<'_>, period: Period) -> Figures {
     figures.overdue_assets = overdue_assets.iter().map(|a| (*a).to_owned()).collect();
     for asset in &managed {
         let name = asset.metadata.name.as_deref().unwrap_or_default();
-        let standing = if asset.status.as_ref().is_none_or(|s| s.reported.is_none()) {
+        let standing = if asset.reported().is_none() {
             Standing::Unreported
         } else if overdue_assets.contains(name) {
             Standing::Overdue

@@ -263,37 +263,31 @@ pub fn build(
         ),
     ];
 
-    let unreported = current.compliance.unreported;
-    let compliant = current.overdue == 0 && unreported == 0;
     let percent = |r: Option<f64>| r.map_or("n/a".to_owned(), |r| format!("{:.0}%", r * 100.0));
     // Assets without a report cannot be shown compliant; the verdict says so rather than
     // letting an empty inventory pass for a patched one.
-    let unreported_clause = match unreported {
-        0 => String::new(),
-        n => format!("{n} asset(s) have never reported, so what they miss is unknown"),
+    let unreported = match current.compliance.unreported {
+        0 => None,
+        n => Some(format!(
+            "{n} asset(s) have never reported, so what they miss is unknown"
+        )),
     };
-    let verdict = if compliant {
-        format!(
+    let compliant = current.overdue == 0 && unreported.is_none();
+    let verdict = match (current.overdue, unreported) {
+        (0, None) => format!(
             "Compliant: no asset has an update past its deadline; {} of critical and security updates were installed within 7 days.",
             percent(current.critical_security_within7.rate)
-        )
-    } else if current.overdue == 0 {
-        format!(
-            "Not compliant: {unreported_clause}; no reporting asset has an update past its deadline; {} of assets are compliant.",
+        ),
+        (0, Some(unreported)) => format!(
+            "Not compliant: {unreported}; no reporting asset has an update past its deadline; {} of assets are compliant.",
             percent(current.compliance.rate)
-        )
-    } else {
-        let also = if unreported_clause.is_empty() {
-            String::new()
-        } else {
-            format!("; {unreported_clause}")
-        };
-        format!(
-            "Not compliant: {} update(s) on {} asset(s) are past their deadline{also}; {} of assets are compliant.",
-            current.overdue,
+        ),
+        (overdue, unreported) => format!(
+            "Not compliant: {overdue} update(s) on {} asset(s) are past their deadline{}; {} of assets are compliant.",
             current.compliance.overdue(),
+            unreported.map(|u| format!("; {u}")).unwrap_or_default(),
             percent(current.compliance.rate)
-        )
+        ),
     };
     let summary = Summary {
         compliant,
@@ -367,7 +361,7 @@ fn decisions(inputs: Inputs<'_>, current: &Figures) -> Vec<Decision> {
             continue;
         };
         let namespace = asset.metadata.namespace.clone().unwrap_or_default();
-        let Some(status) = asset.status.as_ref().filter(|s| s.reported.is_some()) else {
+        let (Some(status), Some(_)) = (asset.status.as_ref(), asset.reported()) else {
             out.push(Decision {
                 namespace: namespace.clone(),
                 what: format!(

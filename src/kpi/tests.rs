@@ -320,12 +320,15 @@ fn an_asset_no_agent_reported_for_is_not_compliant_and_named() {
     assert_eq!(f.unreported_assets, vec!["silent"]);
     assert_eq!(f.non_compliant_assets, vec!["a1", "silent"]);
 
-    let report = report::build(
-        inputs,
-        vec!["acme".to_owned()],
-        november(),
-        t("2026-12-01T08:00:00Z"),
-    );
+    let report_of = |assets: &[&Asset]| {
+        report::build(
+            Inputs { assets, ..inputs },
+            vec!["acme".to_owned()],
+            november(),
+            t("2026-12-01T08:00:00Z"),
+        )
+    };
+    let report = report_of(inputs.assets);
     assert!(!report.summary.compliant);
     assert_eq!(
         report.summary.verdict,
@@ -352,15 +355,7 @@ fn an_asset_no_agent_reported_for_is_not_compliant_and_named() {
         .iter()
         .filter(|a| a.metadata.name.as_deref() != Some("a1"))
         .collect();
-    let report = report::build(
-        Inputs {
-            assets: &reported_or_silent,
-            ..inputs
-        },
-        vec!["acme".to_owned()],
-        november(),
-        t("2026-12-01T08:00:00Z"),
-    );
+    let report = report_of(&reported_or_silent);
     assert!(!report.summary.compliant);
     assert_eq!(
         report.summary.verdict,
