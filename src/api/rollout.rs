@@ -374,6 +374,11 @@ pub struct RingProgress {
     /// The next ring may start at this instant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bake_until: Option<Time>,
+    /// While the ring waits for a maintenance window (phase WaitingForWindow): the earliest
+    /// instant at which a window lets one of its waiting assets start (an Allow window
+    /// opens, a Deny window or a cutoff ends). The search looks 400 days ahead at most.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_opens_at: Option<Time>,
     /// Who approved this ring, when and why, as signed in `spec.approvedRings` (rings with
     /// approval Manual only). The operator records an Event when it first appears.
     #[serde(default, skip_serializing_if = "Option::is_none")]

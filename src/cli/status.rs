@@ -482,7 +482,10 @@ fn view_rollout(namespace: &str, rollout: &PatchRollout) -> RolloutView {
                         i32::try_from(progress.awaiting_approval.len()).unwrap_or(i32::MAX)
                     )
                 ),
-                RingPhase::WaitingForWindow => "waits for a maintenance window".to_owned(),
+                RingPhase::WaitingForWindow => match t(&progress.window_opens_at) {
+                    Some(at) => format!("waits for a maintenance window until {}", when(Some(at))),
+                    None => "waits for a maintenance window".to_owned(),
+                },
                 RingPhase::Halted | RingPhase::RollingBack => format!(
                     "{}halt {}{}; failed: {}",
                     if progress.phase == RingPhase::RollingBack {
@@ -825,6 +828,27 @@ status:
         assert_eq!(
             report.rollouts[0].next_steps[1],
             "kubectl patchwave approve sec-1 --ring rest -n acme"
+        );
+    }
+
+    #[test]
+    fn a_ring_waiting_for_a_window_says_until_when() {
+        let waiting = rollout(&HALTED.replace(
+            "  - {name: rest, phase: Pending, total: 10, pending: 10}",
+            "  - {name: rest, phase: WaitingForWindow, total: 10, pending: 10, \
+             windowOpensAt: '2026-11-28T22:00:00Z'}",
+        ));
+        let report = build_report(
+            "acme",
+            [&waiting].into_iter(),
+            &[],
+            None,
+            false,
+            Timestamp::UNIX_EPOCH,
+        );
+        assert_eq!(
+            report.rollouts[0].rings[1].detail,
+            "waits for a maintenance window until 2026-11-28 22:00Z"
         );
     }
 

@@ -1573,6 +1573,7 @@ impl<'a> Run<'a> {
             if !done {
                 let blocked_before = blocked_by_window;
                 let mut ring_in_flight = progress.in_flight;
+                let mut window_opens_at = None;
                 if !paused && !suspended && stalled.is_none() {
                     let startable: Vec<(&Member, bool)> = pending
                         .iter()
@@ -1611,6 +1612,7 @@ impl<'a> Run<'a> {
                         );
                     }
                     ring_in_flight += started.started;
+                    window_opens_at = started.window_opens_at;
                     progress.in_flight = ring_in_flight;
                     progress.pending -= started.started;
                     if progress.started_at.is_none() && started.started > 0 {
@@ -1632,6 +1634,7 @@ impl<'a> Run<'a> {
                     progress.phase = RingPhase::WaitingForApproval;
                 } else if ring_in_flight == 0 && blocked_by_window {
                     progress.phase = RingPhase::WaitingForWindow;
+                    progress.window_opens_at = window_opens_at.map(Time);
                 } else {
                     progress.phase = RingPhase::Progressing;
                 }
@@ -1865,6 +1868,8 @@ impl<'a> Run<'a> {
                 StartPermission::Allowed { deadline } => deadline,
                 StartPermission::Blocked { until, .. } => {
                     result.blocked_by_window = true;
+                    result.window_opens_at =
+                        Some(result.window_opens_at.map_or(until, |t| t.min(until)));
                     self.wake_at(until);
                     continue;
                 }
@@ -2226,6 +2231,8 @@ impl<'a> Run<'a> {
 struct Started {
     started: i32,
     blocked_by_window: bool,
+    /// The earliest instant a window lets one of the blocked candidates start.
+    window_opens_at: Option<Timestamp>,
 }
 
 #[derive(Clone, Copy)]
@@ -2326,7 +2333,13 @@ fn describe_ring(ring: &RingProgress, stalled: Option<&str>) -> String {
             "ring {name} waits for per-asset approvals: {}",
             named_in_message(ring.awaiting_approval.iter().map(String::as_str))
         ),
-        RingPhase::WaitingForWindow => format!("ring {name} waits for a maintenance window"),
+        RingPhase::WaitingForWindow => match &ring.window_opens_at {
+            Some(at) => format!(
+                "ring {name} waits for a maintenance window: none of its assets may start before {}",
+                at.0
+            ),
+            None => format!("ring {name} waits for a maintenance window"),
+        },
         RingPhase::Baking => format!(
             "ring {name} baking until {}",
             ring.bake_until

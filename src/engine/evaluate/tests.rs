@@ -656,9 +656,24 @@ fn a_deny_window_holds_everything_back_until_it_closes() {
     );
     let evaluation = evaluate(&inventory(&text), t(NOW));
     assert!(evaluation.operations.is_empty());
+    let status = evaluation.rollout_statuses.values().next().unwrap();
+    assert_eq!(status.phase, RolloutPhase::WaitingForWindow);
+    // The status says when the wait ends, not only that there is one.
     assert_eq!(
-        evaluation.rollout_statuses.values().next().unwrap().phase,
-        RolloutPhase::WaitingForWindow
+        status.rings[0].window_opens_at,
+        Some(Time(t("2026-11-27T18:00:00Z")))
+    );
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert!(
+        ready
+            .message
+            .contains("none of its assets may start before 2026-11-27T18:00:00Z"),
+        "{}",
+        ready.message
     );
     assert_eq!(evaluation.next_change, Some(t("2026-11-27T18:00:00Z")));
     let sim = simulate(inventory(&text), NOW, "2026-11-28T00:00:00Z", vec![]);
