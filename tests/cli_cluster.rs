@@ -13,7 +13,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use kube::api::{Patch, PatchParams, PostParams};
-use patchwave::api::{Asset, PatchRollout};
+use patchwave::api::{Asset, PatchPolicy, PatchRollout, Ring};
 use serde_json::{Value, json};
 use support::TestEnv;
 
@@ -310,6 +310,68 @@ async fn approve_signs_once_and_names_what_is_not_there() {
     assert_eq!(
         stored["spec"]["approvedAssets"].as_array().unwrap().len(),
         1
+    );
+}
+
+/// An approval the rollout does not wait for is recorded, with a note saying so.
+#[tokio::test]
+async fn approve_notes_an_approval_that_nothing_waits_for() {
+    let env = setup("approve-needless").await;
+    create_rollout(&env, "r1", "p").await;
+    for (name, approval) in [("pilot", "Automatic"), ("dept-a", "Manual")] {
+        let ring: Ring = serde_yaml::from_str(&format!(
+            "metadata: {{name: {name}}}\nspec: {{selector: {{}}, approval: {approval}}}\n"
+        ))
+        .unwrap();
+        env.api::<Ring>()
+            .create(&PostParams::default(), &ring)
+            .await
+            .unwrap();
+    }
+    let policy: PatchPolicy =
+        serde_yaml::from_str("metadata: {name: p}\nspec: {rings: [pilot, dept-a, rest]}\n")
+            .unwrap();
+    env.api::<PatchPolicy>()
+        .create(&PostParams::default(), &policy)
+        .await
+        .unwrap();
+    create_asset(&env, "web01", "Pending").await;
+    let dc: Asset = serde_yaml::from_str(
+        "metadata: {name: dc01}\nspec: {osFamily: Windows, criticality: Critical}\n",
+    )
+    .unwrap();
+    env.api::<Asset>()
+        .create(&PostParams::default(), &dc)
+        .await
+        .unwrap();
+
+    let out = ok(
+        &env,
+        &["approve", "r1", "--ring", "pilot", "--ring", "dept-a"],
+    );
+    assert!(out.contains("approved ring pilot, ring dept-a"), "{out}");
+    assert!(
+        out.contains("note: ring pilot has approval Automatic: it starts without an approval"),
+        "{out}"
+    );
+    assert!(!out.contains("ring dept-a has"), "{out}");
+
+    let out = ok(
+        &env,
+        &["approve", "r1", "--asset", "web01", "--asset", "dc01"],
+    );
+    assert!(
+        out.contains(
+            "note: asset web01 is Medium, and policy p asks a per-asset approval only for \
+             [Critical]: it needs none (recorded anyway)"
+        ),
+        "{out}"
+    );
+    assert!(!out.contains("asset dc01 is"), "{out}");
+    let stored = rollout_json(&env, "r1").await;
+    assert_eq!(
+        stored["spec"]["approvedAssets"].as_array().unwrap().len(),
+        2
     );
 }
 

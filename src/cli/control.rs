@@ -14,8 +14,9 @@ use serde_json::json;
 
 use super::cluster::{self, Change, Cluster, ClusterArgs, ObjectRef};
 use super::{CliError, print};
+use crate::api::ring::RingApproval;
 use crate::api::rollout::{Approval, Resume, RingPhase, RolloutPhase};
-use crate::api::{Asset, PatchRollout, Signature, Time};
+use crate::api::{Asset, PatchPolicy, PatchRollout, Ring, Signature, Time};
 
 /// Most approved assets a rollout holds (the CRD's bound on `spec.approvedAssets`).
 const MAX_APPROVED_ASSETS: usize = 1000;
@@ -204,13 +205,17 @@ pub fn approve(args: &ApproveArgs) -> Result<ExitCode, CliError> {
         let cluster = Cluster::connect(&args.cluster).await?;
         let object = ObjectRef::new("patchrollout", &cluster, &args.rollout);
         let assets = cluster.api::<Asset>();
+        let mut read_assets = Vec::new();
         for asset in &args.assets {
             let asset_ref = ObjectRef::new("asset", &cluster, asset);
-            assets
-                .get(asset)
-                .await
-                .map_err(|e| asset_ref.error("read", e))?;
+            read_assets.push(
+                assets
+                    .get(asset)
+                    .await
+                    .map_err(|e| asset_ref.error("read", e))?,
+            );
         }
+        let needless = needless_approvals(&cluster, &args.rollout, &args.rings, &read_assets).await;
         let signature = sign(&cluster, args.note.as_deref()).await;
         let message = cluster::change_spec(&cluster.api::<PatchRollout>(), &object, |rollout| {
             refuse_if_over(&object, rollout, "approve")?;
@@ -272,8 +277,55 @@ pub fn approve(args: &ApproveArgs) -> Result<ExitCode, CliError> {
             ))
         })
         .await?;
-        done(&message)
+        let notes: String = needless.iter().map(|n| format!("\nnote: {n}")).collect();
+        done(&format!("{message}{notes}"))
     })
+}
+
+/// Approvals the rollout does not wait for: a ring whose approval is Automatic, an asset whose
+/// criticality the policy's `manualApproval` does not list. They are recorded all the same
+/// (an audit trail may want them); the caller is told so that a mistyped intent shows. Best
+/// effort: what cannot be read yields no note (the write itself reports real errors).
+async fn needless_approvals(
+    cluster: &Cluster,
+    rollout: &str,
+    rings: &[String],
+    assets: &[Asset],
+) -> Vec<String> {
+    let mut notes = Vec::new();
+    for ring in rings {
+        if let Ok(object) = cluster.api::<Ring>().get(ring).await
+            && object.spec.approval == RingApproval::Automatic
+        {
+            notes.push(format!(
+                "ring {ring} has approval Automatic: it starts without an approval (recorded anyway)"
+            ));
+        }
+    }
+    if assets.is_empty() {
+        return notes;
+    }
+    let Ok(rollout) = cluster.api::<PatchRollout>().get(rollout).await else {
+        return notes;
+    };
+    let policy_name = &rollout.spec.policy;
+    let Ok(policy) = cluster.api::<PatchPolicy>().get(policy_name).await else {
+        return notes;
+    };
+    let manual = &policy.spec.manual_approval;
+    for asset in assets {
+        let criticality = asset.spec.criticality;
+        if !manual.contains(&criticality) {
+            let listed: Vec<String> = manual.iter().map(|c| format!("{c:?}")).collect();
+            notes.push(format!(
+                "asset {} is {criticality:?}, and policy {policy_name} asks a per-asset approval \
+                 only for [{}]: it needs none (recorded anyway)",
+                asset.metadata.name.as_deref().unwrap_or_default(),
+                listed.join(", ")
+            ));
+        }
+    }
+    notes
 }
 
 /// Runs `pause` (`paused` true) or `unpause` (`paused` false).
