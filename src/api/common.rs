@@ -248,10 +248,11 @@ impl JsonSchema for IntOrPercent {
 
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         // maxLength bounds the estimated cost of the CEL rules that check the percent form
-        // ("100%" is the longest valid string); without it the API server refuses the CRD.
+        // (16 bytes leave room for a mistake such as "12.5%" to reach the rule and its message
+        // instead of a bare "Too long"); without it the API server refuses the CRD.
         json_schema!({
             "x-kubernetes-int-or-string": true,
-            "maxLength": 4,
+            "maxLength": 16,
         })
     }
 }
