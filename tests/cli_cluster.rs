@@ -692,7 +692,7 @@ fn an_unreadable_kubeconfig_exits_with_2_and_an_unreachable_cluster_with_1() {
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
 }
 
-/// approve without --ring and --asset names both; the usage lines of approve and incident do
+/// approve without --ring and --asset names both; the usage lines of the commands that take a name do
 /// not show the optional -n and --kubeconfig the caller gave as if they were required.
 #[test]
 fn approve_without_what_names_both_flags_and_usage_lines_show_what_is_required() {
@@ -718,6 +718,13 @@ fn approve_without_what_names_both_flags_and_usage_lines_show_what_is_required()
     for args in [
         &["approve", "-n", "acme", "--kubeconfig", "k", "--note", "x"][..],
         &["incident", "dc01", "-n", "acme", "--kubeconfig", "k"],
+        &["resume", "r1", "-n", "acme", "--kubeconfig", "k"],
+        &["pause", "-n", "acme", "--kubeconfig", "k"],
+        &["unpause", "-n", "acme", "--kubeconfig", "k"],
+        &["abort", "-n", "acme", "--kubeconfig", "k"],
+        &["hold", "-n", "acme", "--kubeconfig", "k"],
+        &["unhold", "-n", "acme", "--kubeconfig", "k"],
+        &["enroll", "-n", "acme", "--kubeconfig", "k"],
     ] {
         let err = run(args);
         let usage = err

@@ -113,20 +113,27 @@ pub enum Command {
     Status(status::Args),
     // Help text: the doc comment of the Args struct.
     Approve(control::ApproveArgs),
+    // The usage lines of the commands below are spelled out: clap's own lists the optional
+    // flags the caller gave (-n, --kubeconfig) as if they were required.
     /// Pause a rollout: no new operation starts; operations in flight finish.
+    #[command(override_usage = "kubectl patchwave pause <ROLLOUT> [OPTIONS]")]
     Pause(control::PauseArgs),
     /// Unpause a paused rollout.
+    #[command(override_usage = "kubectl patchwave unpause <ROLLOUT> [OPTIONS]")]
     Unpause(control::PauseArgs),
     // Help text: the doc comment of the Args struct.
+    #[command(override_usage = "kubectl patchwave resume <ROLLOUT> --ring <NAME> [OPTIONS]")]
     Resume(control::ResumeArgs),
     // Help text: the doc comment of the Args struct.
+    #[command(override_usage = "kubectl patchwave abort <ROLLOUT> [OPTIONS]")]
     Abort(control::AbortArgs),
     // Help text: the doc comment of the Args struct.
+    #[command(override_usage = "kubectl patchwave hold <ASSET> [OPTIONS]")]
     Hold(control::HoldArgs),
     // Help text: the doc comment of the Args struct.
+    #[command(override_usage = "kubectl patchwave unhold <ASSET> [OPTIONS]")]
     Unhold(control::UnholdArgs),
-    // Help text: the doc comment of the Args struct. The usage is spelled out, as clap's own
-    // lists the optional flags the caller gave (-n, --kubeconfig) as if they were required.
+    // Help text: the doc comment of the Args struct.
     #[command(
         override_usage = "kubectl patchwave incident <ASSET> --rollout <NAME> --note <TEXT> [OPTIONS]"
     )]
@@ -134,6 +141,7 @@ pub enum Command {
     // Help text: the doc comment of the Args struct.
     Report(report::Args),
     // Help text: the doc comment of the Args struct.
+    #[command(override_usage = "kubectl patchwave enroll <NAME> [OPTIONS]")]
     Enroll(enroll::Args),
 }
 
