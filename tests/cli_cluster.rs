@@ -692,8 +692,8 @@ fn an_unreadable_kubeconfig_exits_with_2_and_an_unreachable_cluster_with_1() {
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
 }
 
-/// approve without --ring and --asset names both; the usage lines of the commands that take a name do
-/// not show the optional -n and --kubeconfig the caller gave as if they were required.
+/// approve without --ring and --asset names both; the usage lines of the commands that take a
+/// name do not show the optional -n and --kubeconfig the caller gave as if they were required.
 #[test]
 fn approve_without_what_names_both_flags_and_usage_lines_show_what_is_required() {
     let run = |args: &[&str]| {
