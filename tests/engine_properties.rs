@@ -75,6 +75,9 @@ fn fleet(seed: u64) -> String {
              spec: {{type: Deny, start: '2026-11-{day}T06:00:00Z', end: '2026-11-{day}T20:00:00Z'}}\n"
         );
     }
+    // Half the fleets have a second policy through the same rings (monthly, Bugfix updates):
+    // a ring's maxConcurrent and the disruption budget then bound two rollouts at once.
+    let monthly = rng.below(2) == 0;
     let assets = 1 + rng.below(30);
     for i in 0..assets {
         let ring = rng.below(rings);
@@ -88,22 +91,33 @@ fn fleet(seed: u64) -> String {
         };
         let minutes = 5 + rng.below(90);
         let hold = rng.below(15) == 0;
+        let bugfix = if monthly && rng.below(2) == 0 {
+            ", {id: vim, version: '9.1', classification: Bugfix, severity: Low, releasedAt: '2026-11-01T00:00:00Z'}"
+        } else {
+            ""
+        };
         yaml += &format!(
             "---\nkind: Asset\napiVersion: patchwave.dev/v1alpha1\nmetadata: {{name: asset-{i}, labels: {{ring: ring-{ring}, role: {role}}}, \
              annotations: {{simulate.patchwave.dev/outcome: {outcome}, simulate.patchwave.dev/duration: {minutes}m}}}}\n\
              spec: {{osFamily: Linux, criticality: {criticality}, hold: {hold}}}\n\
-             status: {{reported: {{availableUpdates: [{{id: openssl, version: '3.0.15', classification: Security, severity: Critical, releasedAt: '2026-11-2{}T00:00:00Z'}}]}}}}\n",
+             status: {{reported: {{availableUpdates: [{{id: openssl, version: '3.0.15', classification: Security, severity: Critical, releasedAt: '2026-11-2{}T00:00:00Z'}}{bugfix}]}}}}\n",
             rng.below(6)
         );
     }
     let budget = 1 + rng.below(2);
     let order: Vec<&str> = ring_names.iter().map(String::as_str).collect();
-    yaml += &format!(
-        "---\nkind: PatchPolicy\napiVersion: patchwave.dev/v1alpha1\nmetadata: {{name: security}}\n\
-         spec: {{rings: [{}], manualApproval: [], operationTimeout: {}h, disruptionBudgets: [{{selector: {{matchLabels: {{role: dc}}}}, maxUnavailable: {budget}}}]}}\n",
-        order.join(", "),
-        1 + rng.below(3)
-    );
+    let timeout = 1 + rng.below(3);
+    let policy = |name: &str, priority: u32, classification: &str| {
+        format!(
+            "---\nkind: PatchPolicy\napiVersion: patchwave.dev/v1alpha1\nmetadata: {{name: {name}}}\n\
+             spec: {{priority: {priority}, updates: {{classifications: [{classification}]}}, rings: [{}], manualApproval: [], operationTimeout: {timeout}h, disruptionBudgets: [{{selector: {{matchLabels: {{role: dc}}}}, maxUnavailable: {budget}}}]}}\n",
+            order.join(", "),
+        )
+    };
+    yaml += &policy("security", 10, "Security");
+    if monthly {
+        yaml += &policy("monthly", 5, "Bugfix");
+    }
     yaml
 }
 
@@ -291,6 +305,54 @@ fn check_invariants(yaml: &str) {
         }
     }
 
+    // Across rollouts (two policies through the same rings): a ring never has more in flight
+    // than the maxConcurrent of the rollout that starts one, and the disruption budget (which
+    // both policies declare) holds for all of them together.
+    let totals: HashMap<(String, String), i32> = sim
+        .inventory
+        .rollouts
+        .iter()
+        .flat_map(|r| {
+            let name = r.metadata.name.clone().unwrap();
+            r.status
+                .iter()
+                .flat_map(|s| s.rings.iter())
+                .map(move |ring| ((name.clone(), ring.name.clone()), ring.total))
+        })
+        .collect();
+    let mut ring_in_flight: HashMap<String, u64> = HashMap::new();
+    let mut budget_in_flight = 0_u64;
+    for event in &sim.events {
+        let (Some(ring), Some(asset), Some(rollout)) = (&event.ring, &event.asset, &event.rollout)
+        else {
+            continue;
+        };
+        let in_budget = budget_selector.matches(&labels[asset]);
+        if event.kind == EventType::OperationStarted {
+            let count = ring_in_flight.entry(ring.clone()).or_default();
+            *count += 1;
+            let total = totals[&(rollout.clone(), ring.clone())];
+            let max = ring_specs[ring]
+                .max_concurrent()
+                .resolve(total as u64, Rounding::Up)
+                .max(1);
+            assert!(
+                *count <= max,
+                "{ring}: {count} in flight across rollouts > maxConcurrent {max} of {rollout} at {}",
+                event.time
+            );
+            budget_in_flight += u64::from(in_budget);
+            assert!(
+                budget_in_flight <= budget_cap,
+                "budget exceeded across rollouts at {}",
+                event.time
+            );
+        } else if is_end(event.kind) {
+            *ring_in_flight.entry(ring.clone()).or_default() -= 1;
+            budget_in_flight -= u64::from(in_budget);
+        }
+    }
+
     assert_no_idle_repeats(&sim.inventory);
     // The held assets are released, and ten more days pass: a rollout of the same updates
     // may come for them, once.
@@ -300,6 +362,7 @@ fn check_invariants(yaml: &str) {
         std::sync::Arc::make_mut(asset).spec.hold = false;
     }
     let before = released.rollouts.len();
+    let policies = released.policies.len();
     let later = Options {
         from: until,
         until: until + SignedDuration::from_hours(240),
@@ -309,7 +372,7 @@ fn check_invariants(yaml: &str) {
     let after = simulate(released, &later).unwrap();
     let new_rollouts = after.inventory.rollouts.len() - before;
     assert!(
-        new_rollouts <= usize::from(held > 0),
+        new_rollouts <= usize::from(held > 0) * policies,
         "{new_rollouts} rollouts after {held} held assets were released"
     );
     assert_no_idle_repeats(&after.inventory);

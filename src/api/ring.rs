@@ -56,8 +56,9 @@ pub struct RingSpec {
     /// in the policy's `rings` list.
     pub selector: LabelSelector,
 
-    /// Most assets of this ring with an operation in flight at once: an integer of at least 1,
-    /// or a percentage of the ring's size from 1% to 100% (rounded up, minimum 1). Default 1.
+    /// Most assets of this ring with an operation in flight at once, counting the operations
+    /// of every policy's rollout through the ring: an integer of at least 1, or a percentage
+    /// of the ring's size from 1% to 100% (rounded up, minimum 1). Default 1.
     #[x_kube(validation = Rule::new("string(self).matches('^([1-9][0-9]*|(100|[1-9][0-9]?)%)$')").message("maxConcurrent must be an integer of at least 1 or a percentage from 1% to 100%"))]
     #[serde(default = "default_max_concurrent")]
     pub max_concurrent: Option<IntOrPercent>,

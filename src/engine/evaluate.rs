@@ -387,6 +387,9 @@ struct Run<'a> {
     changed_records: FastMap<usize, Vec<AssetRolloutRecord>>,
     /// Assets with an operation in flight (after outcomes and new starts).
     in_flight: FastSet<usize>,
+    /// Operations in flight by ring name, of every rollout: a Ring's maxConcurrent bounds its
+    /// assets' operations whichever policy's rollout issued them.
+    ring_busy: FastMap<String, i32>,
     /// Per policy and disruption budget: assets selected, and those in flight.
     budget_size: Vec<Vec<u64>>,
     budget_busy: Vec<Vec<u64>>,
@@ -527,6 +530,7 @@ impl<'a> Run<'a> {
             changed: Vec::new(),
             changed_records: FastMap::default(),
             in_flight: FastSet::default(),
+            ring_busy: FastMap::default(),
             budget_size: Vec::new(),
             budget_busy: Vec::new(),
             permissions: Vec::new(),
@@ -672,6 +676,9 @@ impl<'a> Run<'a> {
                     }
                     None => {
                         self.in_flight.insert(index);
+                        if let Some(ring) = &record.ring {
+                            *self.ring_busy.entry(ring.clone()).or_default() += 1;
+                        }
                     }
                 }
             }
@@ -1846,7 +1853,9 @@ impl<'a> Run<'a> {
         )
         .unwrap_or(i32::MAX);
         for (member, _) in candidates {
-            if in_flight >= max {
+            // Other policies' rollouts through the same ring count too.
+            let ring_busy = self.ring_busy.get(ring_name).copied().unwrap_or(0);
+            if in_flight.max(ring_busy) >= max {
                 break;
             }
             let asset = member.asset;
@@ -1956,6 +1965,7 @@ impl<'a> Run<'a> {
                 record,
             });
             in_flight += 1;
+            *self.ring_busy.entry(ring_name.to_owned()).or_default() += 1;
             result.started += 1;
         }
         result

@@ -1534,3 +1534,48 @@ fn an_agent_clock_off_neither_skips_nor_stretches_the_bake() {
         );
     }
 }
+
+#[test]
+fn max_concurrent_bounds_a_ring_across_the_rollouts_of_several_policies() {
+    // Two policies share the ring pilot (maxConcurrent 1): security owns a-1's update, monthly
+    // owns b-1's. One operation at a time in the ring, whichever rollout issued it.
+    let bugfix = |name: &str| {
+        format!(
+            "---\nkind: Asset\napiVersion: patchwave.dev/v1alpha1\nmetadata: {{name: {name}, labels: {{ring: pilot}}, \
+             annotations: {{simulate.patchwave.dev/duration: 30m}}}}\n\
+             spec: {{osFamily: Linux, criticality: Low}}\n\
+             status: {{reported: {{availableUpdates: [{{id: vim, version: '9.1', classification: Bugfix, severity: Low, releasedAt: '2026-11-20T00:00:00Z'}}]}}}}\n"
+        )
+    };
+    let monthly = "---\nkind: PatchPolicy\napiVersion: patchwave.dev/v1alpha1\nmetadata: {name: monthly}\n\
+         spec: {priority: 5, rings: [pilot], manualApproval: [], updates: {classifications: [Bugfix]}}\n";
+    let text = format!(
+        "{}{}{}{ALWAYS_OPEN}{}{monthly}",
+        assets("a", 1, "pilot", "").replace(
+            "name: a-1,",
+            "name: a-1, annotations: {simulate.patchwave.dev/duration: 30m},"
+        ),
+        bugfix("b-1"),
+        ring("pilot", ", maxConcurrent: 1"),
+        policy(
+            "pilot",
+            ", priority: 10, updates: {classifications: [Security]}"
+        ),
+    );
+    let sim = simulate(inventory(&text), NOW, "2026-11-28T00:00:00Z", vec![]);
+    let starts = events_of(&sim, EventType::OperationStarted);
+    let ends: Vec<&Event> = sim
+        .events
+        .iter()
+        .filter(|e| e.kind == EventType::OperationSucceeded)
+        .collect();
+    assert_eq!(starts.len(), 2, "{:?}", sim.events);
+    assert_eq!(ends.len(), 2, "{:?}", sim.events);
+    // Both rollouts ran, one after the other: the second start waits for the first end.
+    let rollouts: BTreeSet<_> = starts.iter().map(|e| e.rollout.clone()).collect();
+    assert_eq!(rollouts.len(), 2, "{starts:?}");
+    assert!(
+        starts[1].time >= ends[0].time,
+        "two operations in flight in a ring with maxConcurrent 1: {starts:?} {ends:?}"
+    );
+}
