@@ -2437,13 +2437,21 @@ fn rollout_conditions(
             } else {
                 "NotHalted"
             },
-            message,
+            if halted {
+                message
+            } else {
+                "no ring's failures exceed its threshold"
+            },
         ),
         (
             "Paused",
             paused,
             if paused { "PausedBySpec" } else { "NotPaused" },
-            message,
+            if paused {
+                "spec.paused is true: no new operation starts; operations in flight finish"
+            } else {
+                "spec.paused is not set"
+            },
         ),
     ];
     wanted

@@ -837,6 +837,31 @@ fn people_decisions(
                 ),
             });
         }
+        // spec.paused carries no signature; the Event at least dates the change.
+        let paused = |s: &PatchRolloutStatus| {
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == "Paused" && c.status == "True")
+        };
+        if let Some(before) = before
+            && paused(before) != paused(status)
+        {
+            decisions.push(PersonDecision {
+                rollout: name.to_owned(),
+                about: None,
+                reason: if paused(status) {
+                    "RolloutPaused"
+                } else {
+                    "RolloutUnpaused"
+                },
+                note: if paused(status) {
+                    "rollout paused (spec.paused): no new operation starts; operations in flight finish"
+                        .to_owned()
+                } else {
+                    "rollout unpaused: operations start again".to_owned()
+                },
+            });
+        }
         for ring in &status.rings {
             let old = before.and_then(|s| s.rings.iter().find(|r| r.name == ring.name));
             if let Some(signature) = &ring.approved
@@ -1010,6 +1035,40 @@ mod tests {
         );
         let stored_after = BTreeMap::from([("security-1".to_owned(), new[0].status.clone())]);
         assert!(people_decisions(&stored_after, &new, &[]).is_empty());
+    }
+
+    #[test]
+    fn pausing_and_unpausing_are_announced_once() {
+        let with_paused = |on: bool| {
+            let mut r = rollout(vec![ring("pilot", None, None)]);
+            if let Some(status) = r.status.as_mut() {
+                status.conditions = vec![crate::engine::evaluate::set_condition(
+                    &[],
+                    "Paused",
+                    on,
+                    if on { "PausedBySpec" } else { "NotPaused" },
+                    "",
+                    None,
+                    Timestamp::UNIX_EPOCH,
+                )];
+            }
+            r
+        };
+        let stored =
+            |r: &PatchRollout| BTreeMap::from([("security-1".to_owned(), r.status.clone())]);
+        let running = with_paused(false);
+        let paused = with_paused(true);
+        let reasons = |before: &PatchRollout, now: &PatchRollout| -> Vec<&'static str> {
+            people_decisions(&stored(before), std::slice::from_ref(now), &[])
+                .iter()
+                .map(|d| d.reason)
+                .collect()
+        };
+        assert_eq!(reasons(&running, &paused), ["RolloutPaused"]);
+        assert_eq!(reasons(&paused, &running), ["RolloutUnpaused"]);
+        assert!(reasons(&paused, &paused).is_empty());
+        // A rollout the operator writes for the first time announces no change.
+        assert!(people_decisions(&BTreeMap::new(), &[paused], &[]).is_empty());
     }
 
     #[test]
