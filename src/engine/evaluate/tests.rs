@@ -962,8 +962,20 @@ fn abort_and_pause_stop_new_operations() {
             .iter()
             .any(|c| c.type_ == "Paused" && c.status == "True")
     );
-
+    // Each condition says what it is about, not the rollout's message again.
+    let message = |status: &PatchRolloutStatus, kind: &str| {
+        let c = status.conditions.iter().find(|c| c.type_ == kind).unwrap();
+        c.message.clone()
+    };
+    assert_eq!(
+        message(status, "Halted"),
+        "no ring's failures exceed its threshold"
+    );
     inv.rollouts[0].spec.paused = false;
+    let running = evaluate(&inv, t(NOW));
+    let status = running.rollout_statuses.values().next().unwrap();
+    assert_eq!(message(status, "Paused"), "spec.paused is not set");
+
     inv.rollouts[0].spec.abort = Some(Default::default());
     let aborted = evaluate(&inv, t(NOW));
     assert!(aborted.operations.is_empty());
