@@ -93,7 +93,7 @@ In another shell:
 
   export KUBECONFIG=$state/kubeconfig PATH=$bin:$root/target/debug:\$PATH
   kubectl get patchwave -n acme
-  kubectl get events -n acme --sort-by=.lastTimestamp
+  kubectl events -n acme   # sorted by time (the operator writes events.k8s.io/v1 Events)
   kubectl patchwave resume ROLLOUT --ring pilot -n acme   # what the IT lead does
 
 Logs: $state/operator.log, $state/fleet.log. Press Ctrl-C to stop everything.
