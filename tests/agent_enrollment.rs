@@ -801,6 +801,27 @@ async fn the_policy_holds_agents_with_broader_rbac_to_their_own_asset() {
         403,
         &[POLICY_DENIED, "not spec, metadata.annotations"],
     );
+    // An ownerReference to an owner that does not exist would let the garbage collector
+    // delete the Asset the agent may not delete; a finalizer would block its deletion.
+    assert_denied(
+        rogue
+            .patch(
+                "rogue",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {
+                    "finalizers": ["example.com/keep"],
+                    "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap",
+                        "name": "gone", "uid": "00000000-0000-0000-0000-000000000001"}],
+                }})),
+            )
+            .await,
+        "set finalizers and ownerReferences on its own Asset with broad RBAC",
+        403,
+        &[
+            POLICY_DENIED,
+            "not metadata.finalizers, metadata.ownerReferences",
+        ],
+    );
     assert_denied(
         rogue
             .create(&PostParams::default(), &linux_asset("web-3"))
