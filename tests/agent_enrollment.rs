@@ -1324,6 +1324,19 @@ async fn the_agent_renews_its_own_token_and_only_its_own() {
     // Revoking the identity kills the renewed token too: renewal is no way around it.
     ok(&env, &["enroll", "web-1", "--revoke"]);
     assert_unauthorized_within(&own, "web-1", Duration::from_secs(20)).await;
+    // The running agent says what happened and what mends it, not only the API's 401.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let log = std::fs::read_to_string(dir.path().join("agent.log")).unwrap_or_default();
+        if log.contains("its enrolment was revoked or its token expired; enrol the machine again") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the agent did not explain the refused credentials within 20 s:\n{log}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     agent.kill().unwrap();
     agent.wait().unwrap();
 }

@@ -195,6 +195,10 @@ impl Agent {
                     return true;
                 }
                 Err(err) => {
+                    if unauthorized(&err) {
+                        error!(asset = %self.config.asset, namespace = %self.config.namespace, error = %err, "{CREDENTIALS_REFUSED}");
+                        return false;
+                    }
                     if let kube::Error::Api(status) = &err
                         && matches!(status.code, 400 | 403 | 404 | 409 | 422)
                     {
@@ -343,7 +347,9 @@ pub async fn run(
                         asset
                     }
                     Err(err) => {
-                        if !watch_failing {
+                        if !watch_failing && watch_unauthorized(&err) {
+                            error!(asset = %config.asset, error = %err, "{CREDENTIALS_REFUSED}");
+                        } else if !watch_failing {
                             warn!(asset = %config.asset, error = %err, "watching the Asset failed; retrying with backoff");
                         }
                         watch_failing = true;
@@ -1011,5 +1017,25 @@ async fn finish(agent: &Agent, operation: &Operation, result: FinalResult) {
     if wrote {
         info!(operation = %operation.id, phase = ?result.phase, message = result.message.as_deref().unwrap_or(""), "operation finished");
         agent.record(&operation.id, Step::Finished { result });
+    }
+}
+
+/// Logged when the API server refuses the agent's credentials: a revoked enrolment or an
+/// expired token, which retrying cannot mend.
+const CREDENTIALS_REFUSED: &str = "the API server no longer accepts the agent's credentials \
+    (401 Unauthorized): its enrolment was revoked or its token expired; enrol the machine \
+    again (kubectl patchwave enroll NAME) and give the agent the new kubeconfig";
+
+fn unauthorized(err: &kube::Error) -> bool {
+    matches!(err, kube::Error::Api(status) if status.code == 401)
+}
+
+fn watch_unauthorized(err: &watcher::Error) -> bool {
+    match err {
+        watcher::Error::InitialListFailed(e)
+        | watcher::Error::WatchStartFailed(e)
+        | watcher::Error::WatchFailed(e) => unauthorized(e),
+        watcher::Error::WatchError(status) => status.code == 401,
+        watcher::Error::NoResourceVersion => false,
     }
 }
