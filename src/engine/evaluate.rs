@@ -1509,9 +1509,13 @@ impl<'a> Run<'a> {
                     .map(|a| a.signature.clone());
             }
             let gate_open = gate.filter(|g| *g <= self.now);
+            // A Manual ring with no member in this rollout has nothing to approve: waiting
+            // for a person would hold the later rings back for nothing. A member that joins
+            // later still waits for the approval.
             let approved = spec.approval == RingApproval::Automatic
                 || approved_rings.contains(ring_name.as_str())
-                || any_record;
+                || any_record
+                || total == 0;
             let done = progress.pending == 0 && progress.in_flight == 0;
 
             if halted {

@@ -584,6 +584,24 @@ fn a_manual_ring_waits_for_its_approval() {
 }
 
 #[test]
+fn an_empty_manual_ring_does_not_hold_the_rollout_back() {
+    // The Manual ring audit selects none of the assets that miss the updates.
+    let text = format!(
+        "{}{}{}{ALWAYS_OPEN}{}",
+        assets("p", 2, "pilot", ""),
+        ring("audit", ", approval: Manual"),
+        ring("pilot", ", maxConcurrent: 2"),
+        policy("audit, pilot", "")
+    );
+    let sim = simulate(inventory(&text), NOW, "2026-11-28T00:00:00Z", vec![]);
+    assert_eq!(events_of(&sim, EventType::OperationStarted).len(), 2);
+    let status = sim.inventory.rollouts[0].status.as_ref().unwrap();
+    assert_eq!(status.rings[0].total, 0);
+    assert_eq!(status.rings[0].phase, RingPhase::Completed);
+    assert_eq!(status.phase, RolloutPhase::Succeeded);
+}
+
+#[test]
 fn critical_assets_need_a_per_asset_approval() {
     let text = format!(
         "{}{}{}{}",
