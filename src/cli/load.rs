@@ -65,6 +65,10 @@ pub struct LoadedFiles {
     /// Objects that exist in the files but could not be parsed, by namespace, as
     /// `(kind, name)`; see [`crate::engine::validation::validate_with`].
     pub unloadable: BTreeMap<String, BTreeSet<(&'static str, String)>>,
+    /// Unloadable objects parsed again with the fields that failed taken out, by namespace,
+    /// so that `validate` can still check the rest of them (references, duplicates, cron
+    /// expressions); they take no part in plans. See [`Salvaged`].
+    pub salvaged: BTreeMap<String, Salvaged>,
     /// Every problem found while reading, in reading order.
     pub problems: Vec<LoadProblem>,
     /// The files read, in reading order.
@@ -73,6 +77,18 @@ pub struct LoadedFiles {
     pub objects: usize,
     /// Number of documents skipped because they are not patchwave objects.
     pub skipped: usize,
+}
+
+/// The unloadable objects of one namespace, parsed without the fields that failed.
+#[derive(Clone, Debug, Default)]
+pub struct Salvaged {
+    /// The objects (policies, rings, windows, assets, rollouts) as parsed without those
+    /// fields.
+    pub inventory: Inventory,
+    /// The fields taken out of each object, by `(kind, name)`, as dotted paths
+    /// (`spec.onFailure`): they were reported already, and anything found on them or their
+    /// parents now would come from the gap, not from what was written.
+    pub removed: BTreeMap<(&'static str, String), Vec<String>>,
 }
 
 /// Which check found a [`LoadProblem`].
@@ -575,6 +591,7 @@ impl Loader {
                     .entry(namespace.clone())
                     .or_default()
                     .insert((kind, name.clone()));
+                self.salvage(kind, &namespace, &name, &value, error.field.as_deref());
                 let field = error.field.clone();
                 self.problem_at(
                     file,
@@ -618,26 +635,112 @@ impl Loader {
             return Ok(());
         }
         let inventory = self.out.namespaces.entry(namespace.to_owned()).or_default();
-        match kind {
-            kind::ASSET => inventory
-                .assets
-                .push(Arc::new(with_namespace(parse(value)?, namespace))),
-            kind::RING => inventory
-                .rings
-                .push(with_namespace(parse(value)?, namespace)),
-            kind::WINDOW => inventory
-                .windows
-                .push(with_namespace(parse(value)?, namespace)),
-            kind::POLICY => inventory
-                .policies
-                .push(with_namespace(parse(value)?, namespace)),
-            kind::ROLLOUT => inventory
-                .rollouts
-                .push(with_namespace(parse(value)?, namespace)),
-            _ => {}
-        }
-        Ok(())
+        parse_object(kind, namespace, value, inventory)
     }
+
+    /// Parses an object that failed (at `failed`) again, taking out each field that fails
+    /// until the rest parses (at most [`MAX_SALVAGED_FIELDS`] of them), and keeps it in
+    /// [`LoadedFiles::salvaged`]. Gives up on a field that cannot be taken out: a missing
+    /// required one, or the object itself.
+    fn salvage(
+        &mut self,
+        kind: &'static str,
+        namespace: &str,
+        name: &str,
+        value: &Value,
+        failed: Option<&str>,
+    ) {
+        if kind == kind::INCIDENT {
+            return;
+        }
+        let mut value = value.clone();
+        let mut removed = Vec::new();
+        let mut field = failed.map(str::to_owned);
+        let mut inventory = Inventory::default();
+        loop {
+            let Some(path) = field.as_deref().and_then(removable_key) else {
+                return;
+            };
+            if removed.len() >= MAX_SALVAGED_FIELDS || !remove_path(&mut value, &path) {
+                return;
+            }
+            removed.push(path);
+            match parse_object(kind, namespace, &value, &mut inventory) {
+                Ok(()) => break,
+                Err(error) if error.message.starts_with("required field") => return,
+                Err(error) => field = error.field,
+            }
+        }
+        let salvaged = self.out.salvaged.entry(namespace.to_owned()).or_default();
+        let into = &mut salvaged.inventory;
+        into.policies.append(&mut inventory.policies);
+        into.rings.append(&mut inventory.rings);
+        into.windows.append(&mut inventory.windows);
+        into.assets.append(&mut inventory.assets);
+        into.rollouts.append(&mut inventory.rollouts);
+        salvaged.removed.insert((kind, name.to_owned()), removed);
+    }
+}
+
+/// Most fields taken out of one object to parse the rest.
+const MAX_SALVAGED_FIELDS: usize = 16;
+
+/// The object key to take out for a parse error at `field` (`spec.rings[1]` takes out
+/// `spec.rings`): `None` for the object itself or its metadata.
+fn removable_key(field: &str) -> Option<String> {
+    let key = field
+        .split('[')
+        .next()
+        .unwrap_or(field)
+        .trim_end_matches('.');
+    (key.contains('.') && !key.starts_with("metadata")).then(|| key.to_owned())
+}
+
+/// Removes the key at the dotted `path` (object keys only) from `value`; false when there is
+/// none.
+fn remove_path(value: &mut Value, path: &str) -> bool {
+    let mut keys: Vec<&str> = path.split('.').collect();
+    let Some(last) = keys.pop() else {
+        return false;
+    };
+    let mut current = value;
+    for key in keys {
+        match current.get_mut(key) {
+            Some(next) => current = next,
+            None => return false,
+        }
+    }
+    current
+        .as_object_mut()
+        .is_some_and(|object| object.remove(last).is_some())
+}
+
+/// Parses `value` as `kind` (not an incident) into `inventory`.
+fn parse_object(
+    kind: &'static str,
+    namespace: &str,
+    value: &Value,
+    inventory: &mut Inventory,
+) -> Result<(), ParseError> {
+    match kind {
+        kind::ASSET => inventory
+            .assets
+            .push(Arc::new(with_namespace(parse(value)?, namespace))),
+        kind::RING => inventory
+            .rings
+            .push(with_namespace(parse(value)?, namespace)),
+        kind::WINDOW => inventory
+            .windows
+            .push(with_namespace(parse(value)?, namespace)),
+        kind::POLICY => inventory
+            .policies
+            .push(with_namespace(parse(value)?, namespace)),
+        kind::ROLLOUT => inventory
+            .rollouts
+            .push(with_namespace(parse(value)?, namespace)),
+        _ => {}
+    }
+    Ok(())
 }
 
 /// Sets `metadata.namespace` (objects read without one belong to the default namespace).

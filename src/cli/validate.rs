@@ -154,6 +154,61 @@ pub fn report(loaded: &LoadedFiles) -> Report {
         }
     }
 
+    // Objects that did not parse are checked too, without the fields that failed: what is
+    // found on the rest of them (a ring listed twice, an unknown window) is real. Only their
+    // own problems are taken, and none on a field taken out or on one of its parents.
+    for (namespace, salvaged) in &loaded.salvaged {
+        let mut merged = loaded
+            .namespaces
+            .get(namespace)
+            .cloned()
+            .unwrap_or_default();
+        merged
+            .policies
+            .extend(salvaged.inventory.policies.iter().cloned());
+        merged
+            .rings
+            .extend(salvaged.inventory.rings.iter().cloned());
+        merged
+            .windows
+            .extend(salvaged.inventory.windows.iter().cloned());
+        merged
+            .assets
+            .extend(salvaged.inventory.assets.iter().cloned());
+        merged
+            .rollouts
+            .extend(salvaged.inventory.rollouts.iter().cloned());
+        let mut unloadable = loaded
+            .unloadable
+            .get(namespace)
+            .cloned()
+            .unwrap_or_default();
+        unloadable.retain(|key| !salvaged.removed.contains_key(key));
+        for problem in validation::validate_with(&merged, &unloadable).problems {
+            let Some(removed) = salvaged.removed.get(&(problem.kind, problem.name.clone())) else {
+                continue;
+            };
+            if removed
+                .iter()
+                .any(|r| related(problem.kind, &problem.field, r))
+            {
+                continue;
+            }
+            let key = (problem.kind, namespace.clone(), problem.name.clone());
+            problems.push(LoadProblem {
+                file: loaded.origins.get(&key).cloned().unwrap_or_default(),
+                document: loaded.documents.get(&key).copied(),
+                line: None,
+                kind: Some(problem.kind.to_owned()),
+                namespace: Some(namespace.clone()),
+                name: Some(problem.name),
+                field: Some(problem.field),
+                message: problem.message,
+                source: ProblemSource::Semantic,
+            });
+        }
+    }
+
     // A schema or CEL finding on a field the parse or the semantic validation reported.
     let precise: HashSet<FieldKey> = problems
         .iter()
@@ -207,6 +262,40 @@ pub fn report(loaded: &LoadedFiles) -> Report {
         objects: loaded.objects,
         files: loaded.files.len(),
     }
+}
+
+/// Fields of a kind whose rules read each other: with one of them taken out, what is found
+/// on the others describes the gap (a window "without start" is neither one-off nor
+/// recurring).
+const INTERDEPENDENT: &[(&str, &[&str])] = &[(
+    validation::kind::WINDOW,
+    &[
+        "spec.schedule",
+        "spec.start",
+        "spec.end",
+        "spec.duration",
+        "spec.cutoff",
+    ],
+)];
+
+/// Whether a problem on `field` of a `kind` may come from taking `removed` out: the same
+/// field, one inside it, one of its parents (`spec` of `spec.type`), or one whose rules read
+/// it ([`INTERDEPENDENT`]).
+fn related(kind: &str, field: &str, removed: &str) -> bool {
+    if INTERDEPENDENT
+        .iter()
+        .any(|(k, group)| *k == kind && group.contains(&field) && group.contains(&removed))
+    {
+        return true;
+    }
+    let inside = |outer: &str, inner: &str| {
+        inner == outer
+            || outer.is_empty()
+            || inner
+                .strip_prefix(outer)
+                .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
+    };
+    inside(removed, field) || inside(field, removed)
 }
 
 /// `(kind, namespace, name, field)` of a problem.
@@ -297,6 +386,65 @@ spec:
   selector: {}
   maxConcurrent: '150%'
 ";
+
+    /// A field that does not parse hides nothing else of its object: the rest is checked
+    /// without it, and nothing is blamed on the gap.
+    #[test]
+    fn an_object_that_does_not_parse_is_still_checked_for_the_rest() {
+        let text = "apiVersion: patchwave.dev/v1alpha1
+kind: Ring
+metadata: {name: r1}
+spec: {selector: {}}
+---
+apiVersion: patchwave.dev/v1alpha1
+kind: PatchPolicy
+metadata: {name: p1}
+spec:
+  rings: [r1, r1, nope]
+  windows: [nowin]
+  onFailure: rollback
+---
+apiVersion: patchwave.dev/v1alpha1
+kind: MaintenanceWindow
+metadata: {name: w1}
+spec:
+  type: Sometimes
+  start: '2026-03-02T10:00:00'
+  end: '2026-03-02T11:00:00Z'
+  timeZone: Mars/Olympus
+";
+        let loaded = crate::cli::load::load_str(Path::new("x.yaml"), text, "default");
+        let report = report(&loaded);
+        let fields: Vec<(&str, &str)> = report
+            .problems
+            .iter()
+            .map(|p| {
+                (
+                    p.name.as_deref().unwrap_or_default(),
+                    p.field.as_deref().unwrap_or_default(),
+                )
+            })
+            .collect();
+        for expected in [
+            ("p1", "spec.onFailure"),
+            ("p1", "spec.rings[1]"),
+            ("p1", "spec.rings[2]"),
+            ("p1", "spec.windows[0]"),
+            ("w1", "spec.type"),
+            ("w1", "spec.start"),
+            ("w1", "spec.timeZone"),
+        ] {
+            assert!(fields.contains(&expected), "{expected:?} in {fields:#?}");
+        }
+        // Taking start out makes the window neither one-off nor recurring: not reported.
+        assert_eq!(
+            fields.iter().filter(|(name, _)| *name == "w1").count(),
+            3,
+            "{fields:#?}"
+        );
+        // The objects still take no part in plans.
+        assert!(loaded.namespaces["default"].policies.is_empty());
+    }
 
     #[test]
     fn merges_load_and_semantic_problems_in_document_order() {
