@@ -141,7 +141,8 @@ async fn three_rings_complete_in_order_with_bake_time_and_never_exceed_max_concu
         }
     })
     .await;
-    assert_eq!(compliance.compliant_percent, 100);
+    assert_eq!(compliance.assets, Some(70));
+    assert_eq!(compliance.compliant_percent, Some(100));
     assert_eq!(compliance.incidents, 0);
     assert!(
         policy_status

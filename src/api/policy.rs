@@ -284,28 +284,36 @@ fn default_operation_timeout() -> String {
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct PolicyCompliance {
-    /// Selected assets with no missing update past its deadline (under whichever policy owns
+    /// Assets these figures judged: the selected assets, as they were when the figures were
+    /// computed (matchedAssets may be newer). compliantAssets and compliantPercent are of
+    /// these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assets: Option<i32>,
+    /// Of those, assets with no missing update past its deadline (under whichever policy owns
     /// the update).
     pub compliant_assets: i32,
-    /// compliantAssets as a whole percentage of the selected assets (rounded down); 100 when
-    /// the policy selects no asset.
-    pub compliant_percent: i32,
+    /// compliantAssets as a whole percentage of assets (rounded down); absent when the policy
+    /// selects no asset (nothing to judge).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compliant_percent: Option<i32>,
     /// Selected assets no agent has reported for: what they miss is unknown, so they are not
     /// counted compliant. Absent when every selected asset has reported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unreported_assets: Option<i32>,
-    /// Percent of updates on the selected assets installed within 7 days of release (or
-    /// enrolment), judged at the 7-day mark; absent when no mark fell in the window.
+    /// Percent of the updates this policy owns on the selected assets installed within 7 days
+    /// of release (or enrolment), judged at the 7-day mark; absent when no mark fell in the
+    /// window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub patch_rate_within7_days: Option<i32>,
     /// The same within 30 days.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub patch_rate_within30_days: Option<i32>,
-    /// Mean hours from release (or enrolment) to first installation, for updates first
-    /// installed in the window.
+    /// Mean hours from release (or enrolment) to first installation, for the updates this
+    /// policy owns first installed in the window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mean_time_to_patch_hours: Option<i32>,
-    /// Failed or timed-out installs, rollbacks and recorded incidents in the window.
+    /// Failed or timed-out installs and rollbacks of this policy's rollouts, and the incidents
+    /// recorded against them, in the window.
     pub incidents: i32,
 }
 
@@ -329,7 +337,9 @@ pub struct PatchPolicyStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overdue_updates: Option<i32>,
     /// Compliance and KPIs of the selected assets over the last 30 days (refreshed at least
-    /// every 15 minutes; the definitions are in the README, "KPI definitions").
+    /// every 15 minutes; the definitions are in the README, "KPI definitions"). Absent, like
+    /// pendingUpdates and overdueUpdates, until the operator has computed them for this
+    /// policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compliance: Option<PolicyCompliance>,
     /// The rollout currently moving through the rings, if any.

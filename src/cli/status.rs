@@ -706,12 +706,15 @@ pub fn render_table(report: &StatusReport, only: Option<&str>) -> String {
         out += &match (&view.invalid, &view.compliance) {
             (Some(why), _) => format!("  {}: invalid, governs nothing: {why}\n", view.policy),
             (None, None) => format!("  {}: not computed yet\n", view.policy),
+            // Counts and share from the figures alone (matchedAssets may be newer than they).
             (None, Some(c)) => format!(
-                "  {}: {} of {} assets compliant ({}%){}, {} missing, {} overdue; within 7 days {}, within 30 days {}, mean time to patch {}, {} incident(s)\n",
+                "  {}: {} assets compliant ({}){}, {} missing, {} overdue; within 7 days {}, within 30 days {}, mean time to patch {}, {} incident(s)\n",
                 view.policy,
-                c.compliant_assets,
-                view.assets.unwrap_or(0),
-                c.compliant_percent,
+                c.assets.map_or(c.compliant_assets.to_string(), |n| format!(
+                    "{} of {n}",
+                    c.compliant_assets
+                )),
+                percent(c.compliant_percent),
                 c.unreported_assets
                     .map_or(String::new(), |n| format!(", {n} never reported")),
                 view.pending_updates.unwrap_or(0),
@@ -894,7 +897,18 @@ status:
     #[test]
     fn compliance_is_shown_next_to_the_rollouts() {
         let policy: PatchPolicy = serde_yaml::from_str(
-            "apiVersion: patchwave.dev/v1alpha1\nkind: PatchPolicy\nmetadata: {name: security-fast}\nspec: {rings: [pilot]}\nstatus:\n  matchedAssets: 30\n  pendingUpdates: 4\n  overdueUpdates: 1\n  compliance: {compliantAssets: 29, compliantPercent: 96, patchRateWithin7Days: 88, meanTimeToPatchHours: 31, incidents: 2}\n",
+            "apiVersion: patchwave.dev/v1alpha1\nkind: PatchPolicy\nmetadata: {name: security-fast}\nspec: {rings: [pilot]}\nstatus:\n  matchedAssets: 30\n  pendingUpdates: 4\n  overdueUpdates: 1\n  compliance: {assets: 30, compliantAssets: 29, compliantPercent: 96, patchRateWithin7Days: 88, meanTimeToPatchHours: 31, incidents: 2}\n",
+        )
+        .unwrap();
+        // A fifth asset selected since the figures were computed: the line keeps to the
+        // figures' four, so count and share agree.
+        let grown: PatchPolicy = serde_yaml::from_str(
+            "apiVersion: patchwave.dev/v1alpha1\nkind: PatchPolicy\nmetadata: {name: drivers}\nspec: {rings: [pilot]}\nstatus:\n  matchedAssets: 5\n  pendingUpdates: 0\n  overdueUpdates: 0\n  compliance: {assets: 4, compliantAssets: 4, compliantPercent: 100, incidents: 0}\n",
+        )
+        .unwrap();
+        // Selects nothing: no share to show.
+        let empty: PatchPolicy = serde_yaml::from_str(
+            "apiVersion: patchwave.dev/v1alpha1\nkind: PatchPolicy\nmetadata: {name: nothing}\nspec: {rings: [pilot]}\nstatus:\n  matchedAssets: 0\n  pendingUpdates: 0\n  overdueUpdates: 0\n  compliance: {assets: 0, compliantAssets: 0, incidents: 0}\n",
         )
         .unwrap();
         let fresh: PatchPolicy = serde_yaml::from_str(
@@ -914,7 +928,8 @@ status:
             "apiVersion: patchwave.dev/v1alpha1\nkind: PatchPolicy\nmetadata: {name: broken}\nspec: {rings: [gone]}\nstatus:\n  matchedAssets: 0\n  compliance: {compliantAssets: 30, compliantPercent: 100, incidents: 0}\n  conditions:\n  - {type: Ready, status: 'False', reason: InvalidSpec, message: 'spec.rings[0]: Ring \"gone\" does not exist', lastTransitionTime: '2026-11-27T07:00:00Z'}\n",
         )
         .unwrap();
-        report.compliance = compliance_views([&policy, &fresh, &invalid].into_iter());
+        report.compliance =
+            compliance_views([&policy, &fresh, &invalid, &grown, &empty].into_iter());
         let table = render_table(&report, None);
         assert!(
             table.contains(
@@ -929,5 +944,13 @@ status:
             "{table}"
         );
         assert!(table.contains("monthly: not computed yet"), "{table}");
+        assert!(
+            table.contains("drivers: 4 of 4 assets compliant (100%), 0 missing"),
+            "{table}"
+        );
+        assert!(
+            table.contains("nothing: 0 of 0 assets compliant (n/a), 0 missing"),
+            "{table}"
+        );
     }
 }

@@ -17,6 +17,7 @@ pub mod report;
 #[cfg(test)]
 mod tests;
 
+use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::{SignedDuration, Timestamp};
@@ -107,6 +108,12 @@ pub struct Inputs<'a> {
     pub policies: &'a [PatchPolicy],
     /// Recorded incidents.
     pub incidents: &'a [RecordedIncident],
+    /// `Some(policy)`: the figures of that policy alone. Patch rates, time to patch, open and
+    /// overdue updates count only the update instances it owns (the engine's ownership, as for
+    /// overdue updates); rollouts, operations and recorded incidents only its rollouts' (an
+    /// operation and an incident name their rollout, a rollout its policy). Compliance still
+    /// judges each of `assets` by all its updates, whichever policy owns them.
+    pub policy: Option<&'a str>,
 }
 
 /// A share: how many were due and how many of them made it.
@@ -493,7 +500,13 @@ impl<'a> Claims<'a> {
     /// The policy that owns `instance` on its asset: the first, in claim order, that selects
     /// the asset and whose filters select the update (the engine's rule).
     fn owner(&self, instance: &Instance<'_>) -> Option<&'a PatchPolicy> {
-        let labels = instance.asset.metadata.labels.clone().unwrap_or_default();
+        static NO_LABELS: BTreeMap<String, String> = BTreeMap::new();
+        let labels = instance
+            .asset
+            .metadata
+            .labels
+            .as_ref()
+            .unwrap_or(&NO_LABELS);
         let update = crate::api::asset::AvailableUpdate {
             id: instance.id.to_owned(),
             version: instance.version.map(str::to_owned),
@@ -504,7 +517,7 @@ impl<'a> Claims<'a> {
         self.policies
             .iter()
             .find(|(p, filter)| {
-                selector::matches(p.spec.selector.as_ref(), &labels) && filter.selects(&update)
+                selector::matches(p.spec.selector.as_ref(), labels) && filter.selects(&update)
             })
             .map(|(p, _)| *p)
     }
@@ -526,6 +539,19 @@ fn hours(duration: SignedDuration) -> f64 {
 pub fn figures(inputs: Inputs<'_>, period: Period) -> Figures {
     let mut figures = Figures::default();
     let claims = Claims::new(inputs.policies);
+    let scope = inputs.policy;
+    // The rollouts in scope, and their names (what operations and incidents are attributed by).
+    let rollouts: Vec<&PatchRollout> = inputs
+        .rollouts
+        .iter()
+        .copied()
+        .filter(|r| scope.is_none_or(|p| r.spec.policy == p))
+        .collect();
+    let rollout_names: BTreeSet<&str> = rollouts
+        .iter()
+        .filter_map(|r| r.metadata.name.as_deref())
+        .collect();
+    let in_scope = |rollout: &str| scope.is_none() || rollout_names.contains(rollout);
     let end = period.to;
     let managed: Vec<&Asset> = inputs
         .assets
@@ -543,8 +569,13 @@ pub fn figures(inputs: Inputs<'_>, period: Period) -> Figures {
         let asset_name = instance.asset.metadata.name.as_deref().unwrap_or_default();
         let severity = severity_name(instance.severity);
         let criticality = criticality_name(instance.asset.spec.criticality);
+        // Computed once, and only when needed: the first policy in claim order that takes it.
+        let owner_cell = OnceCell::new();
+        let owner = || *owner_cell.get_or_init(|| claims.owner(instance));
+        let mine =
+            scope.is_none_or(|p| owner().and_then(|o| o.metadata.name.as_deref()) == Some(p));
         // Patch rates: judged at the horizon's mark, for marks inside the period.
-        if let Some(clock) = instance.clock {
+        if let Some(clock) = instance.clock.filter(|_| mine) {
             for horizon in HORIZONS {
                 let mark = clock + days(horizon);
                 if !period.contains(mark) {
@@ -573,7 +604,10 @@ pub fn figures(inputs: Inputs<'_>, period: Period) -> Figures {
             }
         }
         // Time to patch: first installations inside the period.
-        if let Some(first) = instance.first_install().filter(|t| period.contains(*t)) {
+        if let Some(first) = instance
+            .first_install()
+            .filter(|t| mine && period.contains(*t))
+        {
             match instance.clock {
                 Some(clock) => {
                     // Installed before its clock started (already there at enrolment, or the
@@ -589,14 +623,16 @@ pub fn figures(inputs: Inputs<'_>, period: Period) -> Figures {
             continue;
         }
         let age = instance.clock.map(|c| end.duration_since(c));
-        figures.open.count(age);
-        figures
-            .open_by_severity
-            .entry(severity.clone())
-            .or_default()
-            .count(age);
-        let owner = claims.owner(instance);
-        if let Some(policy) = owner {
+        let owner = owner();
+        if mine {
+            figures.open.count(age);
+            figures
+                .open_by_severity
+                .entry(severity.clone())
+                .or_default()
+                .count(age);
+        }
+        if let Some(policy) = owner.filter(|_| mine) {
             *figures
                 .open_by_policy
                 .entry(policy.metadata.name.clone().unwrap_or_default())
@@ -612,6 +648,11 @@ pub fn figures(inputs: Inputs<'_>, period: Period) -> Figures {
         );
         let due_at = clock + days(i64::from(due_days));
         if due_at < end {
+            // The asset is not compliant, whichever policy owns the update.
+            overdue_assets.insert(asset_name);
+            if !mine {
+                continue;
+            }
             let policy_name = policy.metadata.name.clone().unwrap_or_default();
             figures.overdue += 1;
             *figures.overdue_by_severity.entry(severity).or_default() += 1;
@@ -619,7 +660,6 @@ pub fn figures(inputs: Inputs<'_>, period: Period) -> Figures {
                 .overdue_by_policy
                 .entry(policy_name.clone())
                 .or_default() += 1;
-            overdue_assets.insert(asset_name);
             overdue.push(OverdueUpdate {
                 namespace: instance
                     .asset
@@ -681,7 +721,7 @@ pub fn figures(inputs: Inputs<'_>, period: Period) -> Figures {
         }
     }
 
-    for &rollout in inputs.rollouts {
+    for &rollout in &rollouts {
         let created = rollout.metadata.creation_timestamp.as_ref().map(|t| t.0);
         if !created.is_some_and(|c| period.contains(c)) {
             continue;
@@ -708,7 +748,7 @@ pub fn figures(inputs: Inputs<'_>, period: Period) -> Figures {
             .as_ref()
             .map(|s| s.rollouts.as_slice())
             .unwrap_or_default();
-        for record in records {
+        for record in records.iter().filter(|r| in_scope(&r.rollout)) {
             let Some(finished) = record.finished_at.as_ref().map(|t| t.0) else {
                 continue;
             };
@@ -736,7 +776,7 @@ pub fn figures(inputs: Inputs<'_>, period: Period) -> Figures {
     let mut recorded: Vec<&RecordedIncident> = inputs
         .incidents
         .iter()
-        .filter(|i| period.contains(i.occurred_at))
+        .filter(|i| period.contains(i.occurred_at) && in_scope(&i.rollout))
         .collect();
     recorded.sort_by_key(|i| i.occurred_at);
     incidents.recorded = u32::try_from(recorded.len()).unwrap_or(u32::MAX);

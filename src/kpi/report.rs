@@ -463,6 +463,7 @@ mod tests {
                 rollouts: &[],
                 policies: &[],
                 incidents: &[],
+                policy: None,
             },
             vec!["acme".to_owned()],
             month("2026-11").expect("a month"),

@@ -141,6 +141,7 @@ fn november_figures() -> Figures {
             rollouts: &rollouts.iter().collect::<Vec<_>>(),
             policies: &policies,
             incidents: &incidents,
+            policy: None,
         },
         november(),
     )
@@ -253,6 +254,7 @@ fn an_asset_enrolled_after_the_period_is_not_counted_and_a_higher_priority_polic
             rollouts: &[],
             policies: &policies,
             incidents: &[],
+            policy: None,
         },
         november(),
     );
@@ -280,6 +282,7 @@ fn an_update_without_a_release_date_is_counted_apart() {
             rollouts: &[],
             policies: &policies(),
             incidents: &[],
+            policy: None,
         },
         november(),
     );
@@ -307,6 +310,7 @@ fn an_asset_no_agent_reported_for_is_not_compliant_and_named() {
         rollouts: &[],
         policies: &policies(),
         incidents: &[],
+        policy: None,
     };
     let f = figures(inputs, november());
     // a2 and a3 compliant; a1 overdue; "silent" unknown, so not compliant either.
@@ -362,4 +366,83 @@ fn an_asset_no_agent_reported_for_is_not_compliant_and_named() {
         "Not compliant: 1 asset(s) have never reported, so what they miss is unknown; no \
          reporting asset has an update past its deadline; 67% of assets are compliant."
     );
+}
+
+#[test]
+fn a_policy_alone_counts_the_updates_it_owns_and_its_rollouts() {
+    let (assets, rollouts, incidents) = (company(), rollouts(), incidents());
+    let mut policies = policies();
+    // "security" (priority 100) takes the Security updates from "all"; "drivers" takes
+    // Driver updates, of which there are none, and never made a rollout.
+    policies.push(policy(json!({
+        "apiVersion": "patchwave.dev/v1alpha1", "kind": "PatchPolicy",
+        "metadata": {"name": "security"},
+        "spec": {"selector": {}, "priority": 100, "updates": {"classifications": ["Security"]},
+                 "rings": ["pilot"]}
+    })));
+    policies.push(policy(json!({
+        "apiVersion": "patchwave.dev/v1alpha1", "kind": "PatchPolicy",
+        "metadata": {"name": "drivers"},
+        "spec": {"selector": {}, "updates": {"classifications": ["Driver"]}, "rings": ["pilot"]}
+    })));
+    let assets: Vec<&Asset> = assets.iter().collect();
+    let rollouts: Vec<&PatchRollout> = rollouts.iter().collect();
+    let of = |policy: Option<&str>| {
+        figures(
+            Inputs {
+                assets: &assets,
+                rollouts: &rollouts,
+                policies: &policies,
+                incidents: &incidents,
+                policy,
+            },
+            november(),
+        )
+    };
+
+    // "security" owns a1.u1, a2.u1, a2.u4 and a3.u5: at 7 days 3 of 4 (a3.u5 was rolled
+    // back); 72, 24, 0 and 108 h to patch. It made no rollout: no operation or incident.
+    let security = of(Some("security"));
+    assert_eq!(security.patch_rate.within7, rate(4, 3));
+    assert_eq!(security.critical_security_within7, rate(4, 3));
+    assert_eq!(security.time_to_patch.installed, 4);
+    assert_eq!(security.time_to_patch.mean_hours, Some(51.0));
+    assert_eq!(security.time_to_patch.median_hours, Some(48.0));
+    assert_eq!(security.open.total(), 0);
+    assert_eq!(security.overdue, 0);
+    assert_eq!(security.rollouts.created, 0);
+    assert_eq!(security.incidents.total, 0);
+    // Compliance is of its assets, whoever owns the overdue update: a1's u3 is "all"'s.
+    assert_eq!(security.compliance.compliant, 2);
+    assert_eq!(security.compliance.assets, 3);
+
+    // "all" keeps a1.u2 (late at 7 days, 480 h) and the missing, overdue a1.u3; r0 and r1 are
+    // its rollouts: the failed install, the rollback and the incident recorded against r1.
+    let all = of(Some("all"));
+    assert_eq!(all.patch_rate.within7, rate(1, 0));
+    assert_eq!(all.critical_security_within7.due, 0);
+    assert_eq!(all.time_to_patch.installed, 1);
+    assert_eq!(all.time_to_patch.mean_hours, Some(480.0));
+    assert_eq!(all.open.total(), 1);
+    assert_eq!(all.overdue_by_policy["all"], 1);
+    assert_eq!(all.rollouts.created, 1);
+    assert_eq!(all.incidents.total, 3);
+
+    // "drivers" owns nothing on these assets and made no rollout: nothing to judge but
+    // compliance.
+    let drivers = of(Some("drivers"));
+    assert_eq!(drivers.patch_rate.within7.rate, None);
+    assert_eq!(drivers.time_to_patch.installed, 0);
+    assert_eq!(drivers.time_to_patch.mean_hours, None);
+    assert_eq!(drivers.open.total(), 0);
+    assert_eq!(drivers.operations.failed, 0);
+    assert_eq!(drivers.incidents.total, 0);
+    assert_eq!(drivers.incidents.recorded_list, Vec::new());
+    assert_eq!(drivers.compliance.compliant, 2);
+
+    // Together, everything is counted once, as without the other policies.
+    let everything = of(None);
+    assert_eq!(everything.time_to_patch.installed, 5);
+    assert_eq!(everything.incidents.total, 3);
+    assert_eq!(everything.patch_rate.within7, rate(5, 3));
 }

@@ -171,6 +171,7 @@ pub fn run(args: &Args) -> Result<ExitCode, CliError> {
             rollouts: &rollouts,
             policies: &sources.policies,
             incidents: &sources.incidents,
+            policy: None,
         },
         sources.namespaces,
         period,
