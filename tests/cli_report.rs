@@ -434,8 +434,28 @@ fn the_example_company_in_all_four_formats() {
     .unwrap();
     assert_eq!(other["namespaces"], json!(["elsewhere"]));
     assert_eq!(other["current"]["assets"], 0);
-    assert_eq!(other["summary"]["compliant"], true);
+    // Nothing managed: no data, neither compliant nor a sentence about "n/a of" updates.
+    assert_eq!(other["summary"]["compliant"], Value::Null);
     assert_eq!(other["summary"]["complianceRate"], Value::Null);
+    let verdict = "No data: no asset was managed at the end of the period, so there is nothing \
+                   to judge.";
+    assert_eq!(other["summary"]["verdict"], verdict);
+    let elsewhere = |format: &str| ok(&["report", "-f", EXAMPLES, "-n", "elsewhere", "-o", format]);
+    let md = elsewhere("md");
+    assert!(md.contains(&format!("➖ **{verdict}**")), "{md}");
+    let figures = csv_figures(&elsewhere("csv"));
+    assert_eq!(get(&figures, "summary,all,compliant"), "");
+    assert_eq!(get(&figures, "summary,all,verdict"), verdict);
+    let html = elsewhere("html");
+    assert!(
+        html.contains("<div class=\"verdict none\"><strong>No data</strong>No asset was managed"),
+        "{html}"
+    );
+    assert!(!md.contains('✅'), "{md}");
+    assert!(!html.contains("<strong>Compliant</strong>"), "{html}");
+    for text in [&md, &html] {
+        assert!(!text.contains("n/a of"), "{text}");
+    }
 }
 
 #[test]

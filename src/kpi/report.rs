@@ -40,8 +40,9 @@ pub struct Report {
 #[serde(rename_all = "camelCase")]
 pub struct Summary {
     /// Every asset has reported, and none has an update past its policy's deadline at the end
-    /// of the period.
-    pub compliant: bool,
+    /// of the period. `None` (no data) when no asset was managed at the end of the period:
+    /// nothing was judged, so it is neither compliant nor not.
+    pub compliant: Option<bool>,
     /// One sentence for people who read nothing else.
     pub verdict: String,
     /// Share of compliant assets.
@@ -272,17 +273,29 @@ pub fn build(
             "{n} asset(s) have never reported, so what they miss is unknown"
         )),
     };
-    let compliant = current.overdue == 0 && unreported.is_none();
-    let verdict = match (current.overdue, unreported) {
-        (0, None) => format!(
-            "Compliant: no asset has an update past its deadline; {} of critical and security updates were installed within 7 days.",
-            percent(current.critical_security_within7.rate)
+    // Nothing managed: no data, rather than a compliance nobody could have checked.
+    let compliant =
+        (current.compliance.assets > 0).then(|| current.overdue == 0 && unreported.is_none());
+    let verdict = match (compliant, current.overdue, unreported) {
+        (None, _, _) => "No data: no asset was managed at the end of the period, so there is \
+             nothing to judge."
+            .to_owned(),
+        (_, 0, None) => format!(
+            "Compliant: no asset has an update past its deadline; {}.",
+            match current.critical_security_within7.rate {
+                Some(rate) => format!(
+                    "{} of critical and security updates were installed within 7 days",
+                    percent(Some(rate))
+                ),
+                None =>
+                    "no critical or security update reached its 7-day mark in the period".to_owned(),
+            }
         ),
-        (0, Some(unreported)) => format!(
+        (_, 0, Some(unreported)) => format!(
             "Not compliant: {unreported}; no reporting asset has an update past its deadline; {} of assets are compliant.",
             percent(current.compliance.rate)
         ),
-        (overdue, unreported) => format!(
+        (_, overdue, unreported) => format!(
             "Not compliant: {overdue} update(s) on {} asset(s) are past their deadline{}; {} of assets are compliant.",
             current.compliance.overdue(),
             unreported.map(|u| format!("; {u}")).unwrap_or_default(),
@@ -456,7 +469,7 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_company_is_compliant_and_has_no_decisions() {
+    fn an_empty_company_has_no_data_and_no_decisions() {
         let report = build(
             Inputs {
                 assets: &[],
@@ -469,10 +482,43 @@ mod tests {
             month("2026-11").expect("a month"),
             Timestamp::UNIX_EPOCH,
         );
-        assert!(report.summary.compliant);
+        assert_eq!(report.summary.compliant, None);
+        assert_eq!(
+            report.summary.verdict,
+            "No data: no asset was managed at the end of the period, so there is nothing to judge."
+        );
         assert!(report.decisions.is_empty());
         assert_eq!(report.trend.len(), TREND_PERIODS);
         assert_eq!(report.trend[0].label, "2026-06");
         assert_eq!(report.trend[5].label, "2026-11");
+    }
+
+    #[test]
+    fn a_compliant_company_without_critical_updates_says_so_in_words() {
+        let asset: crate::api::Asset = serde_json::from_value(serde_json::json!({
+            "apiVersion": "patchwave.dev/v1alpha1", "kind": "Asset",
+            "metadata": {"name": "a1", "creationTimestamp": "2026-10-01T00:00:00Z"},
+            "spec": {"osFamily": "Linux"},
+            "status": {"reported": {"availableUpdates": [], "installedHistory": []}}
+        }))
+        .unwrap();
+        let report = build(
+            Inputs {
+                assets: &[&asset],
+                rollouts: &[],
+                policies: &[],
+                incidents: &[],
+                policy: None,
+            },
+            vec!["acme".to_owned()],
+            month("2026-11").expect("a month"),
+            Timestamp::UNIX_EPOCH,
+        );
+        assert_eq!(report.summary.compliant, Some(true));
+        assert_eq!(
+            report.summary.verdict,
+            "Compliant: no asset has an update past its deadline; no critical or security update \
+             reached its 7-day mark in the period."
+        );
     }
 }

@@ -333,7 +333,7 @@ fn an_asset_no_agent_reported_for_is_not_compliant_and_named() {
         )
     };
     let report = report_of(inputs.assets);
-    assert!(!report.summary.compliant);
+    assert_eq!(report.summary.compliant, Some(false));
     assert_eq!(
         report.summary.verdict,
         "Not compliant: 1 update(s) on 1 asset(s) are past their deadline; 1 asset(s) have never \
@@ -360,7 +360,7 @@ fn an_asset_no_agent_reported_for_is_not_compliant_and_named() {
         .filter(|a| a.metadata.name.as_deref() != Some("a1"))
         .collect();
     let report = report_of(&reported_or_silent);
-    assert!(!report.summary.compliant);
+    assert_eq!(report.summary.compliant, Some(false));
     assert_eq!(
         report.summary.verdict,
         "Not compliant: 1 asset(s) have never reported, so what they miss is unknown; no \

@@ -105,7 +105,17 @@ pub fn render(report: &Report) -> String {
     rows.num("report", "all", "generated_at", report.generated_at);
     rows.num("report", "all", "assets", f.assets);
 
-    rows.num("summary", "all", "compliant", report.summary.compliant);
+    // No data (nothing managed): an empty value, as for every figure without data.
+    rows.raw(
+        "summary",
+        "all",
+        "compliant",
+        report
+            .summary
+            .compliant
+            .map(|c| c.to_string())
+            .unwrap_or_default(),
+    );
     rows.text("summary", "all", "verdict", &report.summary.verdict);
     rows.opt(
         "summary",

@@ -193,10 +193,11 @@ pub fn render(report: &Report) -> String {
         f.assets,
         time(report.generated_at)
     );
-    let (class, word) = if report.summary.compliant {
-        ("ok", "Compliant")
-    } else {
-        ("bad", "Not compliant")
+    let (class, word) = match report.summary.compliant {
+        Some(true) => ("ok", "Compliant"),
+        Some(false) => ("bad", "Not compliant"),
+        // Grey: nothing was judged.
+        None => ("none", "No data"),
     };
     // The verdict starts with the word the heading already says.
     let verdict = &report.summary.verdict;

@@ -105,10 +105,10 @@ pub fn render(report: &Report) -> String {
     let _ = writeln!(
         out,
         "{} **{}**\n",
-        if report.summary.compliant {
-            "✅"
-        } else {
-            "❌"
+        match report.summary.compliant {
+            Some(true) => "✅",
+            Some(false) => "❌",
+            None => "➖",
         },
         escape(&report.summary.verdict)
     );
