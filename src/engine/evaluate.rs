@@ -20,7 +20,7 @@ use serde::Serialize;
 use super::Inventory;
 use super::duration::parse_duration;
 use super::selector::CompiledSelector;
-use super::updates::{CompiledFilter, claim_order, content_hash, deadline};
+use super::updates::{CompiledFilter, claim_order, content_hash, deadline, owners};
 use super::validation::{self, Problem};
 use super::windows::{self, StartPermission, WindowSchedule};
 use crate::api::asset::{
@@ -781,21 +781,11 @@ impl<'a> Run<'a> {
                 }
             }
         }
-        let available = asset.available_updates();
-        let installable = crate::engine::updates::ReportedEntries::of(available).installable;
-        let owner = available
+        let claimants: Vec<(usize, &CompiledFilter)> = policies
             .iter()
-            .zip(installable)
-            .map(|(u, installable)| {
-                if !installable {
-                    return None;
-                }
-                policies
-                    .iter()
-                    .copied()
-                    .find(|p| self.policies[*p].filter.selects(u))
-            })
+            .map(|p| (*p, &self.policies[*p].filter))
             .collect();
+        let owner = owners(&claimants, asset.available_updates());
         let running = asset.status.as_ref().is_some_and(|s| {
             s.rollouts
                 .iter()

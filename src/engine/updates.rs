@@ -171,6 +171,31 @@ pub fn claim_order(a: (i32, &str), b: (i32, &str)) -> std::cmp::Ordering {
     b.0.cmp(&a.0).then(a.1.cmp(b.1))
 }
 
+/// Which policy owns each of an asset's `available` updates: of the `claimants` (the valid
+/// policies that select the asset, suspended ones included, in [`claim_order`]), the first
+/// whose filter selects it. An update reported with two versions has none (see
+/// [`ReportedEntries`]). The engine's decisions and the KPIs decide ownership with this
+/// function alone.
+pub fn owners<T: Copy>(
+    claimants: &[(T, &CompiledFilter)],
+    available: &[AvailableUpdate],
+) -> Vec<Option<T>> {
+    let installable = ReportedEntries::of(available).installable;
+    available
+        .iter()
+        .zip(installable)
+        .map(|(update, installable)| {
+            if !installable {
+                return None;
+            }
+            claimants
+                .iter()
+                .find(|(_, filter)| filter.selects(update))
+                .map(|(claimant, _)| *claimant)
+        })
+        .collect()
+}
+
 /// Days allowed after release for `update` under `deadlines`: the severity's deadline, or the
 /// security deadline for Security updates if that is sooner.
 pub fn deadline_days(

@@ -23,13 +23,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
+use crate::api::asset::AvailableUpdate;
 use crate::api::asset::{AssetRolloutRecord, OperationPhase};
 use crate::api::rollout::{RingPhase, RolloutPhase};
 use crate::api::{
     Asset, Classification, Criticality, OperationAction, PatchPolicy, PatchRollout, Severity,
 };
 use crate::engine::selector;
-use crate::engine::updates::{CompiledFilter, claim_order, deadline_days};
+use crate::engine::updates::{CompiledFilter, claim_order, deadline_days, owners};
 
 /// The patch-rate horizons, in days (the customer's guide: 7, 14 and 30).
 pub const HORIZONS: [i64; 3] = [7, 14, 30];
@@ -476,10 +477,13 @@ struct Claims<'a> {
 }
 
 impl<'a> Claims<'a> {
+    /// Every policy but those the operator found invalid (Ready=False, InvalidSpec), which
+    /// govern nothing. Suspended ones keep their updates, as in the engine: suspending the
+    /// security policy does not hand its updates to the monthly one.
     fn new(policies: &'a [PatchPolicy]) -> Self {
         let mut policies: Vec<_> = policies
             .iter()
-            .filter(|p| !p.spec.suspend)
+            .filter(|p| !marked_invalid(p))
             .map(|p| (p, CompiledFilter::new(&p.spec.updates)))
             .collect();
         policies.sort_by(|(a, _), (b, _)| {
@@ -497,8 +501,10 @@ impl<'a> Claims<'a> {
         Claims { policies }
     }
 
-    /// The policy that owns `instance` on its asset: the first, in claim order, that selects
-    /// the asset and whose filters select the update (the engine's rule).
+    /// The policy that owns `instance` on its asset, by the engine's rule
+    /// ([`owners`]): judged among the asset's reported updates while it is reported (so an
+    /// id reported with two versions has no owner, and include globs see its package name),
+    /// else as the installed entry it was.
     fn owner(&self, instance: &Instance<'_>) -> Option<&'a PatchPolicy> {
         static NO_LABELS: BTreeMap<String, String> = BTreeMap::new();
         let labels = instance
@@ -507,20 +513,40 @@ impl<'a> Claims<'a> {
             .labels
             .as_ref()
             .unwrap_or(&NO_LABELS);
-        let update = crate::api::asset::AvailableUpdate {
+        let claimants: Vec<(&'a PatchPolicy, &CompiledFilter)> = self
+            .policies
+            .iter()
+            .filter(|(p, _)| selector::matches(p.spec.selector.as_ref(), labels))
+            .map(|(p, filter)| (*p, filter))
+            .collect();
+        let available = instance.asset.available_updates();
+        if let Some(index) = available
+            .iter()
+            .position(|u| u.id == instance.id && u.version.as_deref() == instance.version)
+        {
+            return owners(&claimants, available).get(index).copied().flatten();
+        }
+        let installed = AvailableUpdate {
             id: instance.id.to_owned(),
             version: instance.version.map(str::to_owned),
             severity: instance.severity,
             classification: instance.classification,
             ..Default::default()
         };
-        self.policies
-            .iter()
-            .find(|(p, filter)| {
-                selector::matches(p.spec.selector.as_ref(), labels) && filter.selects(&update)
-            })
-            .map(|(p, _)| *p)
+        owners(&claimants, std::slice::from_ref(&installed))
+            .first()
+            .copied()
+            .flatten()
     }
+}
+
+/// Whether the operator found `policy` invalid: it governs nothing, so it owns no update.
+fn marked_invalid(policy: &PatchPolicy) -> bool {
+    policy.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "False" && c.reason == "InvalidSpec")
+    })
 }
 
 fn severity_name(severity: Severity) -> String {

@@ -446,3 +446,86 @@ fn a_policy_alone_counts_the_updates_it_owns_and_its_rollouts() {
     assert_eq!(everything.incidents.total, 3);
     assert_eq!(everything.patch_rate.within7, rate(5, 3));
 }
+
+/// The KPIs attribute updates as the engine does ([`owners`]): a suspended policy keeps its
+/// updates, a policy the operator found invalid owns none, an include glob sees the package
+/// name of a reported update, and an id reported with two versions belongs to nobody.
+#[test]
+fn updates_belong_to_the_policies_the_engine_gives_them_to() {
+    let asset = asset(json!({
+        "apiVersion": "patchwave.dev/v1alpha1", "kind": "Asset",
+        "metadata": {"name": "a1", "creationTimestamp": "2026-10-01T00:00:00Z"},
+        "spec": {"osFamily": "Linux"},
+        "status": {"reported": {"availableUpdates": [
+            {"id": "sec-1", "version": "1", "severity": "Critical", "classification": "Security",
+             "releasedAt": "2026-10-01T00:00:00Z"},
+            {"id": "USN-7000-1", "package": "openssl", "version": "3", "severity": "Low",
+             "classification": "Bugfix", "releasedAt": "2026-10-01T00:00:00Z"},
+            {"id": "twice", "version": "1", "severity": "Low", "classification": "Bugfix",
+             "releasedAt": "2026-10-01T00:00:00Z"},
+            {"id": "twice", "version": "2", "severity": "Low", "classification": "Bugfix",
+             "releasedAt": "2026-10-01T00:00:00Z"}
+        ]}}
+    }));
+    let policy_of = |name: &str,
+                     priority: i32,
+                     updates: serde_json::Value,
+                     extra: serde_json::Value| {
+        let mut spec =
+            json!({"selector": {}, "priority": priority, "updates": updates, "rings": ["pilot"]});
+        if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+            spec.extend(extra.clone());
+        }
+        policy(json!({
+            "apiVersion": "patchwave.dev/v1alpha1", "kind": "PatchPolicy",
+            "metadata": {"name": name}, "spec": spec
+        }))
+    };
+    let mut broken = policy_of("broken", 200, json!({}), json!({}));
+    broken.status = Some(crate::api::PatchPolicyStatus {
+        conditions: vec![crate::engine::evaluate::set_condition(
+            &[],
+            "Ready",
+            false,
+            "InvalidSpec",
+            "spec.rings[0]: Ring \"pilot\" does not exist",
+            None,
+            t("2026-11-01T00:00:00Z"),
+        )],
+        ..Default::default()
+    });
+    let policies = vec![
+        broken,
+        policy_of(
+            "security",
+            100,
+            json!({"classifications": ["Security"]}),
+            json!({"suspend": true}),
+        ),
+        policy_of("openssl", 50, json!({"include": ["openssl"]}), json!({})),
+        policy_of("all", 10, json!({}), json!({})),
+    ];
+    let assets = [&asset];
+    let open_of = |policy: &str| {
+        figures(
+            Inputs {
+                assets: &assets,
+                rollouts: &[],
+                policies: &policies,
+                incidents: &[],
+                policy: Some(policy),
+            },
+            november(),
+        )
+        .open
+        .total()
+    };
+    // The invalid policy would take everything; it owns nothing.
+    assert_eq!(open_of("broken"), 0);
+    // Suspended, security still owns its update: "all" does not get it.
+    assert_eq!(open_of("security"), 1);
+    // The include glob matches the reported package name.
+    assert_eq!(open_of("openssl"), 1);
+    // "all" has neither of those, nor either entry of "twice".
+    assert_eq!(open_of("all"), 0);
+}
