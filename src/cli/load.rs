@@ -672,12 +672,7 @@ impl Loader {
             }
         }
         let salvaged = self.out.salvaged.entry(namespace.to_owned()).or_default();
-        let into = &mut salvaged.inventory;
-        into.policies.append(&mut inventory.policies);
-        into.rings.append(&mut inventory.rings);
-        into.windows.append(&mut inventory.windows);
-        into.assets.append(&mut inventory.assets);
-        into.rollouts.append(&mut inventory.rollouts);
+        salvaged.inventory.extend_from(&inventory);
         salvaged.removed.insert((kind, name.to_owned()), removed);
     }
 }

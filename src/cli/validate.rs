@@ -139,18 +139,7 @@ pub fn report(loaded: &LoadedFiles) -> Report {
         let empty = Default::default();
         let unloadable = loaded.unloadable.get(namespace).unwrap_or(&empty);
         for problem in validation::validate_with(inventory, unloadable).problems {
-            let key = (problem.kind, namespace.clone(), problem.name.clone());
-            problems.push(LoadProblem {
-                file: loaded.origins.get(&key).cloned().unwrap_or_default(),
-                document: loaded.documents.get(&key).copied(),
-                line: None,
-                kind: Some(problem.kind.to_owned()),
-                namespace: Some(namespace.clone()),
-                name: Some(problem.name),
-                field: Some(problem.field),
-                message: problem.message,
-                source: ProblemSource::Semantic,
-            });
+            problems.push(semantic(loaded, namespace, problem));
         }
     }
 
@@ -163,21 +152,7 @@ pub fn report(loaded: &LoadedFiles) -> Report {
             .get(namespace)
             .cloned()
             .unwrap_or_default();
-        merged
-            .policies
-            .extend(salvaged.inventory.policies.iter().cloned());
-        merged
-            .rings
-            .extend(salvaged.inventory.rings.iter().cloned());
-        merged
-            .windows
-            .extend(salvaged.inventory.windows.iter().cloned());
-        merged
-            .assets
-            .extend(salvaged.inventory.assets.iter().cloned());
-        merged
-            .rollouts
-            .extend(salvaged.inventory.rollouts.iter().cloned());
+        merged.extend_from(&salvaged.inventory);
         let mut unloadable = loaded
             .unloadable
             .get(namespace)
@@ -194,18 +169,7 @@ pub fn report(loaded: &LoadedFiles) -> Report {
             {
                 continue;
             }
-            let key = (problem.kind, namespace.clone(), problem.name.clone());
-            problems.push(LoadProblem {
-                file: loaded.origins.get(&key).cloned().unwrap_or_default(),
-                document: loaded.documents.get(&key).copied(),
-                line: None,
-                kind: Some(problem.kind.to_owned()),
-                namespace: Some(namespace.clone()),
-                name: Some(problem.name),
-                field: Some(problem.field),
-                message: problem.message,
-                source: ProblemSource::Semantic,
-            });
+            problems.push(semantic(loaded, namespace, problem));
         }
     }
 
@@ -261,6 +225,23 @@ pub fn report(loaded: &LoadedFiles) -> Report {
             .collect(),
         objects: loaded.objects,
         files: loaded.files.len(),
+    }
+}
+
+/// A problem of the engine's validation as the loader's problems are told: with the file and
+/// document its object came from.
+fn semantic(loaded: &LoadedFiles, namespace: &str, problem: validation::Problem) -> LoadProblem {
+    let key = (problem.kind, namespace.to_owned(), problem.name.clone());
+    LoadProblem {
+        file: loaded.origins.get(&key).cloned().unwrap_or_default(),
+        document: loaded.documents.get(&key).copied(),
+        line: None,
+        kind: Some(problem.kind.to_owned()),
+        namespace: Some(namespace.to_owned()),
+        name: Some(problem.name),
+        field: Some(problem.field),
+        message: problem.message,
+        source: ProblemSource::Semantic,
     }
 }
 

@@ -37,3 +37,14 @@ pub struct Inventory {
     /// PatchRollouts of the namespace, with their status.
     pub rollouts: Vec<PatchRollout>,
 }
+
+impl Inventory {
+    /// Adds every object of `other` (assets are shared, not copied).
+    pub fn extend_from(&mut self, other: &Inventory) {
+        self.policies.extend(other.policies.iter().cloned());
+        self.rings.extend(other.rings.iter().cloned());
+        self.windows.extend(other.windows.iter().cloned());
+        self.assets.extend(other.assets.iter().cloned());
+        self.rollouts.extend(other.rollouts.iter().cloned());
+    }
+}
