@@ -217,7 +217,7 @@ fn table_output_shows_a_progress_line_per_ring() {
     ]);
     assert_eq!(code, 0, "{stderr}");
     assert!(
-        stdout.contains("pilot   [##################x-]   11/11"),
+        stdout.contains("pilot   [##################xx]   11/11"),
         "{stdout}"
     );
     assert!(

@@ -45,24 +45,76 @@ pub fn parse_time(text: &str) -> Result<Timestamp, String> {
         .ok_or_else(|| format!("\"{text}\" is neither an RFC 3339 time (2026-11-30T18:00:00+01:00) nor a date (2026-11-30)"))
 }
 
-/// A bar of `width` cells: `#` succeeded, `x` failed, `-` otherwise done, `.` not done.
+/// A bar of `width` cells: `#` succeeded, `x` failed, `-` otherwise done (skipped, rolled
+/// back), `.` not done. Each part gets its share of the cells (largest remainders first), a
+/// part with a count of 0 gets none, and a part with a nonzero count gets at least one while
+/// the width allows: the bar never shows what did not happen, nor hides what did.
 pub fn progress_bar(succeeded: i32, failed: i32, done: i32, total: i32, width: usize) -> String {
     if total <= 0 {
         return format!("[{}]", " ".repeat(width));
     }
-    let cells = |n: i32| {
-        usize::try_from(n.max(0)).unwrap_or(0) * width / usize::try_from(total).unwrap_or(1)
+    let count = |n: i32| u64::try_from(n).unwrap_or(0);
+    let (succeeded, failed, done) = (count(succeeded), count(failed), count(done));
+    let counts = [
+        succeeded,
+        failed,
+        done.saturating_sub(succeeded + failed),
+        count(total).saturating_sub(done),
+    ];
+    let cells = bar_cells(counts, width);
+    let mut bar = String::with_capacity(width + 2);
+    bar.push('[');
+    for (symbol, n) in ['#', 'x', '-', '.'].into_iter().zip(cells) {
+        bar.extend(std::iter::repeat_n(symbol, n));
+    }
+    bar.push(']');
+    bar
+}
+
+/// The cells of `width` each of `counts` gets in a bar (see [`progress_bar`]).
+fn bar_cells<const N: usize>(counts: [u64; N], width: usize) -> [usize; N] {
+    let sum: u64 = counts.iter().sum();
+    let mut cells = [0usize; N];
+    if sum == 0 {
+        return cells;
+    }
+    let wide = u64::try_from(width).unwrap_or(u64::MAX);
+    let share = |n: u64| {
+        let scaled = u128::from(n) * u128::from(wide);
+        let sum = u128::from(sum);
+        (usize::try_from(scaled / sum).unwrap_or(width), scaled % sum)
     };
-    let ok = cells(succeeded);
-    let bad = cells(failed).max(usize::from(failed > 0)).min(width - ok);
-    let other = cells(done).saturating_sub(ok + bad).min(width - ok - bad);
-    format!(
-        "[{}{}{}{}]",
-        "#".repeat(ok),
-        "x".repeat(bad),
-        "-".repeat(other),
-        ".".repeat(width - ok - bad - other)
-    )
+    let mut remainders = [0u128; N];
+    for (part, n) in counts.iter().enumerate() {
+        (cells[part], remainders[part]) = share(*n);
+    }
+    // The cells rounding down left over: first to a nonzero part that has none yet, then to
+    // the largest remainders (the earlier part on a tie).
+    let mut left = width.saturating_sub(cells.iter().sum());
+    while left > 0 {
+        let Some(part) = (0..N)
+            .filter(|p| remainders[*p] > 0)
+            .max_by_key(|p| (cells[*p] == 0, remainders[*p], std::cmp::Reverse(*p)))
+        else {
+            break;
+        };
+        cells[part] += 1;
+        remainders[part] = 0;
+        left -= 1;
+    }
+    // A nonzero part that still has no cell takes one from the widest part that can spare it.
+    for part in 0..N {
+        if counts[part] > 0 && cells[part] == 0 {
+            let widest = (0..N)
+                .filter(|p| cells[*p] > 1)
+                .max_by_key(|p| (cells[*p], std::cmp::Reverse(*p)));
+            if let Some(widest) = widest {
+                cells[widest] -= 1;
+                cells[part] = 1;
+            }
+        }
+    }
+    cells
 }
 
 /// A one-line progress display on stderr for `plan` and `simulate`, which take about a second
@@ -201,5 +253,35 @@ mod tests {
         assert_eq!(progress_bar(8, 1, 10, 10, 10), "[########x-]");
         assert_eq!(progress_bar(0, 0, 0, 0, 4), "[    ]");
         assert_eq!(progress_bar(19, 1, 20, 20, 10), "[#########x]");
+    }
+
+    /// 10 of 11 succeeded and 1 failed: 18.2 and 1.8 cells. Rounded down each, the cell left
+    /// over went to "otherwise done", a skip that did not happen.
+    #[test]
+    fn bars_show_a_part_only_if_it_happened() {
+        assert_eq!(progress_bar(10, 1, 11, 11, 20), "[##################xx]");
+        assert_eq!(progress_bar(2, 0, 3, 7, 20), "[######---...........]");
+        // A part with a count gets a cell even when its share rounds to none.
+        assert_eq!(progress_bar(99, 0, 99, 100, 10), "[#########.]");
+        assert_eq!(progress_bar(1, 0, 1, 100, 10), "[#.........]");
+        assert_eq!(progress_bar(97, 1, 99, 100, 10), "[#######x-.]");
+        // Narrower than the parts that happened: the earlier parts come first.
+        assert_eq!(progress_bar(1, 1, 3, 4, 2), "[#x]");
+        for total in 1..=30 {
+            for succeeded in 0..=total {
+                for failed in 0..=total - succeeded {
+                    for done in succeeded + failed..=total {
+                        let bar = progress_bar(succeeded, failed, done, total, 20);
+                        let skipped = done - succeeded - failed;
+                        let label = format!("{succeeded} {failed} {done} {total}: {bar}");
+                        assert_eq!(bar.chars().count(), 22, "{label}");
+                        assert_eq!(bar.contains('#'), succeeded > 0, "{label}");
+                        assert_eq!(bar.contains('x'), failed > 0, "{label}");
+                        assert_eq!(bar.contains('-'), skipped > 0, "{label}");
+                        assert_eq!(bar.contains('.'), done < total, "{label}");
+                    }
+                }
+            }
+        }
     }
 }
