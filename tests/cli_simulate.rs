@@ -430,3 +430,70 @@ fn plan_and_simulate_refuse_paths_without_manifests() {
         );
     }
 }
+
+/// One ring of everything, a policy of security updates and `assets` (YAML documents), in a
+/// folder with `windows` (YAML documents): namespace t.
+fn fleet(assets: &str, windows: &str) -> tempfile::TempDir {
+    let folder = tempfile::tempdir().unwrap();
+    let base = "\
+apiVersion: patchwave.dev/v1alpha1
+kind: Ring
+metadata: {name: r1, namespace: t}
+spec: {selector: {}, maxConcurrent: 10, failureThreshold: 0, bakeTime: 0s}
+---
+apiVersion: patchwave.dev/v1alpha1
+kind: PatchPolicy
+metadata: {name: p, namespace: t}
+spec:
+  updates: {classifications: [Security]}
+  rings: [r1]
+";
+    std::fs::write(folder.path().join("base.yaml"), base).unwrap();
+    std::fs::write(folder.path().join("assets.yaml"), assets).unwrap();
+    std::fs::write(folder.path().join("windows.yaml"), windows).unwrap();
+    folder
+}
+
+/// An Asset of namespace t missing openssl, with `labels` (a YAML flow mapping).
+fn asset(name: &str, labels: &str) -> String {
+    format!(
+        "---
+apiVersion: patchwave.dev/v1alpha1
+kind: Asset
+metadata: {{name: {name}, namespace: t, labels: {labels}}}
+spec: {{osFamily: Linux, criticality: Low}}
+status:
+  reported:
+    availableUpdates:
+      - {{id: openssl, version: '3.0.1', classification: Security, severity: Critical, releasedAt: '2026-01-01T00:00:00Z'}}
+"
+    )
+}
+
+const EVERY_NIGHT: &str = "\
+apiVersion: patchwave.dev/v1alpha1
+kind: MaintenanceWindow
+metadata: {name: nightly, namespace: t}
+spec: {schedule: '0 0 * * *', duration: 2h, timeZone: UTC}
+";
+
+/// One update to one asset: the events say "1 update" and "1 asset".
+#[test]
+fn events_count_one_thing_in_the_singular() {
+    let folder = fleet(&asset("a1", "{}"), EVERY_NIGHT);
+    let (code, stdout, stderr) = patchwave(&[
+        "simulate",
+        "-f",
+        folder.path().to_str().unwrap(),
+        "--from",
+        "2026-03-02",
+        "--until",
+        "2026-03-03",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("created with 1 update through rings r1"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("ring r1 started: 1 asset\n"), "{stdout}");
+}

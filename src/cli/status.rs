@@ -585,7 +585,7 @@ fn list_names(names: &[String], count: i32) -> String {
     let rest = count.saturating_sub(shown.len());
     match (shown.is_empty(), rest) {
         (true, 0) => "-".to_owned(),
-        (true, n) => format!("{n} assets"),
+        (true, n) => super::output::plural(n, "asset", "assets"),
         (false, 0) => shown.join(", "),
         (false, n) => format!("{} and {n} more", shown.join(", ")),
     }
@@ -892,6 +892,8 @@ status:
         let names: Vec<String> = (1..=7).map(|i| format!("a{i}")).collect();
         assert_eq!(list_names(&names, 9), "a1, a2, a3, a4, a5 and 4 more");
         assert_eq!(list_names(&[], 0), "-");
+        assert_eq!(list_names(&[], 1), "1 asset");
+        assert_eq!(list_names(&[], 3), "3 assets");
     }
 
     #[test]

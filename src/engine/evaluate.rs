@@ -1044,8 +1044,8 @@ impl<'a> Run<'a> {
             let mut rollout = PatchRollout::new(&rollout_name, spec);
             rollout.metadata.creation_timestamp = Some(Time(self.now));
             let message = format!(
-                "rollout {rollout_name} created with {} updates through rings {}{}",
-                rollout.spec.updates.len(),
+                "rollout {rollout_name} created with {} through rings {}{}",
+                counted(rollout.spec.updates.len(), "update", "updates"),
                 rollout.spec.rings.join(" -> "),
                 repeats.unwrap_or_default()
             );
@@ -1593,7 +1593,10 @@ impl<'a> Run<'a> {
                         OperationAction::Install,
                     );
                     if first_start && started.started > 0 {
-                        let message = format!("ring {ring_name} started: {total} assets");
+                        let message = format!(
+                            "ring {ring_name} started: {}",
+                            counted(usize::try_from(total).unwrap_or(0), "asset", "assets")
+                        );
                         let at = self
                             .out
                             .events
@@ -2322,6 +2325,11 @@ fn object_name(rollout: &PatchRollout) -> &str {
 
 fn count(n: usize) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+/// "1 update", "3 updates": a count for a message.
+fn counted(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 fn describe_ring(ring: &RingProgress, stalled: Option<&str>) -> String {

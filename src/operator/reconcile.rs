@@ -877,16 +877,21 @@ fn people_decisions(
             if let Some(signature) = &ring.resumed
                 && old.and_then(|r| r.resumed.as_ref()) != Some(signature)
             {
+                let (failures, are) = if ring.accepted_failures == 1 {
+                    ("failure", "is")
+                } else {
+                    ("failures", "are")
+                };
                 decisions.push(PersonDecision {
                     rollout: name.to_owned(),
                     about: Some(About::Ring(ring.name.clone())),
                     reason: "HaltResumed",
                     note: format!(
-                        "ring {} resumed after halt {}{}; its {} failures so far are accepted",
+                        "ring {} resumed after halt {}{}; its {} {failures} so far {are} accepted",
                         ring.name,
                         ring.halts,
                         signed(signature),
-                        ring.accepted_failures
+                        ring.accepted_failures,
                     ),
                 });
             }
@@ -1003,6 +1008,17 @@ mod tests {
         assert!(people_decisions(&stored_after, &new, &[]).is_empty());
         // A rollout the operator has not written yet (no stored status) announces too.
         assert_eq!(people_decisions(&BTreeMap::new(), &new, &[]).len(), 2);
+    }
+
+    #[test]
+    fn a_resume_after_one_failure_speaks_of_one_failure() {
+        let mut resumed = ring("pilot", None, Some("ops"));
+        resumed.accepted_failures = 1;
+        let decisions = people_decisions(&BTreeMap::new(), &[rollout(vec![resumed])], &[]);
+        assert_eq!(
+            decisions[0].note,
+            "ring pilot resumed after halt 1 by ops: CHG-1; its 1 failure so far is accepted"
+        );
     }
 
     #[test]
