@@ -333,7 +333,8 @@ fn an_unreadable_object_is_a_problem_of_plan_and_simulate() {
         }
     }
     for (command, (code, stdout, stderr)) in plan_and_simulate(folder.path(), &["-o", "json"]) {
-        assert_eq!(code, 0, "{command}: {stderr}");
+        // A problem was found: exit status 1, with the output all the same.
+        assert_eq!(code, 1, "{command}: {stderr}");
         let output: Value = serde_json::from_str(&stdout).unwrap();
         let problems: Vec<&str> = output["problems"]
             .as_array()
@@ -496,4 +497,48 @@ fn events_count_one_thing_in_the_singular() {
         "{stdout}"
     );
     assert!(stdout.contains("ring r1 started: 1 asset\n"), "{stdout}");
+}
+
+/// Problems found in the input make `plan` and `simulate` exit with status 1, as the plugin's
+/// help promises, and they still print what they found and forecast without the objects in
+/// question: a document that is no Kubernetes object, a window reference to nothing.
+#[test]
+fn plan_and_simulate_exit_1_on_problems_and_print_all_the_same() {
+    let not_an_object = format!("{EVERY_NIGHT}---\nname: not an object\n");
+    let unknown_window = "\
+apiVersion: patchwave.dev/v1alpha1
+kind: PatchPolicy
+metadata: {name: q, namespace: t}
+spec:
+  priority: 5
+  selector: {matchLabels: {nothing: selected}}
+  updates: {classifications: [Security]}
+  rings: [r1]
+  windows: [no-such-window]
+";
+    let clean = fleet(&asset("a1", "{}"), EVERY_NIGHT);
+    let broken = fleet(&asset("a1", "{}"), &not_an_object);
+    let dangling = fleet(
+        &format!("{}---\n{unknown_window}", asset("a1", "{}")),
+        EVERY_NIGHT,
+    );
+    for (command, (code, stdout, stderr)) in plan_and_simulate(clean.path(), &[]) {
+        assert_eq!(code, 0, "{command}: {stdout}{stderr}");
+        assert!(!stdout.contains("problem:"), "{command}: {stdout}");
+    }
+    for (folder, problem) in [
+        (&broken, "not a Kubernetes object"),
+        (&dangling, "no-such-window"),
+    ] {
+        for (command, (code, stdout, stderr)) in plan_and_simulate(folder.path(), &[]) {
+            assert_eq!(code, 1, "{command}: {stdout}{stderr}");
+            assert!(
+                stdout
+                    .lines()
+                    .any(|l| l.starts_with("problem:") && l.contains(problem)),
+                "{command}: {stdout}"
+            );
+            assert!(stdout.contains("rollout p-"), "{command}: {stdout}");
+        }
+    }
 }

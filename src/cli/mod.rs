@@ -238,6 +238,17 @@ pub(crate) fn load_problems(loaded: &load::LoadedFiles) -> Vec<String> {
         .collect()
 }
 
+/// The exit status of `plan` and `simulate`, which print their result in any case: 1 when
+/// the input had problems (objects that could not be read, references to nothing, ...), as
+/// the plugin's help promises for problems found, else 0.
+pub(crate) fn problems_exit_code(problems: &[String]) -> ExitCode {
+    if problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
 /// Serialises `value` as pretty JSON and prints it.
 pub(crate) fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
     let text = serde_json::to_string_pretty(value)

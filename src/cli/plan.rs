@@ -33,7 +33,10 @@ const FORECAST_HORIZON: SignedDuration = SignedDuration::from_hours(24 * 180);
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  \
     kubectl patchwave plan -f examples/\n  \
-    kubectl patchwave plan -f examples/ --at 2026-11-30T18:00:00+01:00 -o json")]
+    kubectl patchwave plan -f examples/ --at 2026-11-30T18:00:00+01:00 -o json\n\n\
+    Exit status: 0 when the input has no problems, 1 when it has (they are listed first and the\n\
+    plan is printed all the same, without the objects in question), 2 when the command could\n\
+    not run (a path that cannot be read, a wrong option).")]
 pub struct Args {
     /// Files or folders of YAML (multi-document; folders are read recursively).
     #[arg(short = 'f', long = "filename", required = true, value_name = "PATH")]
@@ -137,7 +140,7 @@ pub fn run(args: &Args) -> Result<ExitCode, CliError> {
         OutputFormat::Json => super::print_json(&plan)?,
         OutputFormat::Table => super::print(&render_table(&plan))?,
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(super::problems_exit_code(&plan.problems))
 }
 
 /// Adds one namespace's rollouts to `plan`. `unloadable`: the objects of the files that

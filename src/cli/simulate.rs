@@ -26,7 +26,10 @@ use crate::engine::validation;
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  \
     kubectl patchwave simulate -f examples/ --from 2026-11-30T18:00:00+01:00 --until 2026-12-20\n  \
-    kubectl patchwave simulate -f examples/ --from 2026-11-30 --until 2026-12-31 --approve ring/rest --approve asset/dc01 -o json")]
+    kubectl patchwave simulate -f examples/ --from 2026-11-30 --until 2026-12-31 --approve ring/rest --approve asset/dc01 -o json\n\n\
+    Exit status: 0 when the input has no problems, 1 when it has (they are listed first and the\n\
+    run is printed all the same, without the objects in question), 2 when the command could\n\
+    not run (a path that cannot be read, a wrong option).")]
 pub struct Args {
     /// Files or folders of YAML (multi-document; folders are read recursively).
     #[arg(short = 'f', long = "filename", required = true, value_name = "PATH")]
@@ -159,7 +162,7 @@ pub fn run(args: &Args) -> Result<ExitCode, CliError> {
         OutputFormat::Json => super::print_json(&report)?,
         OutputFormat::Table => super::print(&render_table(&report))?,
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(super::problems_exit_code(&report.problems))
 }
 
 /// Every `--approve` must name a Ring or Asset of the files read: a misspelt name would
