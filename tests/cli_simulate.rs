@@ -16,6 +16,7 @@
 
 #![allow(clippy::unwrap_used)] // test helpers fail loudly by design
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
@@ -541,4 +542,169 @@ spec:
             assert!(stdout.contains("rollout p-"), "{command}: {stdout}");
         }
     }
+}
+
+/// Windows for [`members_that_never_start`]: `ok` every night for {w: ok}, a Deny window all
+/// day every day for {d: "yes"}, a one-off window in 2025 for {w: past}, Saturday mornings
+/// inside a weekend freeze for {w: sat}, a one-off window in June 2027 for {w: later}.
+const WINDOWS_THAT_HOLD_BACK: &str = "\
+apiVersion: patchwave.dev/v1alpha1
+kind: MaintenanceWindow
+metadata: {name: ok, namespace: t}
+spec: {schedule: '0 0 * * *', duration: 2h, timeZone: UTC, selector: {matchLabels: {w: ok}}}
+---
+apiVersion: patchwave.dev/v1alpha1
+kind: MaintenanceWindow
+metadata: {name: denyall, namespace: t}
+spec: {type: Deny, schedule: '0 0 * * *', duration: 24h, timeZone: UTC, selector: {matchLabels: {d: 'yes'}}}
+---
+apiVersion: patchwave.dev/v1alpha1
+kind: MaintenanceWindow
+metadata: {name: past, namespace: t}
+spec: {start: '2025-01-01T00:00:00Z', end: '2025-01-02T00:00:00Z', selector: {matchLabels: {w: past}}}
+---
+apiVersion: patchwave.dev/v1alpha1
+kind: MaintenanceWindow
+metadata: {name: saturday, namespace: t}
+spec: {schedule: '0 6 * * 6', duration: 4h, timeZone: Europe/Zurich, selector: {matchLabels: {w: sat}}}
+---
+apiVersion: patchwave.dev/v1alpha1
+kind: MaintenanceWindow
+metadata: {name: weekend-freeze, namespace: t}
+spec: {type: Deny, schedule: '0 0 * * 6', duration: 48h, timeZone: Europe/Zurich, selector: {matchLabels: {w: sat}}}
+---
+apiVersion: patchwave.dev/v1alpha1
+kind: MaintenanceWindow
+metadata: {name: next-year, namespace: t}
+spec: {start: '2027-06-01T00:00:00Z', end: '2027-06-02T00:00:00Z', selector: {matchLabels: {w: later}}}
+";
+
+/// `plan` lists every member of a ring, those that never start too, with no start and why
+/// not: it used to leave them out (a ring of six showed one asset, a ring whose assets all
+/// wait for a window "0 assets").
+#[test]
+fn members_that_never_start_are_listed_with_the_reason() {
+    let assets = [
+        ("good", "{w: ok}"),
+        ("denied", "{w: ok, d: 'yes'}"),
+        ("past", "{w: past}"),
+        ("nowin", "{}"),
+        ("saturday", "{w: sat}"),
+        ("later", "{w: later}"),
+    ]
+    .map(|(name, labels)| asset(name, labels))
+    .concat();
+    let folder = fleet(&assets, WINDOWS_THAT_HOLD_BACK);
+    let path = folder.path().to_str().unwrap();
+    let (code, stdout, stderr) =
+        patchwave(&["plan", "-f", path, "--at", "2026-03-02", "-o", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let plan: Value = serde_json::from_str(&stdout).unwrap();
+    let ring = &plan["rollouts"][0]["rings"][0];
+    let notes: BTreeMap<&str, (&Value, &str)> = ring["assets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            let note = a["note"].as_str().unwrap_or_default();
+            (a["name"].as_str().unwrap(), (&a["forecastStart"], note))
+        })
+        .collect();
+    let horizon = "no start before the forecast horizon (2026-08-29 00:00Z): ";
+    let expected = [
+        ("denied", format!("{horizon}a Deny maintenance window (denyall) is open whenever an Allow window would let it start")),
+        ("good", String::new()),
+        ("later", format!("{horizon}no maintenance window lets it start before 2027-06-01T00:00:00Z")),
+        ("nowin", "no Allow maintenance window selects it".to_owned()),
+        ("past", "its only Allow maintenance window, past, ended at 2025-01-02T00:00:00Z and never opens again".to_owned()),
+        ("saturday", format!("{horizon}a Deny maintenance window (weekend-freeze) is open whenever an Allow window would let it start")),
+    ];
+    assert_eq!(
+        notes
+            .iter()
+            .map(|(name, (_, note))| (*name, note.to_string()))
+            .collect::<Vec<_>>(),
+        expected
+            .iter()
+            .map(|(name, note)| (*name, note.clone()))
+            .collect::<Vec<_>>(),
+        "{ring:#}"
+    );
+    assert_eq!(notes["good"].0, "2026-03-02T00:00:00Z");
+    for name in ["denied", "later", "nowin", "past", "saturday"] {
+        assert_eq!(notes[name].0, &Value::Null, "{name}");
+    }
+    let never: Vec<(&str, &str)> = plan["neverPatched"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["asset"].as_str().unwrap(), n["reason"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        never,
+        [
+            ("past", expected[4].1.as_str()),
+            ("nowin", expected[3].1.as_str())
+        ]
+    );
+
+    // The table: the ring's count and a line per member, "-" for no start.
+    let (_, table, _) = patchwave(&["plan", "-f", path, "--at", "2026-03-02"]);
+    assert!(table.contains("ring r1         6 assets"), "{table}");
+    assert!(
+        table.contains(
+            "    saturday             start -  done -  (no start before the forecast horizon"
+        ),
+        "{table}"
+    );
+
+    // The engine's ring counts the same six members.
+    let (code, stdout, stderr) = patchwave(&[
+        "simulate",
+        "-f",
+        path,
+        "--from",
+        "2026-03-02",
+        "--until",
+        "2026-03-03",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["rollouts"][0]["rings"][0]["total"], 6);
+}
+
+/// An asset only a window of the past selects is never patched because that window ended,
+/// not because no window selects it.
+#[test]
+fn an_asset_whose_window_ended_is_told_so() {
+    let assets = format!("{}{}", asset("past", "{w: past}"), asset("nowin", "{}"));
+    let folder = fleet(&assets, WINDOWS_THAT_HOLD_BACK);
+    let report = {
+        let (code, stdout, stderr) = patchwave(&[
+            "simulate",
+            "-f",
+            folder.path().to_str().unwrap(),
+            "--from",
+            "2026-03-02",
+            "--until",
+            "2026-03-03",
+            "-o",
+            "json",
+        ]);
+        assert_eq!(code, 0, "{stderr}");
+        serde_json::from_str::<Value>(&stdout).unwrap()
+    };
+    let messages: Vec<&str> = events(&report, "AssetUnscheduled")
+        .iter()
+        .map(|e| e["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            "past is never patched by p: its only Allow maintenance window, past, ended at 2025-01-02T00:00:00Z and never opens again",
+            "nowin is never patched by p: no Allow maintenance window selects it",
+        ]
+    );
 }

@@ -5,6 +5,7 @@
 //! expected duration and every approval given when it is asked for: one engine, no second
 //! copy of the rules.
 
+use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,11 +15,14 @@ use serde::Serialize;
 
 use super::CliError;
 use super::output::{OutputFormat, ProgressLine, parse_time};
-use crate::api::asset::{AvailableUpdate, UpdateRef};
-use crate::engine::Inventory;
-use crate::engine::evaluate::{AssetState, Evaluator, Event, EventType, is_terminal};
+use crate::api::Asset;
+use crate::api::asset::UpdateRef;
+use crate::engine::evaluate::{AssetState, Evaluator, Event, EventType, StartWindows, is_terminal};
 use crate::engine::simulation::{self, Options};
-use crate::engine::validation;
+use crate::engine::{Inventory, validation, windows};
+
+/// The note of a held asset.
+const HELD: &str = "held (spec.hold)";
 
 /// How far ahead the forecast looks.
 const FORECAST_HORIZON: SignedDuration = SignedDuration::from_hours(24 * 180);
@@ -26,7 +30,8 @@ const FORECAST_HORIZON: SignedDuration = SignedDuration::from_hours(24 * 180);
 /// Show what would happen, wave by wave, with a forecast against the deadlines.
 ///
 /// For every rollout that is active or would be created now: its rings in order, the assets of
-/// each ring with the first instant each can start (its next maintenance window), and when each
+/// each ring with the first instant each can start (its next maintenance window; for one that
+/// does not start within the 180 days of the forecast, why not), and when each
 /// ring and the whole rollout would complete if every operation succeeds in the asset's
 /// expected duration (`spec.expectedDuration`, else 10m) and every approval is given when asked.
 /// Deadlines come from the policies (`spec.deadlines`, counted from each update's release).
@@ -108,7 +113,8 @@ pub struct AssetPlan {
     pub forecast_start: Option<Timestamp>,
     /// When it would be patched.
     pub forecast_done: Option<Timestamp>,
-    /// Held or needing approval now.
+    /// Held or needing approval now; for an asset that does not start within the forecast
+    /// horizon (`forecast_start` None), why not.
     pub note: Option<String>,
 }
 
@@ -119,6 +125,8 @@ pub struct NeverPatched {
     pub asset: String,
     pub policy: Option<String>,
     pub state: AssetState,
+    /// Why: no Allow window selects it, the windows that do never open again, no ring.
+    pub reason: String,
 }
 
 /// Runs `plan`.
@@ -164,16 +172,6 @@ pub fn plan_namespace(
     };
     plan.problems
         .extend(problems.iter().map(|p| format!("{namespace}: {p}")));
-    for view in &now.assets {
-        if matches!(view.state, AssetState::Unscheduled | AssetState::Unassigned) {
-            plan.never_patched.push(NeverPatched {
-                namespace: namespace.to_owned(),
-                asset: view.name.clone(),
-                policy: view.policy.clone(),
-                state: view.state,
-            });
-        }
-    }
     let finished_before: Vec<String> = inventory
         .rollouts
         .iter()
@@ -189,26 +187,11 @@ pub fn plan_namespace(
         .assets
         .iter()
         .filter_map(|v| match v.state {
-            AssetState::Held => Some((v.name.clone(), "held (spec.hold)".to_owned())),
+            AssetState::Held => Some((v.name.clone(), HELD.to_owned())),
             AssetState::WaitingForApproval => {
                 Some((v.name.clone(), "needs a per-asset approval".to_owned()))
             }
             _ => None,
-        })
-        .collect();
-    // What each of those misses: it belongs to a rollout only if it misses one of its updates.
-    let missing: HashMap<String, HashSet<UpdateRef>> = inventory
-        .assets
-        .iter()
-        .filter_map(|asset| {
-            let name = asset.metadata.name.as_deref()?;
-            let updates = asset.available_updates().iter();
-            held_or_waiting.contains_key(name).then(|| {
-                (
-                    name.to_owned(),
-                    updates.map(AvailableUpdate::reference).collect(),
-                )
-            })
         })
         .collect();
     let options = Options {
@@ -222,6 +205,38 @@ pub fn plan_namespace(
         simulation::simulate_kept(&mut evaluator, inventory, &options, |p| progress.update(p));
     progress.finish();
     let forecast = forecast.map_err(|e| CliError::Simulation(e.to_string()))?;
+    let assets: HashMap<&str, &Asset> = forecast
+        .inventory
+        .assets
+        .iter()
+        .filter_map(|a| Some((a.metadata.name.as_deref()?, a.as_ref())))
+        .collect();
+    // Compiled only if an asset needs a reason why it does not start.
+    let start_windows: OnceCell<StartWindows> = OnceCell::new();
+    let never_reason = |asset: &str, policy: &str| {
+        let windows = start_windows.get_or_init(|| StartWindows::new(&forecast.inventory));
+        let of = assets.get(asset).map(|a| windows.of(a, policy));
+        of.map_or_else(String::new, |w| {
+            windows::never_reason(&w.allow, &w.named, at)
+        })
+    };
+    for view in &now.assets {
+        if matches!(view.state, AssetState::Unscheduled | AssetState::Unassigned) {
+            let reason = match view.state {
+                AssetState::Unscheduled => {
+                    never_reason(&view.name, view.policy.as_deref().unwrap_or_default())
+                }
+                _ => "none of its policy's rings selects it".to_owned(),
+            };
+            plan.never_patched.push(NeverPatched {
+                namespace: namespace.to_owned(),
+                asset: view.name.clone(),
+                policy: view.policy.clone(),
+                state: view.state,
+                reason,
+            });
+        }
+    }
     for rollout in &forecast.inventory.rollouts {
         let name = rollout.metadata.name.clone().unwrap_or_default();
         if finished_before.contains(&name) {
@@ -244,25 +259,79 @@ pub fn plan_namespace(
                 started.insert(asset_name);
             }
         }
-        // Assets of the rollout that never started (held, waiting) are listed with their note.
+        // The members that never start (held, outside every window, their ring's turn not
+        // coming): the assets its policy governs in one of its rings that miss one of its
+        // updates, unless a rollout of the same set served them. Listed with the reason.
+        let frozen: HashSet<UpdateRef> =
+            rollout.spec.updates.iter().map(|u| u.reference()).collect();
+        let same_set: Vec<&str> = forecast
+            .inventory
+            .rollouts
+            .iter()
+            .filter(|r| {
+                r.spec.policy == rollout.spec.policy && r.spec.revision == rollout.spec.revision
+            })
+            .filter_map(|r| r.metadata.name.as_deref())
+            .filter(|r| *r != name)
+            .collect();
+        let mut reasons: HashMap<&str, String> = HashMap::new();
         for view in &forecast.assets {
-            if view.policy.as_deref() == Some(rollout.spec.policy.as_str())
-                && held_or_waiting.contains_key(&view.name)
-                && let Some(ring) = &view.ring
+            let Some(asset) = assets.get(view.name.as_str()) else {
+                continue;
+            };
+            let member = view.policy.as_deref() == Some(rollout.spec.policy.as_str())
+                && matches!(
+                    view.state,
+                    AssetState::Pending
+                        | AssetState::Held
+                        | AssetState::WaitingForApproval
+                        | AssetState::Unscheduled
+                )
                 && !started.contains(view.name.as_str())
-                && missing.get(&view.name).is_some_and(|missing| {
-                    rollout
-                        .spec
-                        .updates
+                && asset
+                    .available_updates()
+                    .iter()
+                    .any(|u| frozen.contains(&u.reference()))
+                && !asset.status.as_ref().is_some_and(|s| {
+                    s.rollouts
                         .iter()
-                        .any(|u| missing.contains(&u.reference()))
-                })
-            {
-                ring_assets
-                    .entry(ring.clone())
-                    .or_default()
-                    .push(view.name.clone());
-            }
+                        .any(|r| same_set.contains(&r.rollout.as_str()))
+                });
+            let Some(ring) = view
+                .ring
+                .as_ref()
+                .filter(|r| member && rollout.spec.rings.contains(r))
+            else {
+                continue;
+            };
+            let reason = if view.state == AssetState::Held {
+                HELD.to_owned()
+            } else if view.state == AssetState::Unscheduled {
+                never_reason(&view.name, &rollout.spec.policy)
+            } else {
+                let from = first
+                    .of_ring(EventType::OperationStarted, ring)
+                    .unwrap_or(at);
+                let windows = start_windows.get_or_init(|| StartWindows::new(&forecast.inventory));
+                let w = windows.of(asset, &rollout.spec.policy);
+                let horizon = format!("the forecast horizon ({})", when(Some(options.until)));
+                match windows::no_start_reason(&w.allow, &w.deny, &w.named, from, options.until) {
+                    Some(reason) => format!("no start before {horizon}: {reason}"),
+                    None if first.of_ring(EventType::OperationStarted, ring).is_none() => {
+                        format!("its ring's turn does not come before {horizon}")
+                    }
+                    None => format!("does not start before {horizon}"),
+                }
+            };
+            let reason = match held_or_waiting.get(&view.name) {
+                Some(note) if *note != reason => format!("{note}; {reason}"),
+                _ => reason,
+            };
+            reasons.insert(view.name.as_str(), reason);
+            ring_assets
+                .entry(ring.clone())
+                .or_default()
+                .push(view.name.clone());
         }
         let rings = rollout
             .spec
@@ -278,7 +347,10 @@ pub fn plan_namespace(
                         name: asset.clone(),
                         forecast_start: first.of_asset(EventType::OperationStarted, asset),
                         forecast_done: first.of_asset(EventType::OperationSucceeded, asset),
-                        note: held_or_waiting.get(asset).cloned(),
+                        note: reasons
+                            .get(asset.as_str())
+                            .or_else(|| held_or_waiting.get(asset))
+                            .cloned(),
                     })
                     .collect();
                 assets.sort_by(|a, b| {
@@ -458,10 +530,11 @@ pub fn render_table(plan: &Plan) -> String {
         out += "\nnever patched as things stand:\n";
         for item in &plan.never_patched {
             out += &format!(
-                "  {:<20} {:?} under {}\n",
+                "  {:<20} {:?} under {}: {}\n",
                 item.asset,
                 item.state,
-                item.policy.as_deref().unwrap_or("-")
+                item.policy.as_deref().unwrap_or("-"),
+                item.reason
             );
         }
     }

@@ -252,6 +252,97 @@ struct CompiledPolicy<'a> {
     timeout: SignedDuration,
 }
 
+impl CompiledPolicy<'_> {
+    /// Of the Allow windows selecting an asset, those that let the policy start operations:
+    /// the ones it names, or all if it names none.
+    fn allow_windows<'w>(
+        &self,
+        allow: impl IntoIterator<Item = &'w CompiledWindow<'w>>,
+    ) -> Vec<windows::NamedWindow<'w>> {
+        allow
+            .into_iter()
+            .filter(|w| self.windows.is_empty() || self.windows.contains(w.name))
+            .map(|w| windows::NamedWindow {
+                name: w.name,
+                schedule: &w.schedule,
+            })
+            .collect()
+    }
+}
+
+/// The windows that decide when an asset may start an operation of a policy, as the engine
+/// applies them: for `plan`, which says why an asset does not start.
+pub struct StartWindows<'a> {
+    run: Run<'a>,
+}
+
+/// The windows of one asset under one policy (see [`StartWindows::of`]).
+pub struct AssetWindows<'w> {
+    /// The valid Allow windows selecting the asset that the policy may use.
+    pub allow: Vec<windows::NamedWindow<'w>>,
+    /// The Deny windows selecting the asset (an invalid one is open at every instant).
+    pub deny: Vec<windows::NamedWindow<'w>>,
+    /// The windows the policy names (`spec.windows`; empty: all).
+    pub named: Vec<&'w str>,
+}
+
+impl<'a> StartWindows<'a> {
+    /// Compiles the windows and policies of `inventory` as an evaluation does.
+    pub fn new(inventory: &'a Inventory) -> Self {
+        let validation::Validation {
+            validity,
+            mut windows,
+            ..
+        } = validation::validate_all(inventory);
+        StartWindows {
+            run: Run::new(
+                inventory,
+                &validity,
+                &mut windows,
+                Timestamp::UNIX_EPOCH,
+                Memo::default(),
+            ),
+        }
+    }
+
+    /// The windows of `asset` under the policy named `policy` (every Allow window if no valid
+    /// policy has that name).
+    pub fn of(&self, asset: &Asset, policy: &str) -> AssetWindows<'_> {
+        static NO_LABELS: BTreeMap<String, String> = BTreeMap::new();
+        let labels = asset.metadata.labels.as_ref().unwrap_or(&NO_LABELS);
+        let selecting = self
+            .run
+            .windows
+            .iter()
+            .filter(|w| w.selector.matches(labels));
+        let deny = selecting
+            .clone()
+            .filter(|w| w.deny)
+            .map(|w| windows::NamedWindow {
+                name: w.name,
+                schedule: &w.schedule,
+            })
+            .collect();
+        let allow = selecting.filter(|w| !w.deny);
+        let (allow, named) = match self.run.policies.iter().find(|p| p.name == policy) {
+            Some(policy) => (
+                policy.allow_windows(allow),
+                policy.windows.iter().copied().collect(),
+            ),
+            None => (
+                allow
+                    .map(|w| windows::NamedWindow {
+                        name: w.name,
+                        schedule: &w.schedule,
+                    })
+                    .collect(),
+                Vec::new(),
+            ),
+        };
+        AssetWindows { allow, deny, named }
+    }
+}
+
 /// Facts about one asset that follow from the asset itself and the valid policies, rings and
 /// windows alone. An [`Evaluator`] keeps them from one evaluation to the next for every asset
 /// that is still the same object (same address) while those stay the same.
@@ -2034,6 +2125,18 @@ impl<'a> Run<'a> {
         self.inventory.assets[asset].spec.criticality
     }
 
+    /// Why no window ever lets `asset` start an operation of `policy` (it is Unscheduled).
+    fn never_reason(&self, asset: usize, policy: usize) -> String {
+        let (allow, _) = &self.memo.groups[self.memo.facts[asset].window_group];
+        let allow: Vec<&CompiledWindow> = allow.iter().map(|w| &self.windows[*w]).collect();
+        let policy = &self.policies[policy];
+        windows::never_reason(
+            &policy.allow_windows(allow),
+            &policy.windows.iter().copied().collect::<Vec<_>>(),
+            self.now,
+        )
+    }
+
     fn asset_name(&self, asset: usize) -> &'a str {
         self.inventory.assets[asset]
             .metadata
@@ -2176,8 +2279,13 @@ impl<'a> Run<'a> {
             for (slot, state) in facts.states.iter().enumerate() {
                 let policy_name = self.policies[facts.policies[slot]].name;
                 match state {
-                    AssetState::Unscheduled | AssetState::Unassigned => {
-                        reports.push((*state, policy_name.to_owned(), name.to_owned()));
+                    AssetState::Unscheduled => {
+                        let reason = self.never_reason(asset, facts.policies[slot]);
+                        reports.push((*state, policy_name.to_owned(), name.to_owned(), reason));
+                    }
+                    AssetState::Unassigned => {
+                        let reason = "none of its rings selects it".to_owned();
+                        reports.push((*state, policy_name.to_owned(), name.to_owned(), reason));
                     }
                     AssetState::WaitingForApproval => awaiting.push(name.to_owned()),
                     _ => {}
@@ -2209,19 +2317,12 @@ impl<'a> Run<'a> {
                 });
             }
         }
-        for (state, policy, asset) in reports {
-            let (kind, message) = match state {
-                AssetState::Unscheduled => (
-                    EventType::AssetUnscheduled,
-                    format!(
-                        "{asset} is never patched by {policy}: no Allow maintenance window selects it"
-                    ),
-                ),
-                _ => (
-                    EventType::AssetUnassigned,
-                    format!("{asset} is never patched by {policy}: none of its rings selects it"),
-                ),
+        for (state, policy, asset, reason) in reports {
+            let kind = match state {
+                AssetState::Unscheduled => EventType::AssetUnscheduled,
+                _ => EventType::AssetUnassigned,
             };
+            let message = format!("{asset} is never patched by {policy}: {reason}");
             self.event(kind, Some(&policy), None, None, Some(&asset), message);
         }
         awaiting.dedup();

@@ -723,6 +723,95 @@ pub fn start_permission(
     StartPermission::Blocked { reason, until: at }
 }
 
+/// A window as it applies to one asset: its name and its compiled schedule.
+#[derive(Clone, Copy, Debug)]
+pub struct NamedWindow<'a> {
+    /// The MaintenanceWindow's name.
+    pub name: &'a str,
+    /// Its schedule.
+    pub schedule: &'a WindowSchedule,
+}
+
+/// Why no operation can ever start for an asset ([`StartPermission::Never`] at `t`), whose
+/// Allow windows are `allow`: none selects it, or those that do never open again. `named`:
+/// the windows its policy names (`spec.windows`; empty: every Allow window counts).
+pub fn never_reason(allow: &[NamedWindow], named: &[&str], t: Timestamp) -> String {
+    match allow {
+        [] if named.is_empty() => "no Allow maintenance window selects it".to_owned(),
+        [] => format!(
+            "none of the Allow maintenance windows its policy names ({}) selects it",
+            named.join(", ")
+        ),
+        [window] => match &window.schedule.kind {
+            Kind::OneOff { close, .. } if *close <= t => format!(
+                "its only Allow maintenance window, {}, ended at {close} and never opens again",
+                window.name
+            ),
+            _ => format!(
+                "its only Allow maintenance window, {}, never opens again",
+                window.name
+            ),
+        },
+        windows => format!(
+            "none of its Allow maintenance windows ({}) opens again",
+            windows
+                .iter()
+                .map(|w| w.name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// Why no operation can start for an asset between `from` and `until`, given the windows
+/// selecting it (`named`: as for [`never_reason`]); `None` if one can.
+pub fn no_start_reason(
+    allow: &[NamedWindow],
+    deny: &[NamedWindow],
+    named: &[&str],
+    from: Timestamp,
+    until: Timestamp,
+) -> Option<String> {
+    let allow_schedules: Vec<&WindowSchedule> = allow.iter().map(|w| w.schedule).collect();
+    let deny_schedules: Vec<&WindowSchedule> = deny.iter().map(|w| w.schedule).collect();
+    // The first instant from `from` on at which a start is possible, if the search finds one.
+    let first_start =
+        |deny: &[&WindowSchedule]| match start_permission(&allow_schedules, deny, from) {
+            StartPermission::Allowed { .. } => Ok(Some(from)),
+            StartPermission::Blocked { until: at, .. } => {
+                Ok(evaluate(&allow_schedules, deny, at).is_ok().then_some(at))
+            }
+            StartPermission::Never => Err(()),
+        };
+    let Ok(first) = first_start(&deny_schedules) else {
+        return Some(never_reason(allow, named, from));
+    };
+    if first.is_some_and(|at| at <= until) {
+        return None;
+    }
+    // The Allow windows alone would let it start in time: the Deny windows hold it back.
+    if let Ok(Some(at)) = first_start(&[]).map(|at| at.filter(|at| *at <= until)) {
+        let holding: Vec<&str> = deny
+            .iter()
+            .filter(|w| w.schedule.is_open(at))
+            .map(|w| w.name)
+            .collect();
+        let holding = if holding.is_empty() {
+            deny.iter().map(|w| w.name).collect()
+        } else {
+            holding
+        };
+        return Some(format!(
+            "a Deny maintenance window ({}) is open whenever an Allow window would let it start",
+            holding.join(", ")
+        ));
+    }
+    Some(match first {
+        Some(at) => format!("no maintenance window lets it start before {at}"),
+        None => "no maintenance window lets it start".to_owned(),
+    })
+}
+
 /// The next instant after `t` at which any of the windows opens, passes its cutoff or closes:
 /// the instants at which [`start_permission`] can change. `None` if none ever changes again.
 pub fn next_change(
@@ -1314,6 +1403,73 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn the_reason_nothing_ever_starts_names_the_windows() {
+        let t = ts("2026-03-02T00:00:00Z");
+        let past = window(&one_off("2025-01-01T00:00:00Z", "2025-01-02T00:00:00Z"));
+        let older = window(&one_off("2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z"));
+        let named = |name, schedule| NamedWindow { name, schedule };
+        assert_eq!(
+            never_reason(&[], &[], t),
+            "no Allow maintenance window selects it"
+        );
+        assert_eq!(
+            never_reason(&[], &["nights", "weekends"], t),
+            "none of the Allow maintenance windows its policy names (nights, weekends) selects it"
+        );
+        assert_eq!(
+            never_reason(&[named("past", &past)], &[], t),
+            "its only Allow maintenance window, past, ended at 2025-01-02T00:00:00Z and never opens again"
+        );
+        assert_eq!(
+            never_reason(&[named("past", &past), named("older", &older)], &[], t),
+            "none of its Allow maintenance windows (past, older) opens again"
+        );
+    }
+
+    #[test]
+    fn the_reason_nothing_starts_in_a_period_names_what_holds_it_back() {
+        let from = ts("2026-03-02T00:00:00Z");
+        let until = ts("2026-08-29T00:00:00Z");
+        let named = |name, schedule| NamedWindow { name, schedule };
+        let saturday = window(&recurring("0 6 * * 6", "4h", "Europe/Zurich"));
+        let freeze = window(&recurring("0 0 * * 6", "48h", "Europe/Zurich"));
+        let nights = window(&recurring("0 0 * * *", "2h", "UTC"));
+        let next_year = window(&one_off("2027-06-01T00:00:00Z", "2027-06-02T00:00:00Z"));
+        let past = window(&one_off("2025-01-01T00:00:00Z", "2025-01-02T00:00:00Z"));
+        let reason = |allow: &[NamedWindow], deny: &[NamedWindow]| {
+            no_start_reason(allow, deny, &[], from, until)
+        };
+        assert_eq!(reason(&[named("nights", &nights)], &[]), None);
+        // Saturdays 06:00-10:00 inside a freeze from Saturday 00:00 for 48 hours.
+        assert_eq!(
+            reason(
+                &[named("saturday", &saturday)],
+                &[named("nights", &nights), named("weekend-freeze", &freeze)]
+            )
+            .as_deref(),
+            Some(
+                "a Deny maintenance window (weekend-freeze) is open whenever an Allow window would let it start"
+            )
+        );
+        assert_eq!(
+            reason(&[named("next-year", &next_year)], &[]).as_deref(),
+            Some("no maintenance window lets it start before 2027-06-01T00:00:00Z")
+        );
+        assert_eq!(
+            reason(&[named("past", &past)], &[]).as_deref(),
+            Some(
+                "its only Allow maintenance window, past, ended at 2025-01-02T00:00:00Z and never opens again"
+            )
+        );
+        // Years later: a one-off window's opening is found however far it is.
+        let far = window(&one_off("2029-06-01T00:00:00Z", "2029-06-02T00:00:00Z"));
+        assert_eq!(
+            reason(&[named("far", &far)], &[]).as_deref(),
+            Some("no maintenance window lets it start before 2029-06-01T00:00:00Z")
+        );
     }
 
     #[test]
