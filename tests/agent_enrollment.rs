@@ -1252,7 +1252,7 @@ async fn the_agent_renews_its_own_token_and_only_its_own() {
     let given = std::fs::read_to_string(&path).unwrap();
     let state = dir.path().join("state");
     let log = std::fs::File::create(dir.path().join("agent.log")).unwrap();
-    let mut agent = Command::new(env!("CARGO_BIN_EXE_patchwave-agent"))
+    let agent = Command::new(env!("CARGO_BIN_EXE_patchwave-agent"))
         .args([
             "run",
             "--asset",
@@ -1272,6 +1272,8 @@ async fn the_agent_renews_its_own_token_and_only_its_own() {
         .stderr(log)
         .spawn()
         .unwrap();
+    // Killed when the test ends, also when an assertion fails first.
+    let _agent = KillOnDrop(agent);
     let file = state.join("token");
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let renewed = loop {
@@ -1337,8 +1339,16 @@ async fn the_agent_renews_its_own_token_and_only_its_own() {
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    agent.kill().unwrap();
-    agent.wait().unwrap();
+}
+
+/// A child process killed (and reaped) when dropped.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// The inline token of the kubeconfig `enroll` wrote.

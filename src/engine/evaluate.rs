@@ -1558,8 +1558,9 @@ impl<'a> Run<'a> {
                             IntOrPercent::Int(_) => String::new(),
                         };
                         let message = format!(
-                            "ring {ring_name} halted: {} of {total} assets failed, more than the threshold of {threshold}{of_spec}; failed: {listed}",
+                            "ring {ring_name} halted: {} of {} failed, more than the threshold of {threshold}{of_spec}; failed: {listed}",
                             progress.failed - progress.accepted_failures,
+                            counted(usize::try_from(total).unwrap_or(0), "asset", "assets"),
                         );
                         self.event(
                             EventType::RingHalted,
@@ -1859,9 +1860,9 @@ impl<'a> Run<'a> {
         let halt_reason = halted_ring.as_ref().and_then(|ring| {
             let progress = rings_out.iter().find(|r| &r.name == ring)?;
             Some(format!(
-                "ring {ring}: {} of {} assets failed ({}); to go on, add {{ring: {ring}, halt: {}}} to spec.resumes of {name}; or set spec.abort",
+                "ring {ring}: {} of {} failed ({}); to go on, add {{ring: {ring}, halt: {}}} to spec.resumes of {name}; or set spec.abort",
                 progress.failed,
-                progress.total,
+                counted(usize::try_from(progress.total).unwrap_or(0), "asset", "assets"),
                 progress.failed_assets.join(", "),
                 progress.halts
             ))
@@ -2024,8 +2025,8 @@ impl<'a> Run<'a> {
                 OperationAction::Install => (
                     EventType::OperationStarted,
                     format!(
-                        "installing {} updates on {asset_name} (start before {deadline})",
-                        operation.updates.len()
+                        "installing {} on {asset_name} (start before {deadline})",
+                        counted(operation.updates.len(), "update", "updates")
                     ),
                 ),
                 OperationAction::Rollback => (

@@ -1609,3 +1609,26 @@ fn max_concurrent_bounds_a_ring_across_the_rollouts_of_several_policies() {
         "two operations in flight in a ring with maxConcurrent 1: {starts:?} {ends:?}"
     );
 }
+
+#[test]
+fn messages_count_one_thing_in_the_singular() {
+    let text = one_ring(1, ", failureThreshold: 0");
+    let text = text.replacen("name: a-1,", &outcome("a-1", "Failed"), 1);
+    let sim = simulate(inventory(&text), NOW, "2026-11-28T00:00:00Z", vec![]);
+    let started = events_of(&sim, EventType::OperationStarted);
+    assert!(
+        started[0]
+            .message
+            .starts_with("installing 1 update on a-1 "),
+        "{}",
+        started[0].message
+    );
+    let halted = events_of(&sim, EventType::RingHalted);
+    assert!(
+        halted[0]
+            .message
+            .starts_with("ring pilot halted: 1 of 1 asset failed"),
+        "{}",
+        halted[0].message
+    );
+}
