@@ -395,7 +395,8 @@ fn decisions(inputs: Inputs<'_>, current: &Figures) -> Vec<Decision> {
                 asset.spec.criticality
             )),
             Some("Unscheduled") => Some(format!(
-                "{name} is never patched: no Allow maintenance window selects it."
+                "{name} is never patched: no Allow maintenance window lets it start (none \
+                 selects it, or none of those that do opens again)."
             )),
             Some("Unassigned") => Some(format!(
                 "{name} is never patched: none of its policy's rings selects it."
@@ -491,6 +492,41 @@ mod tests {
         assert_eq!(report.trend.len(), TREND_PERIODS);
         assert_eq!(report.trend[0].label, "2026-06");
         assert_eq!(report.trend[5].label, "2026-11");
+    }
+
+    /// An unscheduled asset's decision holds for both causes: no window selects it, or the
+    /// windows that do never open again (a one-off window that has ended).
+    #[test]
+    fn an_unscheduled_asset_is_explained_for_either_cause() {
+        let asset: crate::api::Asset = serde_json::from_value(serde_json::json!({
+            "apiVersion": "patchwave.dev/v1alpha1", "kind": "Asset",
+            "metadata": {"name": "kiosk", "namespace": "acme",
+                         "creationTimestamp": "2026-10-01T00:00:00Z"},
+            "spec": {"osFamily": "Linux"},
+            "status": {"state": "Unscheduled",
+                       "reported": {"availableUpdates": [], "installedHistory": []}}
+        }))
+        .unwrap();
+        let report = build(
+            Inputs {
+                assets: &[&asset],
+                rollouts: &[],
+                policies: &[],
+                incidents: &[],
+                policy: None,
+            },
+            vec!["acme".to_owned()],
+            month("2026-11").expect("a month"),
+            Timestamp::UNIX_EPOCH,
+        );
+        let whats: Vec<&str> = report.decisions.iter().map(|d| d.what.as_str()).collect();
+        assert_eq!(
+            whats,
+            [
+                "kiosk is never patched: no Allow maintenance window lets it start (none selects \
+              it, or none of those that do opens again)."
+            ]
+        );
     }
 
     #[test]
