@@ -16,8 +16,9 @@ use serde::Serialize;
 use super::CliError;
 use super::output::{OutputFormat, ProgressLine, parse_time};
 use crate::api::Asset;
-use crate::api::asset::UpdateRef;
-use crate::engine::evaluate::{AssetState, Evaluator, Event, EventType, StartWindows, is_terminal};
+use crate::engine::evaluate::{
+    AssetState, AssetView, Evaluator, Event, EventType, StartWindows, is_terminal,
+};
 use crate::engine::simulation::{self, Options};
 use crate::engine::{Inventory, validation, windows};
 
@@ -260,48 +261,45 @@ pub fn plan_namespace(
             }
         }
         // The members that never start (held, outside every window, their ring's turn not
-        // coming): the assets its policy governs in one of its rings that miss one of its
-        // updates, unless a rollout of the same set served them. Listed with the reason.
-        let frozen: HashSet<UpdateRef> =
-            rollout.spec.updates.iter().map(|u| u.reference()).collect();
-        let same_set: Vec<&str> = forecast
-            .inventory
-            .rollouts
-            .iter()
-            .filter(|r| {
-                r.spec.policy == rollout.spec.policy && r.spec.revision == rollout.spec.revision
-            })
-            .filter_map(|r| r.metadata.name.as_deref())
-            .filter(|r| *r != name)
-            .collect();
-        let mut reasons: HashMap<&str, String> = HashMap::new();
-        for view in &forecast.assets {
-            let Some(asset) = assets.get(view.name.as_str()) else {
-                continue;
-            };
-            let member = view.policy.as_deref() == Some(rollout.spec.policy.as_str())
+        // coming), as the engine counts members; listed with the reason. Asked of the engine
+        // only when an asset of the policy still waits.
+        let waiting = |v: &&AssetView| {
+            v.policy.as_deref() == Some(rollout.spec.policy.as_str())
                 && matches!(
-                    view.state,
+                    v.state,
                     AssetState::Pending
                         | AssetState::Held
                         | AssetState::WaitingForApproval
                         | AssetState::Unscheduled
                 )
-                && !started.contains(view.name.as_str())
-                && asset
-                    .available_updates()
-                    .iter()
-                    .any(|u| frozen.contains(&u.reference()))
-                && !asset.status.as_ref().is_some_and(|s| {
-                    s.rollouts
-                        .iter()
-                        .any(|r| same_set.contains(&r.rollout.as_str()))
-                });
-            let Some(ring) = view
-                .ring
-                .as_ref()
-                .filter(|r| member && rollout.spec.rings.contains(r))
-            else {
+                && !started.contains(v.name.as_str())
+        };
+        let unstarted = forecast.assets.iter().any(|v| waiting(&v));
+        let members: HashMap<&str, &str> = if unstarted {
+            let engine = start_windows.get_or_init(|| StartWindows::new(&forecast.inventory));
+            engine
+                .members(rollout)
+                .into_iter()
+                .filter_map(|(index, ring)| {
+                    let name = forecast
+                        .inventory
+                        .assets
+                        .get(index)?
+                        .metadata
+                        .name
+                        .as_deref()?;
+                    Some((name, ring))
+                })
+                .collect()
+        } else {
+            HashMap::new()
+        };
+        let mut reasons: HashMap<&str, String> = HashMap::new();
+        for view in forecast.assets.iter().filter(waiting) {
+            let (Some(asset), Some(&ring)) = (
+                assets.get(view.name.as_str()),
+                members.get(view.name.as_str()),
+            ) else {
                 continue;
             };
             let reason = if view.state == AssetState::Held {
@@ -329,7 +327,7 @@ pub fn plan_namespace(
             };
             reasons.insert(view.name.as_str(), reason);
             ring_assets
-                .entry(ring.clone())
+                .entry(ring.to_owned())
                 .or_default()
                 .push(view.name.clone());
         }

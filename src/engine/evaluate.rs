@@ -270,8 +270,9 @@ impl CompiledPolicy<'_> {
     }
 }
 
-/// The windows that decide when an asset may start an operation of a policy, as the engine
-/// applies them: for `plan`, which says why an asset does not start.
+/// The engine's view of a namespace for explaining a plan: the windows that decide when an
+/// asset may start an operation of a policy, and which assets a rollout serves, as the
+/// engine decides them. `plan` says with it why a member does not start.
 pub struct StartWindows<'a> {
     run: Run<'a>,
 }
@@ -287,22 +288,41 @@ pub struct AssetWindows<'w> {
 }
 
 impl<'a> StartWindows<'a> {
-    /// Compiles the windows and policies of `inventory` as an evaluation does.
+    /// Compiles the windows and policies of `inventory` and reads its assets as an
+    /// evaluation does.
     pub fn new(inventory: &'a Inventory) -> Self {
         let validation::Validation {
             validity,
             mut windows,
             ..
         } = validation::validate_all(inventory);
-        StartWindows {
-            run: Run::new(
-                inventory,
-                &validity,
-                &mut windows,
-                Timestamp::UNIX_EPOCH,
-                Memo::default(),
-            ),
-        }
+        let mut run = Run::new(
+            inventory,
+            &validity,
+            &mut windows,
+            Timestamp::UNIX_EPOCH,
+            Memo::default(),
+        );
+        run.refresh_facts();
+        StartWindows { run }
+    }
+
+    /// The members of `rollout` as the engine serves them: the assets with a record of it,
+    /// and those its policy governs that miss a frozen update the policy owns on them, unless
+    /// a rollout of the same set served them before. Each as (index into the inventory's
+    /// assets, name of its ring).
+    pub fn members<'r>(&self, rollout: &'r PatchRollout) -> Vec<(usize, &'r str)> {
+        let policy = self.run.rollout_policy(rollout);
+        let repeats = self.run.same_set_before(rollout);
+        let frozen = frozen_deadlines(rollout);
+        (0..self.run.inventory.assets.len())
+            .filter_map(|asset| {
+                let key = self
+                    .run
+                    .member_key(asset, rollout, policy, &frozen, &repeats)?;
+                Some((asset, rollout.spec.rings.get(key.ring)?.as_str()))
+            })
+            .collect()
     }
 
     /// The windows of `asset` under the policy named `policy` (every Allow window if no valid

@@ -1632,3 +1632,52 @@ fn messages_count_one_thing_in_the_singular() {
         halted[0].message
     );
 }
+
+#[test]
+fn a_rollout_serves_the_assets_whose_frozen_updates_its_policy_owns() {
+    // "all" froze openssl before "security" (higher priority) claimed it: on a-1 the update
+    // is security's now, so all's rollout does not serve a-1; security's would.
+    let rollout = |name: &str, policy: &str| {
+        format!(
+            "---\nkind: PatchRollout\napiVersion: patchwave.dev/v1alpha1\nmetadata: {{name: {name}}}\n\
+             spec: {{policy: {policy}, revision: abc, rings: [pilot], updates: [{{id: openssl, version: '3.0.15'}}]}}\n"
+        )
+    };
+    let security = policy(
+        "pilot",
+        ", priority: 100, updates: {classifications: [Security]}",
+    );
+    let all = "---\nkind: PatchPolicy\napiVersion: patchwave.dev/v1alpha1\nmetadata: {name: all}\n\
+         spec: {priority: 10, rings: [pilot], manualApproval: []}\n";
+    let text = format!(
+        "{}{}{ALWAYS_OPEN}{security}{all}{}{}",
+        assets("a", 1, "pilot", ""),
+        ring("pilot", ""),
+        rollout("all-1", "all"),
+        rollout("security-1", "security"),
+    );
+    let inv = inventory(&text);
+    let engine = StartWindows::new(&inv);
+    let members = |name: &str| {
+        let rollout = inv
+            .rollouts
+            .iter()
+            .find(|r| r.metadata.name.as_deref() == Some(name))
+            .unwrap();
+        engine
+            .members(rollout)
+            .into_iter()
+            .map(|(asset, ring)| {
+                (
+                    inv.assets[asset].metadata.name.clone().unwrap(),
+                    ring.to_owned(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(members("all-1"), []);
+    assert_eq!(
+        members("security-1"),
+        [("a-1".to_owned(), "pilot".to_owned())]
+    );
+}
