@@ -17,7 +17,7 @@ use super::CliError;
 use super::output::{OutputFormat, ProgressLine, parse_time};
 use crate::api::Asset;
 use crate::engine::evaluate::{
-    AssetState, AssetView, Evaluator, Event, EventType, StartWindows, is_terminal,
+    AssetState, AssetView, Evaluator, Event, EventType, PlanExplainer, is_terminal,
 };
 use crate::engine::simulation::{self, Options};
 use crate::engine::{Inventory, validation, windows};
@@ -213,9 +213,9 @@ pub fn plan_namespace(
         .filter_map(|a| Some((a.metadata.name.as_deref()?, a.as_ref())))
         .collect();
     // Compiled only if an asset needs a reason why it does not start.
-    let start_windows: OnceCell<StartWindows> = OnceCell::new();
+    let explainer: OnceCell<PlanExplainer> = OnceCell::new();
     let never_reason = |asset: &str, policy: &str| {
-        let windows = start_windows.get_or_init(|| StartWindows::new(&forecast.inventory));
+        let windows = explainer.get_or_init(|| PlanExplainer::new(&forecast.inventory));
         let of = assets.get(asset).map(|a| windows.of(a, policy));
         of.map_or_else(String::new, |w| {
             windows::never_reason(&w.allow, &w.named, at)
@@ -276,7 +276,7 @@ pub fn plan_namespace(
         };
         let unstarted = forecast.assets.iter().any(|v| waiting(&v));
         let members: HashMap<&str, &str> = if unstarted {
-            let engine = start_windows.get_or_init(|| StartWindows::new(&forecast.inventory));
+            let engine = explainer.get_or_init(|| PlanExplainer::new(&forecast.inventory));
             engine
                 .members(rollout)
                 .into_iter()
@@ -310,7 +310,7 @@ pub fn plan_namespace(
                 let from = first
                     .of_ring(EventType::OperationStarted, ring)
                     .unwrap_or(at);
-                let windows = start_windows.get_or_init(|| StartWindows::new(&forecast.inventory));
+                let windows = explainer.get_or_init(|| PlanExplainer::new(&forecast.inventory));
                 let w = windows.of(asset, &rollout.spec.policy);
                 let horizon = format!("the forecast horizon ({})", when(Some(options.until)));
                 match windows::no_start_reason(&w.allow, &w.deny, &w.named, from, options.until) {

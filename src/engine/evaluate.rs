@@ -273,11 +273,11 @@ impl CompiledPolicy<'_> {
 /// The engine's view of a namespace for explaining a plan: the windows that decide when an
 /// asset may start an operation of a policy, and which assets a rollout serves, as the
 /// engine decides them. `plan` says with it why a member does not start.
-pub struct StartWindows<'a> {
+pub struct PlanExplainer<'a> {
     run: Run<'a>,
 }
 
-/// The windows of one asset under one policy (see [`StartWindows::of`]).
+/// The windows of one asset under one policy (see [`PlanExplainer::of`]).
 pub struct AssetWindows<'w> {
     /// The valid Allow windows selecting the asset that the policy may use.
     pub allow: Vec<windows::NamedWindow<'w>>,
@@ -287,7 +287,7 @@ pub struct AssetWindows<'w> {
     pub named: Vec<&'w str>,
 }
 
-impl<'a> StartWindows<'a> {
+impl<'a> PlanExplainer<'a> {
     /// Compiles the windows and policies of `inventory` and reads its assets as an
     /// evaluation does.
     pub fn new(inventory: &'a Inventory) -> Self {
@@ -304,7 +304,7 @@ impl<'a> StartWindows<'a> {
             Memo::default(),
         );
         run.refresh_facts();
-        StartWindows { run }
+        PlanExplainer { run }
     }
 
     /// The members of `rollout` as the engine serves them: the assets with a record of it,

@@ -1657,7 +1657,7 @@ fn a_rollout_serves_the_assets_whose_frozen_updates_its_policy_owns() {
         rollout("security-1", "security"),
     );
     let inv = inventory(&text);
-    let engine = StartWindows::new(&inv);
+    let engine = PlanExplainer::new(&inv);
     let members = |name: &str| {
         let rollout = inv
             .rollouts
