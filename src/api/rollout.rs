@@ -376,7 +376,8 @@ pub struct RingProgress {
     pub bake_until: Option<Time>,
     /// While the ring waits for a maintenance window (phase WaitingForWindow): the earliest
     /// instant at which a window lets one of its waiting assets start (an Allow window
-    /// opens, a Deny window or a cutoff ends). The search looks 400 days ahead at most.
+    /// opens, a Deny window or a cutoff ends). Absent when no window lets one start within
+    /// the 400 days the engine looks ahead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window_opens_at: Option<Time>,
     /// Who approved this ring, when and why, as signed in `spec.approvedRings` (rings with

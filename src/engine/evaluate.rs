@@ -1679,6 +1679,22 @@ impl<'a> Run<'a> {
             };
             if !approved {
                 progress.phase = RingPhase::WaitingForApproval;
+                // A Manual ring that completed before (it was empty) and gained a member since:
+                // the member waits for the approval, the later rings go on.
+                if let Some(completed_at) = prev.completed_at.clone().filter(|_| {
+                    matches!(
+                        prev.phase,
+                        RingPhase::Baking | RingPhase::Completed | RingPhase::WaitingForApproval
+                    )
+                }) {
+                    let bake_until = prev.bake_until.as_ref().map_or(completed_at.0, |t| t.0);
+                    progress.completed_at = Some(completed_at);
+                    progress.bake_until = Some(Time(bake_until));
+                    self.wake_at(bake_until);
+                    gate = Some(bake_until);
+                    rings_out.push(progress);
+                    continue;
+                }
                 rings_out.push(progress);
                 gate = None;
                 continue;
@@ -1757,8 +1773,10 @@ impl<'a> Run<'a> {
                 // A ring completes once. Members that joined it since (an asset enrolled late,
                 // or reporting the updates only now) still get their operation here, but the
                 // later rings go on: one late laptop must not hold the whole rollout back.
-                if let (RingPhase::Baking | RingPhase::Completed, Some(completed_at)) =
-                    (prev.phase, prev.completed_at.clone())
+                if let (
+                    RingPhase::Baking | RingPhase::Completed | RingPhase::WaitingForApproval,
+                    Some(completed_at),
+                ) = (prev.phase, prev.completed_at.clone())
                 {
                     blocked_by_window = blocked_before;
                     let bake_until = prev.bake_until.as_ref().map_or(completed_at.0, |t| t.0);
@@ -1839,7 +1857,11 @@ impl<'a> Run<'a> {
             RolloutPhase::Halted
         } else if all_completed {
             RolloutPhase::Succeeded
-        } else if let Some(active) = rings_out.iter().find(|r| r.phase != RingPhase::Completed) {
+        } else if let Some(active) = rings_out
+            .iter()
+            .find(|r| r.phase != RingPhase::Completed && !late_approval(r))
+            .or_else(|| rings_out.iter().find(|r| r.phase != RingPhase::Completed))
+        {
             match active.phase {
                 RingPhase::Baking => RolloutPhase::Baking,
                 RingPhase::WaitingForApproval => RolloutPhase::WaitingForApproval,
@@ -1866,7 +1888,8 @@ impl<'a> Run<'a> {
         }
         let current_ring = rings_out
             .iter()
-            .find(|r| r.phase != RingPhase::Completed)
+            .find(|r| r.phase != RingPhase::Completed && !late_approval(r))
+            .or_else(|| rings_out.iter().find(|r| r.phase != RingPhase::Completed))
             .map(|r| r.name.clone());
         let summary = RolloutSummary {
             updates: count(rollout.spec.updates.len()),
@@ -1986,8 +2009,11 @@ impl<'a> Run<'a> {
                 StartPermission::Allowed { deadline } => deadline,
                 StartPermission::Blocked { until, .. } => {
                     result.blocked_by_window = true;
-                    result.window_opens_at =
-                        Some(result.window_opens_at.map_or(until, |t| t.min(until)));
+                    // Where a search that found no opening stopped is no opening.
+                    if until.duration_since(self.now) < windows::PERMISSION_HORIZON {
+                        result.window_opens_at =
+                            Some(result.window_opens_at.map_or(until, |t| t.min(until)));
+                    }
                     self.wake_at(until);
                     continue;
                 }
@@ -2486,6 +2512,12 @@ fn describe_ring(ring: &RingProgress, stalled: Option<&str>) -> String {
             ring.succeeded, ring.in_flight, ring.pending, ring.failed, ring.total
         ),
     }
+}
+
+/// A ring that completed and then gained a member that waits for the ring's approval: the
+/// later rings went on, so the rollout's phase follows them while they run.
+fn late_approval(ring: &RingProgress) -> bool {
+    ring.phase == RingPhase::WaitingForApproval && ring.completed_at.is_some()
 }
 
 /// The first [`MAX_NAMED_IN_MESSAGE`] names, comma-separated, then `...` if there are more.

@@ -1681,3 +1681,95 @@ fn a_rollout_serves_the_assets_whose_frozen_updates_its_policy_owns() {
         [("a-1".to_owned(), "pilot".to_owned())]
     );
 }
+
+#[test]
+fn a_member_joining_a_completed_manual_ring_waits_without_holding_the_later_rings() {
+    // audit (Manual) is empty and completes; rest starts with a-1, then a freeze holds a-2
+    // and a-3 back. Meanwhile a-2 moves into audit: it waits for audit's approval, and rest
+    // goes on with a-3 when the freeze ends.
+    let freeze = "---\nkind: MaintenanceWindow\napiVersion: patchwave.dev/v1alpha1\nmetadata: {name: freeze}\n\
+        spec: {type: Deny, start: '2026-11-27T10:05:00Z', end: '2026-11-27T12:00:00Z'}\n";
+    let text = format!(
+        "{}{}{}{ALWAYS_OPEN}{freeze}{}",
+        assets("a", 3, "rest", ""),
+        ring("audit", ", approval: Manual"),
+        ring("rest", ", maxConcurrent: 1"),
+        policy("audit, rest", "")
+    );
+    let started = |sim: &simulation::Simulation| -> Vec<String> {
+        events_of(sim, EventType::OperationStarted)
+            .iter()
+            .map(|e| e.asset.clone().unwrap())
+            .collect()
+    };
+    let mut first = simulate(inventory(&text), NOW, "2026-11-27T11:00:00Z", vec![]);
+    let status = first.inventory.rollouts[0].status.clone().unwrap();
+    assert_eq!(status.rings[0].phase, RingPhase::Completed);
+    assert_eq!(started(&first), ["a-1"]);
+    let moved = first
+        .inventory
+        .assets
+        .iter_mut()
+        .find(|a| a.metadata.name.as_deref() == Some("a-2"))
+        .unwrap();
+    std::sync::Arc::make_mut(moved)
+        .metadata
+        .labels
+        .get_or_insert_default()
+        .insert("ring".into(), "audit".into());
+
+    let later = simulate(
+        first.inventory,
+        "2026-11-27T11:00:00Z",
+        "2026-11-28T00:00:00Z",
+        vec![],
+    );
+    assert_eq!(started(&later), ["a-3"], "{:?}", later.events);
+    let status = later.inventory.rollouts[0].status.clone().unwrap();
+    assert_eq!(status.rings[0].phase, RingPhase::WaitingForApproval);
+    assert!(status.rings[0].completed_at.is_some());
+    assert_eq!(status.rings[0].pending, 1);
+    assert_eq!(status.rings[1].phase, RingPhase::Completed);
+    assert_eq!(status.phase, RolloutPhase::WaitingForApproval);
+
+    let approved = simulate(
+        later.inventory,
+        "2026-11-28T00:00:00Z",
+        "2026-11-29T00:00:00Z",
+        vec![Approve::Ring("audit".into())],
+    );
+    assert_eq!(started(&approved), ["a-2"]);
+    let status = approved.inventory.rollouts[0].status.clone().unwrap();
+    assert_eq!(status.phase, RolloutPhase::Succeeded);
+}
+
+#[test]
+fn a_deny_window_that_never_lets_go_gives_no_invented_opening() {
+    // Deny windows of 48 hours every day: always open, so nothing ever starts.
+    let deny = "---\nkind: MaintenanceWindow\napiVersion: patchwave.dev/v1alpha1\nmetadata: {name: always-deny}\n\
+        spec: {type: Deny, schedule: '0 0 * * *', duration: 48h, timeZone: UTC}\n";
+    let nightly = "---\nkind: MaintenanceWindow\napiVersion: patchwave.dev/v1alpha1\nmetadata: {name: nightly}\n\
+        spec: {schedule: '0 22 * * *', duration: 4h, timeZone: UTC}\n";
+    let text = format!(
+        "{}{}{nightly}{}",
+        assets("a", 1, "pilot", ""),
+        ring("pilot", ""),
+        policy("pilot", "")
+    );
+    // The rollout exists already (the freeze came later).
+    let created = evaluate(&inventory(&text), t(NOW)).created_rollouts;
+    let mut inv = inventory(&format!("{text}{deny}"));
+    inv.rollouts = created;
+    let evaluation = evaluate(&inv, t(NOW));
+    assert!(evaluation.operations.is_empty());
+    let status = evaluation.rollout_statuses.values().next().unwrap();
+    assert_eq!(status.phase, RolloutPhase::WaitingForWindow);
+    // The search stopped at its horizon: that is no instant at which a window opens.
+    assert_eq!(status.rings[0].window_opens_at, None);
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(ready.message, "ring pilot waits for a maintenance window");
+}
