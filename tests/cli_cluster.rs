@@ -373,6 +373,29 @@ async fn approve_notes_an_approval_that_nothing_waits_for() {
         stored["spec"]["approvedAssets"].as_array().unwrap().len(),
         2
     );
+
+    // A name given twice is one approval, with one note; a policy that asks no per-asset
+    // approval says so.
+    let none: PatchPolicy =
+        serde_yaml::from_str("metadata: {name: p2}\nspec: {rings: [pilot], manualApproval: []}\n")
+            .unwrap();
+    env.api::<PatchPolicy>()
+        .create(&PostParams::default(), &none)
+        .await
+        .unwrap();
+    create_rollout(&env, "r2", "p2").await;
+    let out = ok(
+        &env,
+        &["approve", "r2", "--asset", "dc01", "--asset", "dc01"],
+    );
+    assert_eq!(out.matches("approved asset dc01").count(), 1, "{out}");
+    assert!(!out.contains("already approved"), "{out}");
+    assert_eq!(
+        out.matches("note: policy p2 asks no per-asset approval: asset dc01 needs none")
+            .count(),
+        1,
+        "{out}"
+    );
 }
 
 #[tokio::test]

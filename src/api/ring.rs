@@ -58,14 +58,16 @@ pub struct RingSpec {
 
     /// Most assets of this ring with an operation in flight at once, counting the operations
     /// of every policy's rollout through the ring: an integer of at least 1, or a percentage
-    /// of the ring's size from 1% to 100% (rounded up, minimum 1). Default 1.
+    /// from 1% to 100% of the ring's members in the rollout that starts one (the assets of
+    /// the ring that miss one of its updates; rounded up, minimum 1). Default 1.
     #[x_kube(validation = Rule::new("string(self).matches('^([1-9][0-9]*|(100|[1-9][0-9]?)%)$')").message("maxConcurrent must be an integer of at least 1 or a percentage from 1% to 100%"))]
     #[serde(default = "default_max_concurrent")]
     pub max_concurrent: Option<IntOrPercent>,
 
     /// The rollout halts as soon as this ring's failed count is greater than this: an integer
-    /// of at least 0 (0 halts at the first failure, 2 at the third), or a percentage of the
-    /// ring's size from 0% to 100% (rounded down). An operation with no result within the
+    /// of at least 0 (0 halts at the first failure, 2 at the third), or a percentage from 0%
+    /// to 100% of the ring's members in the rollout (the assets of the ring that miss one of
+    /// its updates; rounded down). An operation with no result within the
     /// policy's operation timeout counts as failed. Default 10%.
     #[x_kube(validation = Rule::new("string(self).matches('^([0-9]+|(100|[1-9]?[0-9])%)$')").message("failureThreshold must be an integer of at least 0 or a percentage from 0% to 100%"))]
     #[serde(default = "default_failure_threshold")]
@@ -137,7 +139,8 @@ fn default_bake_time() -> String {
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct RingStatus {
-    /// Number of assets the selector matches now.
+    /// Number of assets that belong to this ring under some policy now (selected by the ring
+    /// and by a policy that lists it, and by no earlier ring of that policy).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<i32>,
     /// Ready (the spec is valid and the selector resolved), with observedGeneration.

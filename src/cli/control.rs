@@ -201,12 +201,23 @@ pub fn approve(args: &ApproveArgs) -> Result<ExitCode, CliError> {
             args.rollout
         )));
     }
+    // A name given twice is one approval.
+    let once = |names: &[String]| -> Vec<String> {
+        let mut seen = Vec::new();
+        for name in names {
+            if !seen.contains(name) {
+                seen.push(name.clone());
+            }
+        }
+        seen
+    };
+    let (rings, asset_names) = (once(&args.rings), once(&args.assets));
     cluster::block_on(async {
         let cluster = Cluster::connect(&args.cluster).await?;
         let object = ObjectRef::new("patchrollout", &cluster, &args.rollout);
         let assets = cluster.api::<Asset>();
         let mut read_assets = Vec::new();
-        for asset in &args.assets {
+        for asset in &asset_names {
             let asset_ref = ObjectRef::new("asset", &cluster, asset);
             read_assets.push(
                 assets
@@ -215,22 +226,22 @@ pub fn approve(args: &ApproveArgs) -> Result<ExitCode, CliError> {
                     .map_err(|e| asset_ref.error("read", e))?,
             );
         }
-        let needless = needless_approvals(&cluster, &args.rollout, &args.rings, &read_assets).await;
+        let needless = needless_approvals(&cluster, &args.rollout, &rings, &read_assets).await;
         let signature = sign(&cluster, args.note.as_deref()).await;
         let message = cluster::change_spec(&cluster.api::<PatchRollout>(), &object, |rollout| {
             refuse_if_over(&object, rollout, "approve")?;
-            for ring in &args.rings {
+            for ring in &rings {
                 if !rollout.spec.rings.contains(ring) {
                     return Err(unknown_ring(ring, &object, rollout));
                 }
             }
             let mut notes = Vec::new();
-            let mut rings = rollout.spec.approved_rings.clone();
+            let mut approved_rings = rollout.spec.approved_rings.clone();
             let mut approved_assets = rollout.spec.approved_assets.clone();
             let mut added = Vec::new();
             for (kind, names, list) in [
-                ("ring", &args.rings, &mut rings),
-                ("asset", &args.assets, &mut approved_assets),
+                ("ring", &rings, &mut approved_rings),
+                ("asset", &asset_names, &mut approved_assets),
             ] {
                 for name in names {
                     if let Some(existing) = list.iter().find(|a| &a.name == name) {
@@ -238,7 +249,7 @@ pub fn approve(args: &ApproveArgs) -> Result<ExitCode, CliError> {
                             "{kind} {name} already approved{}",
                             existing.signature.by_at()
                         ));
-                    } else if !added.contains(&(kind, name)) {
+                    } else {
                         list.push(Approval {
                             name: name.clone(),
                             signature: signature.clone(),
@@ -266,7 +277,7 @@ pub fn approve(args: &ApproveArgs) -> Result<ExitCode, CliError> {
             );
             let mut spec = serde_json::Map::new();
             if added.iter().any(|(k, _)| *k == "ring") {
-                spec.insert("approvedRings".into(), to_json(&rings)?);
+                spec.insert("approvedRings".into(), to_json(&approved_rings)?);
             }
             if added.iter().any(|(k, _)| *k == "asset") {
                 spec.insert("approvedAssets".into(), to_json(&approved_assets)?);
@@ -316,13 +327,20 @@ async fn needless_approvals(
     for asset in assets {
         let criticality = asset.spec.criticality;
         if !manual.contains(&criticality) {
-            let listed: Vec<String> = manual.iter().map(|c| format!("{c:?}")).collect();
-            notes.push(format!(
-                "asset {} is {criticality:?}, and policy {policy_name} asks a per-asset approval \
-                 only for [{}]: it needs none (recorded anyway)",
-                asset.metadata.name.as_deref().unwrap_or_default(),
-                listed.join(", ")
-            ));
+            let name = asset.metadata.name.as_deref().unwrap_or_default();
+            notes.push(if manual.is_empty() {
+                format!(
+                    "policy {policy_name} asks no per-asset approval: asset {name} needs none \
+                     (recorded anyway)"
+                )
+            } else {
+                let listed: Vec<String> = manual.iter().map(|c| format!("{c:?}")).collect();
+                format!(
+                    "asset {name} is {criticality:?}, and policy {policy_name} asks a \
+                     per-asset approval only for [{}]: it needs none (recorded anyway)",
+                    listed.join(", ")
+                )
+            });
         }
     }
     notes

@@ -2583,7 +2583,11 @@ fn rollout_conditions(
             } else {
                 "NotStalled"
             },
-            stalled.unwrap_or(message),
+            match stalled {
+                Some(reason) => reason,
+                None if halted => message,
+                None => "not stalled: no missing ring or policy, no halt",
+            },
         ),
         (
             "Halted",
@@ -2606,7 +2610,7 @@ fn rollout_conditions(
             if paused {
                 "spec.paused is true: no new operation starts; operations in flight finish"
             } else {
-                "spec.paused is not set"
+                "not paused (spec.paused is not true)"
             },
         ),
     ];

@@ -992,7 +992,14 @@ fn abort_and_pause_stop_new_operations() {
     inv.rollouts[0].spec.paused = false;
     let running = evaluate(&inv, t(NOW));
     let status = running.rollout_statuses.values().next().unwrap();
-    assert_eq!(message(status, "Paused"), "spec.paused is not set");
+    assert_eq!(
+        message(status, "Paused"),
+        "not paused (spec.paused is not true)"
+    );
+    assert_eq!(
+        message(status, "Stalled"),
+        "not stalled: no missing ring or policy, no halt"
+    );
 
     inv.rollouts[0].spec.abort = Some(Default::default());
     let aborted = evaluate(&inv, t(NOW));
