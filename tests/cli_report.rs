@@ -845,6 +845,21 @@ async fn on_the_cluster_with_assets_a_policy_and_an_incident() {
         "{decisions:?}"
     );
 
+    // A mistyped namespace is an error, not a plausible empty report for the dashboard.
+    let typo = format!("{}-typo", env.namespace);
+    let output = Command::new(env!("CARGO_BIN_EXE_kubectl-patchwave"))
+        .env("KUBECONFIG", env.control_plane.kubeconfig_path())
+        .args(["report", "-n", &typo, "--from", &from, "--to", &to])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(output.stdout.is_empty());
+    assert!(
+        err.contains(&format!("namespace {typo} does not exist")),
+        "{err}"
+    );
+
     // -A sees the same namespace among the others; the Markdown names it.
     let output = Command::new(env!("CARGO_BIN_EXE_kubectl-patchwave"))
         .env("KUBECONFIG", env.control_plane.kubeconfig_path())

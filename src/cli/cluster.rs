@@ -13,6 +13,7 @@ use std::path::PathBuf;
 
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
+use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
 use kube::{Api, Client, Config, Resource};
@@ -51,6 +52,22 @@ pub struct Cluster {
 }
 
 impl Cluster {
+    /// `namespace NS does not exist` when the API server says so; `None` when it exists or
+    /// cannot be read (forbidden), and the caller's own message stands.
+    pub async fn missing_namespace(&self) -> Option<CliError> {
+        match Api::<Namespace>::all(self.client.clone())
+            .get_opt(&self.namespace)
+            .await
+        {
+            Ok(None) => Some(CliError::Cluster(format!(
+                "namespace {ns} does not exist; check the name with `kubectl get namespaces`, \
+                 or create it with `kubectl create namespace {ns}`",
+                ns = self.namespace
+            ))),
+            _ => None,
+        }
+    }
+
     /// Reads the kubeconfig the flags name and builds a client for the chosen context.
     pub async fn connect(args: &ClusterArgs) -> Result<Self, CliError> {
         let kubeconfig = read_kubeconfig(args.kubeconfig.as_deref())?;

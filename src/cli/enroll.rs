@@ -15,11 +15,11 @@ use std::process::ExitCode;
 
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::authentication::v1::TokenRequest;
-use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::config::{Cluster as KubeconfigCluster, Kubeconfig};
-use kube::{Api, Resource, ResourceExt};
+use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
@@ -375,7 +375,7 @@ async fn ensure_asset(
         refuse_os_family_change(existing, request, &object)?;
     } else {
         // In a namespace that does not exist every object is "not found"; say which is missing.
-        if let Some(missing) = missing_namespace(cluster).await {
+        if let Some(missing) = cluster.missing_namespace().await {
             return Err(missing);
         }
         let os_family = request.os_family.ok_or_else(|| {
@@ -462,22 +462,6 @@ fn refuse_os_family_change(
             ns = object.namespace,
         ))),
         _ => Ok(()),
-    }
-}
-
-/// `namespace NS does not exist` when the API server says so; `None` when it exists or
-/// cannot be read (forbidden), and the caller's own message stands.
-async fn missing_namespace(cluster: &Cluster) -> Option<CliError> {
-    match Api::<Namespace>::all(cluster.client.clone())
-        .get_opt(&cluster.namespace)
-        .await
-    {
-        Ok(None) => Some(CliError::Cluster(format!(
-            "namespace {ns} does not exist; check the name with `kubectl get namespaces`, or \
-             create it with `kubectl create namespace {ns}`",
-            ns = cluster.namespace
-        ))),
-        _ => None,
     }
 }
 

@@ -249,6 +249,10 @@ pub fn period(args: &Args, now: Timestamp) -> Result<Period, CliError> {
 /// Lists the objects on the cluster: in the namespace of the flags, or in all (`-A`).
 async fn from_cluster(args: &ClusterArgs, all_namespaces: bool) -> Result<Sources, CliError> {
     let cluster = Cluster::connect(args).await?;
+    // A mistyped namespace would give a plausible "No data" report for the dashboard.
+    if !all_namespaces && let Some(missing) = cluster.missing_namespace().await {
+        return Err(missing);
+    }
     let scope = if all_namespaces {
         "all namespaces".to_owned()
     } else {
