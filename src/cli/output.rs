@@ -18,14 +18,7 @@ pub enum OutputFormat {
     Json,
 }
 
-/// `1 update`, `3 updates`.
-pub fn plural(n: usize, one: &str, many: &str) -> String {
-    if n == 1 {
-        format!("1 {one}")
-    } else {
-        format!("{n} {many}")
-    }
-}
+pub use crate::engine::plural;
 
 /// Parses an instant: RFC 3339 (`2026-11-30T18:00:00+01:00`, `2026-11-30T17:00:00Z`) or a
 /// date (`2026-11-30`, midnight UTC).

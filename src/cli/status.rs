@@ -17,7 +17,7 @@ use kube::runtime::{WatchStreamExt, reflector, watcher};
 use serde::Serialize;
 
 use super::cluster::{self, Cluster, ClusterArgs, ObjectRef};
-use super::output::{OutputFormat, progress_bar};
+use super::output::{OutputFormat, plural, progress_bar};
 use super::{CliError, print};
 use crate::api::rollout::{RingPhase, RolloutPhase};
 use crate::api::{Asset, PatchPolicy, PatchRollout};
@@ -708,12 +708,20 @@ pub fn render_table(report: &StatusReport, only: Option<&str>) -> String {
             (None, None) => format!("  {}: not computed yet\n", view.policy),
             // Counts and share from the figures alone (matchedAssets may be newer than they).
             (None, Some(c)) => format!(
-                "  {}: {} assets compliant ({}){}, {} missing, {} overdue; within 7 days {}, within 30 days {}, mean time to patch {}, {} incident(s)\n",
+                "  {}: {} compliant ({}){}, {} missing, {} overdue; within 7 days {}, within 30 days {}, mean time to patch {}, {}\n",
                 view.policy,
-                c.assets.map_or(c.compliant_assets.to_string(), |n| format!(
-                    "{} of {n}",
-                    c.compliant_assets
-                )),
+                match c.assets {
+                    Some(n) => format!(
+                        "{} of {}",
+                        c.compliant_assets,
+                        plural(usize::try_from(n).unwrap_or(0), "asset", "assets")
+                    ),
+                    None => plural(
+                        usize::try_from(c.compliant_assets).unwrap_or(0),
+                        "asset",
+                        "assets"
+                    ),
+                },
                 percent(c.compliant_percent),
                 c.unreported_assets
                     .map_or(String::new(), |n| format!(", {n} never reported")),
@@ -723,7 +731,11 @@ pub fn render_table(report: &StatusReport, only: Option<&str>) -> String {
                 percent(c.patch_rate_within30_days),
                 c.mean_time_to_patch_hours
                     .map_or("n/a".to_owned(), |h| format!("{h} h")),
-                c.incidents
+                plural(
+                    usize::try_from(c.incidents).unwrap_or(0),
+                    "incident",
+                    "incidents"
+                )
             ),
         };
     }
@@ -942,7 +954,7 @@ status:
         assert!(!table.contains("30 of 0"), "{table}");
         assert!(table.contains("compliance, last 30 days:"), "{table}");
         assert!(
-            table.contains("security-fast: 29 of 30 assets compliant (96%), 4 missing, 1 overdue; within 7 days 88%, within 30 days n/a, mean time to patch 31 h, 2 incident(s)"),
+            table.contains("security-fast: 29 of 30 assets compliant (96%), 4 missing, 1 overdue; within 7 days 88%, within 30 days n/a, mean time to patch 31 h, 2 incidents"),
             "{table}"
         );
         assert!(table.contains("monthly: not computed yet"), "{table}");

@@ -17,12 +17,12 @@ use std::sync::{Arc, Weak};
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
-use super::Inventory;
 use super::duration::parse_duration;
 use super::selector::CompiledSelector;
 use super::updates::{CompiledFilter, claim_order, content_hash, deadline, owners};
 use super::validation::{self, Problem};
 use super::windows::{self, StartPermission, WindowSchedule};
+use super::{Inventory, plural};
 use crate::api::asset::{
     AssetRolloutRecord, AvailableUpdate, Operation, OperationPhase, UpdateRef,
 };
@@ -1156,7 +1156,7 @@ impl<'a> Run<'a> {
             rollout.metadata.creation_timestamp = Some(Time(self.now));
             let message = format!(
                 "rollout {rollout_name} created with {} through rings {}{}",
-                counted(rollout.spec.updates.len(), "update", "updates"),
+                plural(rollout.spec.updates.len(), "update", "updates"),
                 rollout.spec.rings.join(" -> "),
                 repeats.unwrap_or_default()
             );
@@ -1580,7 +1580,7 @@ impl<'a> Run<'a> {
                         let message = format!(
                             "ring {ring_name} halted: {} of {} failed, more than the threshold of {threshold}{of_spec}; failed: {listed}",
                             progress.failed - progress.accepted_failures,
-                            counted(usize::try_from(total).unwrap_or(0), "asset", "assets"),
+                            plural(usize::try_from(total).unwrap_or(0), "asset", "assets"),
                         );
                         self.event(
                             EventType::RingHalted,
@@ -1723,7 +1723,7 @@ impl<'a> Run<'a> {
                     if first_start && started.started > 0 {
                         let message = format!(
                             "ring {ring_name} started: {}",
-                            counted(usize::try_from(total).unwrap_or(0), "asset", "assets")
+                            plural(usize::try_from(total).unwrap_or(0), "asset", "assets")
                         );
                         let at = self
                             .out
@@ -1905,7 +1905,7 @@ impl<'a> Run<'a> {
             Some(format!(
                 "ring {ring}: {} of {} failed ({}); to go on, add {{ring: {ring}, halt: {}}} to spec.resumes of {name}; or set spec.abort",
                 progress.failed,
-                counted(usize::try_from(progress.total).unwrap_or(0), "asset", "assets"),
+                plural(usize::try_from(progress.total).unwrap_or(0), "asset", "assets"),
                 progress.failed_assets.join(", "),
                 progress.halts
             ))
@@ -2072,7 +2072,7 @@ impl<'a> Run<'a> {
                     EventType::OperationStarted,
                     format!(
                         "installing {} on {asset_name} (start before {deadline})",
-                        counted(operation.updates.len(), "update", "updates")
+                        plural(operation.updates.len(), "update", "updates")
                     ),
                 ),
                 OperationAction::Rollback => (
@@ -2473,11 +2473,6 @@ fn object_name(rollout: &PatchRollout) -> &str {
 
 fn count(n: usize) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
-}
-
-/// "1 update", "3 updates": a count for a message.
-fn counted(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 fn describe_ring(ring: &RingProgress, stalled: Option<&str>) -> String {

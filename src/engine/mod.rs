@@ -20,6 +20,16 @@ use std::sync::Arc;
 
 use crate::api::{Asset, MaintenanceWindow, PatchPolicy, PatchRollout, Ring};
 
+/// A count for a message: `1 update`, `3 updates` (the engine's messages, the operator's
+/// Events and the plugin's output all say it this way).
+pub fn plural(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
 /// Every object of one namespace the engine decides over. The operator fills it from its
 /// caches, the offline commands from YAML files.
 #[derive(Clone, Debug, Default)]

@@ -614,8 +614,8 @@ impl Writer<'_> {
                     type_: KubeEventType::Normal,
                     reason: format!("{kind:?}"),
                     note: Some(truncate(&format!(
-                        "{verb} {} asset(s){ring_text}: {}",
-                        assets.len(),
+                        "{verb} {}{ring_text}: {}",
+                        crate::engine::plural(assets.len(), "asset", "assets"),
                         name_list(&assets)
                     ))),
                     action: "Reconcile".to_owned(),

@@ -13,6 +13,7 @@ use super::{
     AGE_BUCKETS, CRITICALITIES, SEVERITIES, bucket_counts, change_trend, change_value, hours,
     now_and_before_labels, ordered, percent, period_title, time,
 };
+use crate::cli::output::plural;
 use crate::kpi::report::Report;
 use crate::kpi::{Compliance, PatchRates, Rate};
 
@@ -374,9 +375,13 @@ pub fn render(report: &Report) -> String {
     );
     let _ = writeln!(
         out,
-        "<figure>{chart}<figcaption>Figure 2. The {} updates still missing at the end of the period, by severity; \
+        "<figure>{chart}<figcaption>Figure 2. The {} still missing at the end of the period, by severity; \
          the colours show how long each has been out (since its release, or the asset's enrolment).</figcaption></figure>",
-        f.open.total()
+        plural(
+            usize::try_from(f.open.total()).unwrap_or(0),
+            "update",
+            "updates"
+        )
     );
     out.push_str("<table><tr><th>Severity</th>");
     for (label, _) in AGE_BUCKETS {
