@@ -1445,6 +1445,8 @@ impl<'a> Run<'a> {
         let mut halted_ring: Option<String> = None;
         let mut rolling_back = false;
         let mut blocked_by_window = false;
+        // Rings whose maxConcurrent other rollouts' operations fill now.
+        let mut rings_taken: Vec<String> = Vec::new();
         let mut stalled: Option<String> = None;
         let mut started_at: Option<Timestamp> = None;
 
@@ -1745,6 +1747,9 @@ impl<'a> Run<'a> {
                     }
                     ring_in_flight += started.started;
                     window_opens_at = started.window_opens_at;
+                    if started.ring_taken {
+                        rings_taken.push(ring_name.clone());
+                    }
                     progress.in_flight = ring_in_flight;
                     progress.pending -= started.started;
                     if progress.started_at.is_none() && started.started > 0 {
@@ -1921,7 +1926,7 @@ impl<'a> Run<'a> {
                 .iter()
                 .find(|r| r.phase != RingPhase::Completed || unfinished(r))
             {
-                Some(ring) => describe_ring(ring, stalled.as_deref()),
+                Some(ring) => describe_ring(ring, stalled.as_deref(), &rings_taken),
                 None => String::new(),
             },
         };
@@ -1988,6 +1993,7 @@ impl<'a> Run<'a> {
             // Other policies' rollouts through the same ring count too.
             let ring_busy = self.ring_busy.get(ring_name).copied().unwrap_or(0);
             if in_flight.max(ring_busy) >= max {
+                result.ring_taken = in_flight < max;
                 break;
             }
             let asset = member.asset;
@@ -2386,6 +2392,8 @@ impl<'a> Run<'a> {
 struct Started {
     started: i32,
     blocked_by_window: bool,
+    /// Candidates waited because other rollouts' operations filled the ring's maxConcurrent.
+    ring_taken: bool,
     /// The earliest instant a window lets one of the blocked candidates start.
     window_opens_at: Option<Timestamp>,
 }
@@ -2475,7 +2483,7 @@ fn count(n: usize) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
 
-fn describe_ring(ring: &RingProgress, stalled: Option<&str>) -> String {
+fn describe_ring(ring: &RingProgress, stalled: Option<&str>, taken: &[String]) -> String {
     if let Some(reason) = stalled {
         return format!("stalled: {reason}");
     }
@@ -2503,8 +2511,17 @@ fn describe_ring(ring: &RingProgress, stalled: Option<&str>) -> String {
                 .unwrap_or_default()
         ),
         _ => format!(
-            "ring {name}: {} succeeded, {} in flight, {} pending, {} failed of {}",
-            ring.succeeded, ring.in_flight, ring.pending, ring.failed, ring.total
+            "ring {name}: {} succeeded, {} in flight, {} pending, {} failed of {}{}",
+            ring.succeeded,
+            ring.in_flight,
+            ring.pending,
+            ring.failed,
+            ring.total,
+            if taken.contains(name) {
+                "; its maxConcurrent is taken by other policies' operations in the ring"
+            } else {
+                ""
+            }
         ),
     }
 }

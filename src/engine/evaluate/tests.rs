@@ -1615,6 +1615,29 @@ fn max_concurrent_bounds_a_ring_across_the_rollouts_of_several_policies() {
         starts[1].time >= ends[0].time,
         "two operations in flight in a ring with maxConcurrent 1: {starts:?} {ends:?}"
     );
+    // The rollout that waits says why.
+    let mut inv = inventory(&text);
+    inv.rollouts = evaluate(&inv, t(NOW)).created_rollouts;
+    let both = evaluate(&inv, t(NOW));
+    assert_eq!(both.operations.len(), 1);
+    let started_by = &both.operations[0].record.rollout;
+    let (_, waiting) = both
+        .rollout_statuses
+        .iter()
+        .find(|(name, _)| *name != started_by)
+        .unwrap();
+    let ready = waiting
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert!(
+        ready
+            .message
+            .ends_with("; its maxConcurrent is taken by other policies' operations in the ring"),
+        "{}",
+        ready.message
+    );
 }
 
 #[test]
