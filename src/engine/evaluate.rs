@@ -2518,7 +2518,7 @@ fn describe_ring(ring: &RingProgress, stalled: Option<&str>, taken: &[String]) -
             ring.failed,
             ring.total,
             if taken.contains(name) {
-                "; its maxConcurrent is taken by other policies' operations in the ring"
+                "; its maxConcurrent is taken by other rollouts' operations in the ring"
             } else {
                 ""
             }

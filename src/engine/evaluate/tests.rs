@@ -1634,7 +1634,7 @@ fn max_concurrent_bounds_a_ring_across_the_rollouts_of_several_policies() {
     assert!(
         ready
             .message
-            .ends_with("; its maxConcurrent is taken by other policies' operations in the ring"),
+            .ends_with("; its maxConcurrent is taken by other rollouts' operations in the ring"),
         "{}",
         ready.message
     );
