@@ -469,11 +469,11 @@ mod tests {
         assert!(month("November").is_err());
     }
 
-    #[test]
-    fn an_empty_company_has_no_data_and_no_decisions() {
-        let report = build(
+    /// The report of November 2026 for namespace acme with only these assets.
+    fn november_of(assets: &[&crate::api::Asset]) -> Report {
+        build(
             Inputs {
-                assets: &[],
+                assets,
                 rollouts: &[],
                 policies: &[],
                 incidents: &[],
@@ -482,7 +482,12 @@ mod tests {
             vec!["acme".to_owned()],
             month("2026-11").expect("a month"),
             Timestamp::UNIX_EPOCH,
-        );
+        )
+    }
+
+    #[test]
+    fn an_empty_company_has_no_data_and_no_decisions() {
+        let report = november_of(&[]);
         assert_eq!(report.summary.compliant, None);
         assert_eq!(
             report.summary.verdict,
@@ -507,18 +512,7 @@ mod tests {
                        "reported": {"availableUpdates": [], "installedHistory": []}}
         }))
         .unwrap();
-        let report = build(
-            Inputs {
-                assets: &[&asset],
-                rollouts: &[],
-                policies: &[],
-                incidents: &[],
-                policy: None,
-            },
-            vec!["acme".to_owned()],
-            month("2026-11").expect("a month"),
-            Timestamp::UNIX_EPOCH,
-        );
+        let report = november_of(&[&asset]);
         let whats: Vec<&str> = report.decisions.iter().map(|d| d.what.as_str()).collect();
         assert_eq!(
             whats,
@@ -538,18 +532,7 @@ mod tests {
             "status": {"reported": {"availableUpdates": [], "installedHistory": []}}
         }))
         .unwrap();
-        let report = build(
-            Inputs {
-                assets: &[&asset],
-                rollouts: &[],
-                policies: &[],
-                incidents: &[],
-                policy: None,
-            },
-            vec!["acme".to_owned()],
-            month("2026-11").expect("a month"),
-            Timestamp::UNIX_EPOCH,
-        );
+        let report = november_of(&[&asset]);
         assert_eq!(report.summary.compliant, Some(true));
         assert_eq!(
             report.summary.verdict,

@@ -32,6 +32,14 @@ fn assets(prefix: &str, n: usize, ring: &str, extra: &str) -> String {
 const ALWAYS_OPEN: &str = "---\nkind: MaintenanceWindow\napiVersion: patchwave.dev/v1alpha1\nmetadata: {name: always}\n\
     spec: {start: '2026-01-01T00:00:00Z', end: '2027-12-31T00:00:00Z'}\n";
 
+/// A one-off Deny window `freeze` from `start` to `end` over every asset.
+fn freeze(start: &str, end: &str) -> String {
+    format!(
+        "---\nkind: MaintenanceWindow\napiVersion: patchwave.dev/v1alpha1\nmetadata: {{name: freeze}}\n\
+         spec: {{type: Deny, start: '{start}', end: '{end}'}}\n"
+    )
+}
+
 fn ring(name: &str, extra: &str) -> String {
     format!(
         "---\nkind: Ring\napiVersion: patchwave.dev/v1alpha1\nmetadata: {{name: {name}}}\n\
@@ -664,8 +672,7 @@ fn a_held_asset_is_never_touched() {
 
 #[test]
 fn a_deny_window_holds_everything_back_until_it_closes() {
-    let deny = "---\nkind: MaintenanceWindow\napiVersion: patchwave.dev/v1alpha1\nmetadata: {name: freeze}\n\
-        spec: {type: Deny, start: '2026-11-27T00:00:00Z', end: '2026-11-27T18:00:00Z'}\n";
+    let deny = freeze("2026-11-27T00:00:00Z", "2026-11-27T18:00:00Z");
     let text = format!(
         "{}{}{ALWAYS_OPEN}{deny}{}",
         assets("a", 1, "pilot", ""),
@@ -1717,13 +1724,12 @@ fn a_member_joining_a_completed_manual_ring_waits_without_holding_the_later_ring
     // audit (Manual) is empty and completes; rest starts with a-1, then a freeze holds a-2
     // and a-3 back. Meanwhile a-2 moves into audit: it waits for audit's approval, and rest
     // goes on with a-3 when the freeze ends.
-    let freeze = "---\nkind: MaintenanceWindow\napiVersion: patchwave.dev/v1alpha1\nmetadata: {name: freeze}\n\
-        spec: {type: Deny, start: '2026-11-27T10:05:00Z', end: '2026-11-27T12:00:00Z'}\n";
     let text = format!(
-        "{}{}{}{ALWAYS_OPEN}{freeze}{}",
+        "{}{}{}{ALWAYS_OPEN}{}{}",
         assets("a", 3, "rest", ""),
         ring("audit", ", approval: Manual"),
         ring("rest", ", maxConcurrent: 1"),
+        freeze("2026-11-27T10:05:00Z", "2026-11-27T12:00:00Z"),
         policy("audit, rest", "")
     );
     let started = |sim: &simulation::Simulation| -> Vec<String> {
