@@ -83,8 +83,9 @@ pub struct RingSpec {
 
     /// Automatic: the ring starts as soon as the previous ring completed and baked.
     /// Manual: it also waits until the ring is approved on the PatchRollout
-    /// (an entry `{name: RING}` in the rollout's `spec.approvedRings`); a ring with no
-    /// member in the rollout has nothing to approve and does not wait.
+    /// (an entry `{name: RING}` in the rollout's `spec.approvedRings`); a ring with nothing
+    /// to start in the rollout (no member, or only held ones) has nothing to approve and does
+    /// not wait.
     #[serde(default)]
     pub approval: RingApproval,
 

@@ -1613,14 +1613,14 @@ impl<'a> Run<'a> {
                     .map(|a| a.signature.clone());
             }
             let gate_open = gate.filter(|g| *g <= self.now);
-            // A Manual ring with no member in this rollout has nothing to approve: waiting
-            // for a person would hold the later rings back for nothing. A member that joins
-            // later still waits for the approval.
+            let done = progress.pending == 0 && progress.in_flight == 0;
+            // A Manual ring with nothing to start in this rollout (no member, or only held
+            // ones) has nothing to approve: waiting for a person would hold the later rings
+            // back for nothing. A member that joins later still waits for the approval.
             let approved = spec.approval == RingApproval::Automatic
                 || approved_rings.contains(ring_name.as_str())
                 || any_record
-                || total == 0;
-            let done = progress.pending == 0 && progress.in_flight == 0;
+                || done;
 
             if halted {
                 progress.phase = RingPhase::Halted;

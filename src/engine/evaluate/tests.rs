@@ -607,6 +607,16 @@ fn an_empty_manual_ring_does_not_hold_the_rollout_back() {
     assert_eq!(status.rings[0].total, 0);
     assert_eq!(status.rings[0].phase, RingPhase::Completed);
     assert_eq!(status.phase, RolloutPhase::Succeeded);
+
+    // The same with a member that is held: nothing of the ring starts, nothing to approve.
+    let held =
+        assets("h", 1, "audit", "").replace("criticality: Low}", "criticality: Low, hold: true}");
+    let text = format!("{held}{text}");
+    let sim = simulate(inventory(&text), NOW, "2026-11-28T00:00:00Z", vec![]);
+    let status = sim.inventory.rollouts[0].status.as_ref().unwrap();
+    assert_eq!(status.rings[0].skipped, 1, "{status:?}");
+    assert_eq!(status.rings[0].phase, RingPhase::Completed);
+    assert_eq!(status.phase, RolloutPhase::Succeeded);
 }
 
 #[test]
