@@ -219,6 +219,9 @@ pub fn build(
     }
     trend.reverse();
 
+    // Counts of a period in which no asset was managed are no figures to compare with (0
+    // incidents there is no improvement to be worse than).
+    let before_count = |n: u32| (previous.assets > 0).then(|| f64::from(n));
     let changes = vec![
         change(
             "Compliant assets",
@@ -251,14 +254,14 @@ pub fn build(
         change(
             "Overdue updates",
             Some(f64::from(current.overdue)),
-            Some(f64::from(previous.overdue)),
+            before_count(previous.overdue),
             false,
             "count",
         ),
         change(
             "Incidents caused by patches",
             Some(f64::from(current.incidents.total)),
-            Some(f64::from(previous.incidents.total)),
+            before_count(previous.incidents.total),
             false,
             "count",
         ),
@@ -497,6 +500,25 @@ mod tests {
         assert_eq!(report.trend.len(), TREND_PERIODS);
         assert_eq!(report.trend[0].label, "2026-06");
         assert_eq!(report.trend[5].label, "2026-11");
+    }
+
+    /// A month before which nothing was managed gives no counts to compare with.
+    #[test]
+    fn counts_are_not_compared_with_a_month_without_assets() {
+        let asset: crate::api::Asset = serde_json::from_value(serde_json::json!({
+            "apiVersion": "patchwave.dev/v1alpha1", "kind": "Asset",
+            "metadata": {"name": "a1", "creationTimestamp": "2026-11-10T00:00:00Z"},
+            "spec": {"osFamily": "Linux"},
+            "status": {"reported": {"availableUpdates": [], "installedHistory": []}}
+        }))
+        .unwrap();
+        let report = november_of(&[&asset]);
+        for figure in ["Overdue updates", "Incidents caused by patches"] {
+            let change = report.changes.iter().find(|c| c.figure == figure).unwrap();
+            assert_eq!(change.now, Some(0.0), "{figure}");
+            assert_eq!(change.before, None, "{figure}");
+            assert_eq!(change.better, None, "{figure}");
+        }
     }
 
     /// An unscheduled asset's decision holds for both causes: no window selects it, or the
