@@ -708,3 +708,34 @@ fn an_asset_whose_window_ended_is_told_so() {
         ]
     );
 }
+
+/// A member whose only window closes before its turn comes: plan says that the window ended,
+/// and the ring line counts it among the members that never start.
+#[test]
+fn a_member_whose_window_closes_before_its_turn_is_told_so() {
+    let assets: String = (1..=11).map(|i| asset(&format!("a{i:02}"), "{}")).collect();
+    // Five minutes: the first ten (maxConcurrent 10) start, the eleventh would start when one
+    // of them finishes, ten minutes later.
+    let short = "\
+apiVersion: patchwave.dev/v1alpha1
+kind: MaintenanceWindow
+metadata: {name: short, namespace: t}
+spec: {start: '2026-03-02T01:00:00Z', end: '2026-03-02T01:05:00Z'}
+";
+    let folder = fleet(&assets, short);
+    let (code, stdout, stderr) = patchwave(&[
+        "plan",
+        "-f",
+        folder.path().to_str().unwrap(),
+        "--at",
+        "2026-03-02T00:00:00Z",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("11 assets (1 never starts)"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "(its only Allow maintenance window, short, ended at 2026-03-02T01:05:00Z and never opens again)"
+        ),
+        "{stdout}"
+    );
+}

@@ -214,18 +214,19 @@ pub fn plan_namespace(
         .collect();
     // Compiled only if an asset needs a reason why it does not start.
     let explainer: OnceCell<PlanExplainer> = OnceCell::new();
-    let never_reason = |asset: &str, policy: &str| {
+    // Why `asset` can never start under `policy`, as of `when`.
+    let never_reason = |asset: &str, policy: &str, when: Timestamp| {
         let windows = explainer.get_or_init(|| PlanExplainer::new(&forecast.inventory));
         let of = assets.get(asset).map(|a| windows.of(a, policy));
         of.map_or_else(String::new, |w| {
-            windows::never_reason(&w.allow, &w.named, at)
+            windows::never_reason(&w.allow, &w.named, when)
         })
     };
     for view in &now.assets {
         if matches!(view.state, AssetState::Unscheduled | AssetState::Unassigned) {
             let reason = match view.state {
                 AssetState::Unscheduled => {
-                    never_reason(&view.name, view.policy.as_deref().unwrap_or_default())
+                    never_reason(&view.name, view.policy.as_deref().unwrap_or_default(), at)
                 }
                 _ => "none of its policy's rings selects it".to_owned(),
             };
@@ -305,7 +306,9 @@ pub fn plan_namespace(
             let reason = if view.state == AssetState::Held {
                 HELD.to_owned()
             } else if view.state == AssetState::Unscheduled {
-                never_reason(&view.name, &rollout.spec.policy)
+                // Unscheduled by the end of the forecast: a window that closed before its turn
+                // came says when it ended.
+                never_reason(&view.name, &rollout.spec.policy, options.until)
             } else {
                 let from = first
                     .of_ring(EventType::OperationStarted, ring)
@@ -502,9 +505,20 @@ pub fn render_table(plan: &Plan) -> String {
         );
         for ring in &rollout.rings {
             out += &format!(
-                "  ring {:<10} {}  start {}  complete {}  bake until {}\n",
+                "  ring {:<10} {}{}  start {}  complete {}  bake until {}\n",
                 ring.name,
                 super::output::plural(ring.assets.len(), "asset", "assets"),
+                // Completion counts the members that never start as skipped: say how many.
+                match ring
+                    .assets
+                    .iter()
+                    .filter(|a| a.forecast_start.is_none())
+                    .count()
+                {
+                    0 => String::new(),
+                    1 => " (1 never starts)".to_owned(),
+                    n => format!(" ({n} never start)"),
+                },
                 when(ring.forecast_start),
                 when(ring.forecast_completion),
                 when(ring.bake_until)
