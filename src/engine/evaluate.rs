@@ -2013,10 +2013,10 @@ impl<'a> Run<'a> {
             }
             let deadline = match self.permission(asset, policy) {
                 StartPermission::Allowed { deadline } => deadline,
-                StartPermission::Blocked { until, .. } => {
+                StartPermission::Blocked { until, opens, .. } => {
                     result.blocked_by_window = true;
                     // Where a search that found no opening stopped is no opening.
-                    if until.duration_since(self.now) < windows::PERMISSION_HORIZON {
+                    if opens {
                         result.window_opens_at =
                             Some(result.window_opens_at.map_or(until, |t| t.min(until)));
                     }

@@ -662,8 +662,12 @@ pub enum StartPermission {
         /// Why not, as of now.
         reason: BlockReason,
         /// The earliest instant at which starting becomes possible; re-evaluate then. If the
-        /// search reached [`PERMISSION_HORIZON`] first, the instant where it stopped.
+        /// search reached [`PERMISSION_HORIZON`] or its step limit first, the instant where it
+        /// stopped.
         until: Timestamp,
+        /// Whether a start is possible at `until` (false: the search stopped there without
+        /// finding an opening).
+        opens: bool,
     },
     /// No operation can ever start: no Allow window selects the asset, or none opens again
     /// (report the asset as Unscheduled rather than skipping it silently).
@@ -703,6 +707,7 @@ pub fn start_permission(
         return StartPermission::Blocked {
             reason: BlockReason::Denied,
             until: horizon,
+            opens: false,
         };
     }
     let mut at = t;
@@ -712,15 +717,27 @@ pub fn start_permission(
             return StartPermission::Never;
         };
         let next = earliest_change(deny, at).map_or(allow_change, |d| d.min(allow_change));
-        if next > horizon || evaluate(allow, deny, next).is_ok() {
+        if next > horizon {
             return StartPermission::Blocked {
                 reason,
                 until: next,
+                opens: false,
+            };
+        }
+        if evaluate(allow, deny, next).is_ok() {
+            return StartPermission::Blocked {
+                reason,
+                until: next,
+                opens: true,
             };
         }
         at = next;
     }
-    StartPermission::Blocked { reason, until: at }
+    StartPermission::Blocked {
+        reason,
+        until: at,
+        opens: false,
+    }
 }
 
 /// A window as it applies to one asset: its name and its compiled schedule.
@@ -1351,7 +1368,8 @@ mod tests {
             start_permission(&allow, &deny, ts("2026-03-07T23:00:00Z")),
             StartPermission::Blocked {
                 reason: BlockReason::Denied,
-                until: ts("2026-03-09T00:00:00Z")
+                until: ts("2026-03-09T00:00:00Z"),
+                opens: true,
             }
         );
         // Past the cutoff.
@@ -1359,7 +1377,8 @@ mod tests {
             start_permission(&allow, &deny, ts("2026-03-05T01:30:00Z")),
             StartPermission::Blocked {
                 reason: BlockReason::PastCutoff,
-                until: ts("2026-03-05T22:00:00Z")
+                until: ts("2026-03-05T22:00:00Z"),
+                opens: true,
             }
         );
         // Midday: wait for the evening.
@@ -1367,7 +1386,8 @@ mod tests {
             start_permission(&allow, &deny, ts("2026-03-05T12:00:00Z")),
             StartPermission::Blocked {
                 reason: BlockReason::OutsideAllowWindows,
-                until: ts("2026-03-05T22:00:00Z")
+                until: ts("2026-03-05T22:00:00Z"),
+                opens: true,
             }
         );
         assert_eq!(
@@ -1397,9 +1417,17 @@ mod tests {
         let year_freeze = window(&one_off("2026-01-01T00:00:00Z", "2028-01-01T00:00:00Z"));
         let nights = window(&recurring("0 22 * * *", "4h", "UTC"));
         match start_permission(&[&nights], &[&year_freeze], t) {
-            StartPermission::Blocked { reason, until } => {
+            StartPermission::Blocked {
+                reason,
+                until,
+                opens,
+            } => {
                 assert_eq!(reason, BlockReason::Denied);
                 assert!(until >= t.checked_add(PERMISSION_HORIZON).unwrap());
+                assert!(
+                    !opens,
+                    "the search stopped at its horizon: no opening there"
+                );
             }
             other => panic!("{other:?}"),
         }
