@@ -1621,6 +1621,16 @@ impl<'a> Run<'a> {
                 || approved_rings.contains(ring_name.as_str())
                 || any_record
                 || done;
+            // A ring completes once. Members that join it since (an asset enrolled late, one
+            // reporting the updates only now, one moved into an empty Manual ring) still get
+            // their operation, or wait for the ring's approval, but the later rings go on:
+            // one late laptop must not hold the whole rollout back.
+            let completed_before = prev.completed_at.clone().filter(|_| {
+                matches!(
+                    prev.phase,
+                    RingPhase::Baking | RingPhase::Completed | RingPhase::WaitingForApproval
+                )
+            });
 
             if halted {
                 progress.phase = RingPhase::Halted;
@@ -1681,24 +1691,10 @@ impl<'a> Run<'a> {
             };
             if !approved {
                 progress.phase = RingPhase::WaitingForApproval;
-                // A Manual ring that completed before (it was empty) and gained a member since:
-                // the member waits for the approval, the later rings go on.
-                if let Some(completed_at) = prev.completed_at.clone().filter(|_| {
-                    matches!(
-                        prev.phase,
-                        RingPhase::Baking | RingPhase::Completed | RingPhase::WaitingForApproval
-                    )
-                }) {
-                    let bake_until = prev.bake_until.as_ref().map_or(completed_at.0, |t| t.0);
-                    progress.completed_at = Some(completed_at);
-                    progress.bake_until = Some(Time(bake_until));
-                    self.wake_at(bake_until);
-                    gate = Some(bake_until);
-                    rings_out.push(progress);
-                    continue;
-                }
+                gate = completed_before.map(|completed_at| {
+                    self.keep_completion(&mut progress, completed_at, prev.bake_until.as_ref())
+                });
                 rings_out.push(progress);
-                gate = None;
                 continue;
             }
             if !done {
@@ -1775,24 +1771,15 @@ impl<'a> Run<'a> {
                 } else {
                     progress.phase = RingPhase::Progressing;
                 }
-                // A ring completes once. Members that joined it since (an asset enrolled late,
-                // or reporting the updates only now) still get their operation here, but the
-                // later rings go on: one late laptop must not hold the whole rollout back.
-                if let (
-                    RingPhase::Baking | RingPhase::Completed | RingPhase::WaitingForApproval,
-                    Some(completed_at),
-                ) = (prev.phase, prev.completed_at.clone())
-                {
+                if let Some(completed_at) = completed_before {
                     blocked_by_window = blocked_before;
-                    let bake_until = prev.bake_until.as_ref().map_or(completed_at.0, |t| t.0);
-                    progress.completed_at = Some(completed_at);
-                    progress.bake_until = Some(Time(bake_until));
+                    let bake_until =
+                        self.keep_completion(&mut progress, completed_at, prev.bake_until.as_ref());
                     progress.phase = if bake_until > self.now {
                         RingPhase::Baking
                     } else {
                         RingPhase::Completed
                     };
-                    self.wake_at(bake_until);
                     gate = Some(bake_until);
                     rings_out.push(progress);
                     continue;
@@ -1854,6 +1841,12 @@ impl<'a> Run<'a> {
             && rings_out
                 .iter()
                 .all(|r| r.phase == RingPhase::Completed && !unfinished(r));
+        // The ring the rollout is at: the first not completed, past one that completed and
+        // then gained a member waiting for its approval while later rings run.
+        let active = rings_out
+            .iter()
+            .find(|r| r.phase != RingPhase::Completed && !late_approval(r))
+            .or_else(|| rings_out.iter().find(|r| r.phase != RingPhase::Completed));
         let phase = if aborted {
             RolloutPhase::Aborted
         } else if rolling_back {
@@ -1862,11 +1855,7 @@ impl<'a> Run<'a> {
             RolloutPhase::Halted
         } else if all_completed {
             RolloutPhase::Succeeded
-        } else if let Some(active) = rings_out
-            .iter()
-            .find(|r| r.phase != RingPhase::Completed && !late_approval(r))
-            .or_else(|| rings_out.iter().find(|r| r.phase != RingPhase::Completed))
-        {
+        } else if let Some(active) = active {
             match active.phase {
                 RingPhase::Baking => RolloutPhase::Baking,
                 RingPhase::WaitingForApproval => RolloutPhase::WaitingForApproval,
@@ -1891,11 +1880,7 @@ impl<'a> Run<'a> {
                 message,
             );
         }
-        let current_ring = rings_out
-            .iter()
-            .find(|r| r.phase != RingPhase::Completed && !late_approval(r))
-            .or_else(|| rings_out.iter().find(|r| r.phase != RingPhase::Completed))
-            .map(|r| r.name.clone());
+        let current_ring = active.map(|r| r.name.clone());
         let summary = RolloutSummary {
             updates: count(rollout.spec.updates.len()),
             total: rings_out.iter().map(|r| r.total).sum(),
@@ -1963,6 +1948,21 @@ impl<'a> Run<'a> {
             conditions,
             observed_generation: generation,
         }
+    }
+
+    /// Keeps a ring's completion (`completed_at`, its bake) for a ring that completed before
+    /// and gained members since; returns when its bake ends, the gate of the next ring.
+    fn keep_completion(
+        &mut self,
+        progress: &mut RingProgress,
+        completed_at: Time,
+        bake_until: Option<&Time>,
+    ) -> Timestamp {
+        let bake_until = bake_until.map_or(completed_at.0, |t| t.0);
+        progress.completed_at = Some(completed_at);
+        progress.bake_until = Some(Time(bake_until));
+        self.wake_at(bake_until);
+        bake_until
     }
 
     /// Starts operations for `candidates` (in order) within the ring's maxConcurrent, the

@@ -104,6 +104,15 @@ fn simulate(
     .unwrap()
 }
 
+/// The rollout's condition of type `kind`.
+fn condition<'s>(status: &'s PatchRolloutStatus, kind: &str) -> &'s Condition {
+    status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == kind)
+        .unwrap_or_else(|| panic!("no {kind} condition in {:?}", status.conditions))
+}
+
 fn events_of(sim: &simulation::Simulation, kind: EventType) -> Vec<&Event> {
     sim.events.iter().filter(|e| e.kind == kind).collect()
 }
@@ -698,11 +707,7 @@ fn a_deny_window_holds_everything_back_until_it_closes() {
         status.rings[0].window_opens_at,
         Some(Time(t("2026-11-27T18:00:00Z")))
     );
-    let ready = status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Ready")
-        .unwrap();
+    let ready = condition(status, "Ready");
     assert!(
         ready
             .message
@@ -998,10 +1003,7 @@ fn abort_and_pause_stop_new_operations() {
             .any(|c| c.type_ == "Paused" && c.status == "True")
     );
     // Each condition says what it is about, not the rollout's message again.
-    let message = |status: &PatchRolloutStatus, kind: &str| {
-        let c = status.conditions.iter().find(|c| c.type_ == kind).unwrap();
-        c.message.clone()
-    };
+    let message = |status: &PatchRolloutStatus, kind: &str| condition(status, kind).message.clone();
     assert_eq!(
         message(status, "Halted"),
         "no ring's failures exceed its threshold"
@@ -1643,11 +1645,7 @@ fn max_concurrent_bounds_a_ring_across_the_rollouts_of_several_policies() {
         .iter()
         .find(|(name, _)| *name != started_by)
         .unwrap();
-    let ready = waiting
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Ready")
-        .unwrap();
+    let ready = condition(waiting, "Ready");
     assert!(
         ready
             .message
@@ -1812,10 +1810,6 @@ fn a_deny_window_that_never_lets_go_gives_no_invented_opening() {
     assert_eq!(status.phase, RolloutPhase::WaitingForWindow);
     // The search stopped at its horizon: that is no instant at which a window opens.
     assert_eq!(status.rings[0].window_opens_at, None);
-    let ready = status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Ready")
-        .unwrap();
+    let ready = condition(status, "Ready");
     assert_eq!(ready.message, "ring pilot waits for a maintenance window");
 }
