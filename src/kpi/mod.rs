@@ -17,8 +17,8 @@ pub mod report;
 #[cfg(test)]
 mod tests;
 
-use std::cell::OnceCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::cell::{OnceCell, RefCell};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
@@ -474,6 +474,15 @@ fn instances<'a>(assets: &[&'a Asset]) -> Vec<Instance<'a>> {
 /// The policies that claim updates, in the engine's claim order, compiled once.
 struct Claims<'a> {
     policies: Vec<(&'a PatchPolicy, CompiledFilter)>,
+    /// Per asset (by address), computed on its first instance: the policies selecting it
+    /// (indices into `policies`) and the owner of each of its reported updates.
+    by_asset: RefCell<HashMap<*const Asset, AssetClaims>>,
+}
+
+/// What [`Claims`] keeps of one asset.
+struct AssetClaims {
+    claimants: Vec<usize>,
+    reported: Vec<Option<usize>>,
 }
 
 impl<'a> Claims<'a> {
@@ -498,7 +507,10 @@ impl<'a> Claims<'a> {
                 ),
             )
         });
-        Claims { policies }
+        Claims {
+            policies,
+            by_asset: RefCell::default(),
+        }
     }
 
     /// The policy that owns `instance` on its asset, by the engine's rule
@@ -507,36 +519,57 @@ impl<'a> Claims<'a> {
     /// else as the installed entry it was.
     fn owner(&self, instance: &Instance<'_>) -> Option<&'a PatchPolicy> {
         static NO_LABELS: BTreeMap<String, String> = BTreeMap::new();
-        let labels = instance
-            .asset
-            .metadata
-            .labels
-            .as_ref()
-            .unwrap_or(&NO_LABELS);
-        let claimants: Vec<(&'a PatchPolicy, &CompiledFilter)> = self
-            .policies
-            .iter()
-            .filter(|(p, _)| selector::matches(p.spec.selector.as_ref(), labels))
-            .map(|(p, filter)| (*p, filter))
-            .collect();
         let available = instance.asset.available_updates();
-        if let Some(index) = available
+        let filters = |claimants: &[usize]| -> Vec<(usize, &CompiledFilter)> {
+            claimants
+                .iter()
+                .map(|p| (*p, &self.policies[*p].1))
+                .collect()
+        };
+        let mut by_asset = self.by_asset.borrow_mut();
+        let claims = by_asset
+            .entry(std::ptr::from_ref(instance.asset))
+            .or_insert_with(|| {
+                let labels = instance
+                    .asset
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .unwrap_or(&NO_LABELS);
+                let claimants: Vec<usize> = (0..self.policies.len())
+                    .filter(|p| {
+                        selector::matches(self.policies[*p].0.spec.selector.as_ref(), labels)
+                    })
+                    .collect();
+                let reported = owners(&filters(&claimants), available);
+                AssetClaims {
+                    claimants,
+                    reported,
+                }
+            });
+        let owner = match available
             .iter()
             .position(|u| u.id == instance.id && u.version.as_deref() == instance.version)
         {
-            return owners(&claimants, available).get(index).copied().flatten();
-        }
-        let installed = AvailableUpdate {
-            id: instance.id.to_owned(),
-            version: instance.version.map(str::to_owned),
-            severity: instance.severity,
-            classification: instance.classification,
-            ..Default::default()
+            Some(index) => claims.reported.get(index).copied().flatten(),
+            None => {
+                let installed = AvailableUpdate {
+                    id: instance.id.to_owned(),
+                    version: instance.version.map(str::to_owned),
+                    severity: instance.severity,
+                    classification: instance.classification,
+                    ..Default::default()
+                };
+                owners(
+                    &filters(&claims.claimants),
+                    std::slice::from_ref(&installed),
+                )
+                .first()
+                .copied()
+                .flatten()
+            }
         };
-        owners(&claimants, std::slice::from_ref(&installed))
-            .first()
-            .copied()
-            .flatten()
+        owner.map(|p| self.policies[p].0)
     }
 }
 
