@@ -358,3 +358,13 @@ pub struct PatchPolicyStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 }
+
+impl PatchPolicyStatus {
+    /// The `Ready=False` condition with reason InvalidSpec that the operator writes on a
+    /// policy the engine found invalid: such a policy governs nothing.
+    pub fn invalid_spec(&self) -> Option<&Condition> {
+        self.conditions
+            .iter()
+            .find(|c| c.type_ == "Ready" && c.status == "False" && c.reason == "InvalidSpec")
+    }
+}

@@ -110,13 +110,7 @@ fn compliance_views<'a>(
                 assets: status.matched_assets,
                 pending_updates: status.pending_updates,
                 overdue_updates: status.overdue_updates,
-                invalid: status
-                    .conditions
-                    .iter()
-                    .find(|c| {
-                        c.type_ == "Ready" && c.status == "False" && c.reason == "InvalidSpec"
-                    })
-                    .map(|c| c.message.clone()),
+                invalid: status.invalid_spec().map(|c| c.message.clone()),
                 compliance: status.compliance,
             }
         })

@@ -575,11 +575,10 @@ impl<'a> Claims<'a> {
 
 /// Whether the operator found `policy` invalid: it governs nothing, so it owns no update.
 fn marked_invalid(policy: &PatchPolicy) -> bool {
-    policy.status.as_ref().is_some_and(|s| {
-        s.conditions
-            .iter()
-            .any(|c| c.type_ == "Ready" && c.status == "False" && c.reason == "InvalidSpec")
-    })
+    policy
+        .status
+        .as_ref()
+        .is_some_and(|s| s.invalid_spec().is_some())
 }
 
 fn severity_name(severity: Severity) -> String {

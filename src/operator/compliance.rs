@@ -63,11 +63,7 @@ impl NamespaceFigures {
     /// figures were computed gets none either until they are recomputed: absent, not zeros
     /// that would read as "0% compliant".
     pub fn fill(&self, policy: &str, status: &mut PatchPolicyStatus) {
-        let invalid = status
-            .conditions
-            .iter()
-            .any(|c| c.type_ == "Ready" && c.status == "False" && c.reason == "InvalidSpec");
-        if invalid {
+        if status.invalid_spec().is_some() {
             return;
         }
         let Some(share) = self.policies.get(policy) else {
