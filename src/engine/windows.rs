@@ -46,11 +46,13 @@
 //! - The next start is searched for at most [`START_SEARCH_DAYS`] days ahead (about 8 years, so
 //!   a window on 29 February still finds its next opening across 2100, which is not a leap
 //!   year). A schedule that never fires at all (`0 0 31 2 *`) is rejected by [`compile`].
-//! - Merged occurrences are followed at most [`CHAIN_HORIZON`] (or [`MAX_CHAIN_STEPS`] starts)
+//! - Merged occurrences are followed at most [`CHAIN_HORIZON`] (or [`MAX_CHAIN_STEPS`] steps)
 //!   away from the query instant. A window that stays open longer than that, such as
 //!   `* * * * *` with a 1m duration, reports its close at the point where the walk stopped.
 //!   That is conservative (the window really is open at least that long), and a query made later
-//!   walks further.
+//!   walks further. A day's starts that merge are crossed in one step (a time-zone transition
+//!   inside them start by start), so such a window costs a few steps per day, not one per
+//!   occurrence.
 //! - [`start_permission`] looks at most [`PERMISSION_HORIZON`] ahead.
 
 use std::cmp::Ordering;
@@ -140,6 +142,15 @@ struct Recurring {
     duration: SignedDuration,
     /// Every wall-clock time of day the minute and hour fields match, sorted.
     times: Vec<Time>,
+    /// Per entry of `times`: the index of the last of the day's times reached from it through
+    /// gaps no longer than `duration`, whose occurrences therefore merge into one.
+    run_end: Vec<usize>,
+    /// Per entry of `times`: the index of the first of the day's times reached from it
+    /// backwards the same way.
+    run_start: Vec<usize>,
+    /// Whether a matching day's starts all merge, and with those of the next day if it matches
+    /// too (`* * * * *` with a 2m duration): a walk then crosses whole days at once.
+    whole_days: bool,
 }
 
 /// Validates a MaintenanceWindow spec and compiles it for queries.
@@ -271,11 +282,24 @@ pub fn compile(spec: &MaintenanceWindowSpec) -> Result<WindowSchedule, Vec<Field
     let kind = match (one_off, cron, tz, duration, times) {
         (Some((open, close)), None, _, _, _) => Kind::OneOff { open, close },
         (None, Some(cron), Some(tz), Some(duration), Some(times)) => {
+            let (run_start, run_end) = runs(&times, duration);
+            let whole_days = match (times.first(), times.last()) {
+                (Some(first), Some(last)) => {
+                    let overnight = SignedDuration::from_hours(24)
+                        .checked_sub(last.duration_since(*first))
+                        .unwrap_or(SignedDuration::MAX);
+                    run_end[0] == times.len() - 1 && overnight <= duration
+                }
+                _ => false,
+            };
             Kind::Recurring(Box::new(Recurring {
                 cron,
                 tz,
                 duration,
                 times,
+                run_end,
+                run_start,
+                whole_days,
             }))
         }
         // Unreachable given the checks above; reported rather than assumed.
@@ -356,6 +380,25 @@ fn times_of_day(cron: &Cron) -> Vec<Time> {
         }
     }
     times
+}
+
+/// For each of a day's sorted `times`, the first and the last index of the run of times around
+/// it that follow each other within `duration` (on the wall clock). The chain walks of
+/// [`Recurring::first_ending_after`] jump across such a run in one step instead of one step per
+/// occurrence: `* * * * *` with a 2m duration would otherwise take 1,440 steps a day.
+fn runs(times: &[Time], duration: SignedDuration) -> (Vec<usize>, Vec<usize>) {
+    let merges = |i: usize| times[i + 1].duration_since(times[i]) <= duration;
+    let mut run_start = vec![0; times.len()];
+    for i in 1..times.len() {
+        run_start[i] = if merges(i - 1) { run_start[i - 1] } else { i };
+    }
+    let mut run_end: Vec<usize> = (0..times.len()).collect();
+    for i in (0..times.len().saturating_sub(1)).rev() {
+        if merges(i) {
+            run_end[i] = run_end[i + 1];
+        }
+    }
+    (run_start, run_end)
 }
 
 fn month_matches(cron: &Cron, date: Date) -> bool {
@@ -525,6 +568,106 @@ impl Recurring {
         None
     }
 
+    /// The last (`forward`) or first start of the run of merging starts through `start`, as
+    /// far as `limit` and only where the wall clock runs evenly; `start` itself when it is not
+    /// one of a day's plain times. The chain walks of [`Recurring::first_ending_after`] jump
+    /// across such a run in one step instead of one step per occurrence (`* * * * *` with a 2m
+    /// duration has 1,440 a day). A run across a time-zone transition is walked start by start
+    /// there: its wall-clock gaps are not its elapsed gaps.
+    fn run_edge(&self, start: Timestamp, forward: bool, limit: Timestamp) -> Timestamp {
+        let civil = self.tz.to_datetime(start);
+        let day = civil.date();
+        let Ok(i) = self.times.binary_search(&civil.time()) else {
+            return start;
+        };
+        if !date_matches(&self.cron, day) {
+            return start;
+        }
+        // The start at `times[k]` of `date`, if the wall clock ran evenly from `start` to it.
+        let even = |date: Date, k: usize| {
+            let civil_edge = date.to_datetime(self.times[k]);
+            let edge = self.resolve(civil_edge)?;
+            (edge.duration_since(start) == civil_edge.duration_since(civil)).then_some(edge)
+        };
+        if self.whole_days {
+            let furthest = self.last_merged_day(start, day, forward, limit);
+            let k = if forward { self.times.len() - 1 } else { 0 };
+            if furthest != day
+                && let Some(edge) = even(furthest, k)
+            {
+                return edge;
+            }
+        }
+        let j = if forward {
+            self.run_end[i]
+        } else {
+            self.run_start[i]
+        };
+        if j == i {
+            return start;
+        }
+        if let Some(edge) = even(day, j) {
+            return edge;
+        }
+        // A transition inside the run: the wall clock runs evenly up to it, so the furthest
+        // even start is found by bisection, and the walk steps across the transition.
+        let (mut even_k, mut uneven_k) = (i, j);
+        while even_k.abs_diff(uneven_k) > 1 {
+            let middle = (even_k + uneven_k) / 2;
+            if even(day, middle).is_some() {
+                even_k = middle;
+            } else {
+                uneven_k = middle;
+            }
+        }
+        even(day, even_k).unwrap_or(start)
+    }
+
+    /// For a schedule whose days merge into each other (`whole_days`): the furthest day from
+    /// `date` (the day of `start`) in the direction of the walk up to which every day matches,
+    /// on the offset of `start` (before the next time-zone transition) and within `limit`.
+    fn last_merged_day(
+        &self,
+        start: Timestamp,
+        date: Date,
+        forward: bool,
+        limit: Timestamp,
+    ) -> Date {
+        let offset = self.tz.to_offset(start);
+        let bound = if forward {
+            let transition = self.tz.following(start).next();
+            transition.map_or(limit, |t| t.timestamp().min(limit))
+        } else {
+            let transition = self.tz.preceding(start).next();
+            transition.map_or(limit, |t| t.timestamp().max(limit))
+        };
+        let edge_time = if forward {
+            self.times[self.times.len() - 1]
+        } else {
+            self.times[0]
+        };
+        let mut day = date;
+        loop {
+            let next = if forward {
+                day.tomorrow()
+            } else {
+                day.yesterday()
+            };
+            let Ok(next) = next else { return day };
+            if !date_matches(&self.cron, next) {
+                return day;
+            }
+            let Ok(edge) = offset.to_timestamp(next.to_datetime(edge_time)) else {
+                return day;
+            };
+            let within = if forward { edge < bound } else { edge >= bound };
+            if !within {
+                return day;
+            }
+            day = next;
+        }
+    }
+
     /// The first (merged) occurrence whose close is later than `t`, as `(open, close)`.
     fn first_ending_after(&self, t: Timestamp) -> Option<(Timestamp, Timestamp)> {
         let d = self.duration;
@@ -539,6 +682,7 @@ impl Recurring {
         let mut open = first;
         let back_limit = t.checked_sub(CHAIN_HORIZON).unwrap_or(Timestamp::MIN);
         for _ in 0..MAX_CHAIN_STEPS {
+            open = self.run_edge(open, false, back_limit);
             if open < back_limit {
                 break;
             }
@@ -559,6 +703,12 @@ impl Recurring {
         for _ in 0..MAX_CHAIN_STEPS {
             if close > forward_limit {
                 break;
+            }
+            let run_end = self.run_edge(last, true, forward_limit);
+            if run_end > last {
+                last = run_end;
+                close = run_end.checked_add(d).ok()?;
+                continue;
             }
             match self.prev_start_at_or_before(close, span) {
                 Some(later) if later > last => {
@@ -1498,6 +1648,121 @@ mod tests {
             reason(&[named("far", &far)], &[]).as_deref(),
             Some("no maintenance window lets it start before 2029-06-01T00:00:00Z")
         );
+    }
+
+    #[test]
+    fn a_window_that_never_closes_between_transitions_is_followed_to_them() {
+        // Every minute for 2 minutes: open without a break, except after the fall-back
+        // transitions, whose repeated hour opens once (02:59 CEST + 2m = 03:01 CEST, then
+        // nothing starts until 03:00 CET). The spring-forward gap in between does not break
+        // it. Both ends lie months away; each used to stop after 10,000 starts (14 days).
+        let w = window(&recurring("* * * * *", "2m", "Europe/Zurich"));
+        let expected = Interval {
+            open: ts("2026-10-25T02:00:00Z"),
+            start_deadline: ts("2027-10-31T01:01:00Z"),
+            close: ts("2027-10-31T01:01:00Z"),
+        };
+        for probe in [
+            "2026-12-01T10:00:00Z",
+            "2027-03-28T01:00:30Z",
+            "2027-07-01T00:00:00Z",
+        ] {
+            assert_eq!(w.interval_at(ts(probe)), Some(expected), "{probe}");
+        }
+        assert!(!w.is_open(ts("2026-10-25T01:30:00Z")));
+        assert_eq!(
+            w.next_open_after(ts("2026-10-25T01:30:00Z"))
+                .map(|interval| interval.open),
+            Some(ts("2026-10-25T02:00:00Z"))
+        );
+    }
+
+    /// The merged occurrences of `w` that start in `[from, until)`, built from its starts one
+    /// by one. The first may have begun before `from`, the last go on after `until`.
+    fn merged_one_by_one(
+        w: &WindowSchedule,
+        from: Timestamp,
+        until: Timestamp,
+    ) -> Vec<(Timestamp, Timestamp)> {
+        let Kind::Recurring(recurring) = &w.kind else {
+            panic!("a recurring window");
+        };
+        let mut merged: Vec<(Timestamp, Timestamp)> = Vec::new();
+        let mut at = from;
+        while let Some(start) = recurring.next_start_at_or_after(at, 400) {
+            if start >= until {
+                break;
+            }
+            let close = start.checked_add(recurring.duration).unwrap();
+            match merged.last_mut() {
+                Some(last) if start <= last.1 => last.1 = last.1.max(close),
+                _ => merged.push((start, close)),
+            }
+            at = start.checked_add(ONE_NANO).unwrap();
+        }
+        merged
+    }
+
+    #[test]
+    fn merged_occurrences_match_a_start_by_start_merge_around_transitions() {
+        let schedules = [
+            ("* * * * *", "2m"),
+            ("*/5 * * * *", "5m"),
+            ("*/5 * * * *", "4m"),
+            ("0 * * * 1-5", "1h"),
+            ("*/15 0-4 * * *", "20m"),
+            ("0 22 * * *", "3h"),
+            ("30 1-3 * * 0", "1h"),
+            ("* 2 * * *", "1m"),
+            ("*/30 * * * *", "31m"),
+        ];
+        // Transition days of each zone in 2026 (Lord Howe moves by 30 minutes).
+        let zones = [
+            ("Europe/Zurich", ["2026-03-29", "2026-10-25"]),
+            ("America/New_York", ["2026-03-08", "2026-11-01"]),
+            ("Australia/Lord_Howe", ["2026-04-05", "2026-10-04"]),
+            ("UTC", ["2026-03-29", "2026-10-25"]),
+        ];
+        for (schedule, duration) in schedules {
+            for (zone, days) in zones {
+                let w = window(&recurring(schedule, duration, zone));
+                for day in days {
+                    let middle = ts(&format!("{day}T12:00:00Z"));
+                    let from = middle.checked_sub(SignedDuration::from_hours(72)).unwrap();
+                    let until = middle.checked_add(SignedDuration::from_hours(72)).unwrap();
+                    let earlier = from.checked_sub(SignedDuration::from_hours(48)).unwrap();
+                    let merged = merged_one_by_one(&w, earlier, until);
+                    let context = format!("{schedule} {duration} {zone} {day}");
+                    assert!(!merged.is_empty(), "{context}");
+                    let last = merged.len() - 1;
+                    let mut t = from;
+                    while t < merged[last].1.min(until) {
+                        let (i, (open, close)) = merged
+                            .iter()
+                            .copied()
+                            .enumerate()
+                            .find(|(_, (_, close))| *close > t)
+                            .unwrap();
+                        let found = w.next_open_after(t).unwrap();
+                        // The first interval may have begun before the starts enumerated, the
+                        // last may go on after `until`: there the walk only has to reach as far.
+                        if i == 0 {
+                            assert!(found.open <= open, "{context} at {t}: {found:?}");
+                        } else {
+                            assert_eq!(found.open, open, "{context} at {t}");
+                        }
+                        if i == last {
+                            assert!(found.close >= close, "{context} at {t}: {found:?}");
+                        } else {
+                            assert_eq!(found.close, close, "{context} at {t}");
+                        }
+                        t = t
+                            .checked_add(SignedDuration::from_secs(37 * 60 + 11))
+                            .unwrap();
+                    }
+                }
+            }
+        }
     }
 
     #[test]
