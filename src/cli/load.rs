@@ -14,7 +14,8 @@
 //! - Checks the API server would make before the engine sees an object: unknown fields (as
 //!   `kubectl apply --validate=strict` does), string lengths, list sizes and number ranges of
 //!   the CRD schema, object names, and the CRD's CEL rules, evaluated client-side with
-//!   kube-cel (see [`CelRules`] for what is and is not covered).
+//!   kube-cel (see [`CelRules`] for what is and is not covered). Also what kubectl's YAML 1.1
+//!   reader would make of an unquoted value ([`super::kubectl_yaml`]): `yes` is no text to it.
 //! - Objects are grouped by namespace; objects without one go to the default namespace given
 //!   by the caller. The same kind/namespace/name in two places is reported, naming both.
 
@@ -30,6 +31,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use super::kubectl_yaml;
 use crate::api::{
     Asset, GROUP, MaintenanceWindow, PatchIncident, PatchPolicy, PatchRollout, Ring, VERSION,
 };
@@ -295,6 +297,8 @@ struct Loader {
     default_namespace: String,
     out: LoadedFiles,
     rules: CelRules,
+    /// The unquoted values of the YAML file being read that kubectl reads as something else.
+    retyped: Vec<kubectl_yaml::Retyped>,
 }
 
 impl Loader {
@@ -303,6 +307,7 @@ impl Loader {
             default_namespace: default_namespace.to_owned(),
             out: LoadedFiles::default(),
             rules: CelRules::default(),
+            retyped: Vec::new(),
         }
     }
 
@@ -346,9 +351,11 @@ impl Loader {
 
     fn load_text(&mut self, file: &Path, text: &str) {
         if file.extension().is_some_and(|e| e == "json") {
+            self.retyped = Vec::new();
             self.load_json(file, text);
             return;
         }
+        self.retyped = kubectl_yaml::retyped_scalars(text);
         for (i, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
             let context = Context {
                 document: Some(i + 1),
@@ -617,6 +624,32 @@ impl Loader {
         {
             if reported.insert(format!("{field}\u{0}{message}")) && !reported.contains(&field) {
                 self.problem(file, context.clone(), source, Some(field), message);
+            }
+        }
+        // Unquoted values that kubectl will read as booleans or numbers. Where the field
+        // wants one, the parse has complained about the text already.
+        let retyped: Vec<(String, String, usize)> = self
+            .retyped
+            .iter()
+            .filter(|r| Some(r.document) == context.document)
+            .filter_map(|r| {
+                let field = r.path.strip_prefix(&context.prefix)?;
+                Some((field.to_owned(), r.message(), r.line))
+            })
+            .collect();
+        for (field, message, line) in retyped {
+            if !reported
+                .iter()
+                .any(|r| r == &field || r.starts_with(&format!("{field}\u{0}")))
+            {
+                self.problem_at(
+                    file,
+                    context.clone(),
+                    ProblemSource::Yaml,
+                    Some(field),
+                    message,
+                    Some(line),
+                );
             }
         }
     }
@@ -1287,6 +1320,48 @@ spec:
   selector: {}
   maxConcurrent: 2
 ";
+
+    #[test]
+    fn unquoted_values_kubectl_reads_as_booleans_or_numbers_are_reported() {
+        let text = "apiVersion: patchwave.dev/v1alpha1
+kind: Asset
+metadata:
+  name: web01
+  labels: {backup: yes, site: '0755', zip: 01234}
+spec:
+  osFamily: Linux
+  hold: yes
+---
+apiVersion: v1
+kind: List
+items:
+- apiVersion: patchwave.dev/v1alpha1
+  kind: Ring
+  metadata: {name: pilot, labels: {tier: off}}
+  spec: {selector: {}}
+- apiVersion: v1
+  kind: ConfigMap
+  metadata: {name: c, labels: {a: yes}}
+";
+        let loaded = load_text(text);
+        assert_eq!(
+            lines(&loaded),
+            [
+                // A field that wants a boolean says so already (and kubectl would take it).
+                "test.yaml: Asset/web01: spec.hold: invalid type: string \"yes\", expected a \
+                 boolean (line 8)",
+                "test.yaml: Asset/web01: metadata.labels.backup: kubectl reads the unquoted yes \
+                 as the boolean true (YAML 1.1), and the API server refuses that where text \
+                 belongs; quote it: \"yes\" (line 5)",
+                "test.yaml: Asset/web01: metadata.labels.zip: kubectl reads the unquoted 01234 \
+                 as the number 668 (YAML 1.1), and the API server refuses that where text \
+                 belongs; quote it: \"01234\" (line 5)",
+                "test.yaml: Ring/pilot: items[0].metadata.labels.tier: kubectl reads the \
+                 unquoted off as the boolean false (YAML 1.1), and the API server refuses that \
+                 where text belongs; quote it: \"off\" (line 15)",
+            ]
+        );
+    }
 
     #[test]
     fn reads_multi_document_yaml_and_skips_other_kinds() {

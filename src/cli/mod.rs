@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod control;
 pub mod enroll;
 pub mod incident;
+pub mod kubectl_yaml;
 pub mod load;
 pub mod output;
 pub mod plan;
