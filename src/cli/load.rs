@@ -67,9 +67,10 @@ pub struct LoadedFiles {
     /// Objects that exist in the files but could not be parsed, by namespace, as
     /// `(kind, name)`; see [`crate::engine::validation::validate_with`].
     pub unloadable: BTreeMap<String, BTreeSet<(&'static str, String)>>,
-    /// Unloadable objects parsed again with the fields that failed taken out, by namespace,
-    /// so that `validate` can still check the rest of them (references, duplicates, cron
-    /// expressions); they take no part in plans. See [`Salvaged`].
+    /// Unloadable objects parsed again with the fields that failed taken out (a required one
+    /// stood in for by an empty value of its type), by namespace, so that `validate` can still
+    /// check the rest of them (references, duplicates, cron expressions); they take no part in
+    /// plans. See [`Salvaged`].
     pub salvaged: BTreeMap<String, Salvaged>,
     /// Every problem found while reading, in reading order.
     pub problems: Vec<LoadProblem>,
@@ -87,9 +88,9 @@ pub struct Salvaged {
     /// The objects (policies, rings, windows, assets, rollouts) as parsed without those
     /// fields.
     pub inventory: Inventory,
-    /// The fields taken out of each object, by `(kind, name)`, as dotted paths
-    /// (`spec.onFailure`): they were reported already, and anything found on them or their
-    /// parents now would come from the gap, not from what was written.
+    /// The fields taken out of each object or stood in for, by `(kind, name)`, as dotted
+    /// paths (`spec.onFailure`): they were reported already, and anything found on them or
+    /// their parents now would come from the gap, not from what was written.
     pub removed: BTreeMap<(&'static str, String), Vec<String>>,
 }
 
@@ -598,7 +599,14 @@ impl Loader {
                     .entry(namespace.clone())
                     .or_default()
                     .insert((kind, name.clone()));
-                self.salvage(kind, &namespace, &name, &value, error.field.as_deref());
+                self.salvage(
+                    kind,
+                    &namespace,
+                    &name,
+                    &value,
+                    error.field.as_deref(),
+                    &error.message,
+                );
                 let field = error.field.clone();
                 self.problem_at(
                     file,
@@ -682,26 +690,53 @@ impl Loader {
         name: &str,
         value: &Value,
         failed: Option<&str>,
+        failed_message: &str,
     ) {
         if kind == kind::INCIDENT {
             return;
         }
         let mut value = value.clone();
-        let mut removed = Vec::new();
+        let mut removed: Vec<String> = Vec::new();
+        let mut stood_in: Vec<String> = Vec::new();
         let mut field = failed.map(str::to_owned);
+        let mut missing = failed_message.starts_with(MISSING);
         let mut inventory = Inventory::default();
         loop {
             let Some(path) = field.as_deref().and_then(removable_key) else {
                 return;
             };
-            if removed.len() >= MAX_SALVAGED_FIELDS || !remove_path(&mut value, &path) {
+            // Each field is taken out once and stood in for once; a stand-in that does not
+            // parse either ends the salvage.
+            let tried = if missing { &stood_in } else { &removed };
+            if removed.len() >= MAX_SALVAGED_FIELDS || tried.contains(&path) {
                 return;
             }
-            removed.push(path);
+            // A required field that is missing, or was taken out, gets a stand-in of its
+            // type, so that the rest of the object can still be checked.
+            let mended = if missing {
+                let stand_in = self
+                    .rules
+                    .rules(kind)
+                    .and_then(|rules| stand_in(&rules.schema, &path));
+                stand_in.is_some_and(|stand_in| insert_path(&mut value, &path, stand_in))
+            } else {
+                remove_path(&mut value, &path)
+            };
+            if !mended {
+                return;
+            }
+            if missing {
+                stood_in.push(path.clone());
+            }
+            if !removed.contains(&path) {
+                removed.push(path);
+            }
             match parse_object(kind, namespace, &value, &mut inventory) {
                 Ok(()) => break,
-                Err(error) if error.message.starts_with("required field") => return,
-                Err(error) => field = error.field,
+                Err(error) => {
+                    missing = error.message.starts_with(MISSING);
+                    field = error.field;
+                }
             }
         }
         let salvaged = self.out.salvaged.entry(namespace.to_owned()).or_default();
@@ -722,6 +757,56 @@ fn removable_key(field: &str) -> Option<String> {
         .unwrap_or(field)
         .trim_end_matches('.');
     (key.contains('.') && !key.starts_with("metadata")).then(|| key.to_owned())
+}
+
+/// How [`parse`] begins the message of a required field that is missing.
+const MISSING: &str = "required field ";
+
+/// A value of the type the CRD `schema` gives the field at the dotted `path` (object keys
+/// only): its first enum value, or an empty one of its type.
+fn stand_in(schema: &Value, path: &str) -> Option<Value> {
+    let mut schema = schema;
+    for key in path.split('.') {
+        schema = schema.get("properties")?.get(key)?;
+    }
+    if let Some(first) = schema
+        .get("enum")
+        .and_then(Value::as_array)
+        .and_then(|e| e.first())
+    {
+        return Some(first.clone());
+    }
+    if schema.get("x-kubernetes-int-or-string").is_some() {
+        return Some(Value::from(0));
+    }
+    Some(match schema.get("type").and_then(Value::as_str)? {
+        "string" => Value::from(""),
+        "integer" | "number" => Value::from(0),
+        "boolean" => Value::from(false),
+        "array" => Value::Array(Vec::new()),
+        "object" => Value::Object(serde_json::Map::new()),
+        _ => return None,
+    })
+}
+
+/// Sets the key at the dotted `path` (object keys only) of `value`; false when its parent is
+/// not an object.
+fn insert_path(value: &mut Value, path: &str, new: Value) -> bool {
+    let mut keys: Vec<&str> = path.split('.').collect();
+    let Some(last) = keys.pop() else {
+        return false;
+    };
+    let mut current = value;
+    for key in keys {
+        match current.get_mut(key) {
+            Some(next) => current = next,
+            None => return false,
+        }
+    }
+    current
+        .as_object_mut()
+        .map(|object| object.insert(last.to_owned(), new))
+        .is_some()
 }
 
 /// Removes the key at the dotted `path` (object keys only) from `value`; false when there is

@@ -428,6 +428,65 @@ spec:
     }
 
     #[test]
+    fn an_object_whose_required_field_is_wrong_or_missing_is_still_checked_for_the_rest() {
+        let text = "apiVersion: patchwave.dev/v1alpha1
+kind: Asset
+metadata: {name: sol01}
+spec:
+  osFamily: Solaris
+  staleAfter: 0s
+---
+apiVersion: patchwave.dev/v1alpha1
+kind: Asset
+metadata: {name: nos01}
+spec:
+  expectedDuration: forever
+---
+apiVersion: patchwave.dev/v1alpha1
+kind: Ring
+metadata: {name: r1}
+spec:
+  bakeTime: 1 day
+---
+apiVersion: patchwave.dev/v1alpha1
+kind: PatchPolicy
+metadata: {name: p1}
+spec:
+  rings: [r1, r1]
+";
+        let loaded = crate::cli::load::load_str(Path::new("x.yaml"), text, "default");
+        let report = report(&loaded);
+        let fields: Vec<(&str, &str)> = report
+            .problems
+            .iter()
+            .map(|p| {
+                (
+                    p.name.as_deref().unwrap_or_default(),
+                    p.field.as_deref().unwrap_or_default(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                ("sol01", "spec.osFamily"),
+                ("sol01", "spec.staleAfter"),
+                ("nos01", "spec.osFamily"),
+                ("nos01", "spec.expectedDuration"),
+                ("r1", "spec.selector"),
+                ("r1", "spec.bakeTime"),
+                ("p1", "spec.rings[1]"),
+            ],
+            "{:#?}",
+            report.problems
+        );
+        // The stand-ins of the missing and wrong fields are not blamed for anything, and the
+        // objects still take no part in plans.
+        assert!(loaded.namespaces["default"].assets.is_empty());
+        assert!(loaded.namespaces["default"].rings.is_empty());
+    }
+
+    #[test]
     fn merges_load_and_semantic_problems_in_document_order() {
         let loaded = crate::cli::load::load_str(Path::new("x.yaml"), FILES, "default");
         let report = report(&loaded);
