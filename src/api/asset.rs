@@ -182,8 +182,9 @@ pub struct AssetStatus {
     pub missing_updates: Option<i32>,
 
     /// One word for where the asset stands (the most pressing across its policies): UpToDate,
-    /// Patched, Pending, Failed, Held, WaitingForApproval, Unscheduled, Unassigned, or Unknown
-    /// while no agent has reported for it.
+    /// Patched, Pending, Failed, Held, WaitingForApproval, Unscheduled, Unassigned, Unmanaged
+    /// (it misses updates and no valid policy selects it), or Unknown while no agent has
+    /// reported for it.
     #[schemars(length(max = 32))]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,

@@ -166,6 +166,10 @@ pub enum AssetState {
     /// status says this ([`status::derive`](super::status::derive)); the evaluation plans
     /// from reports, and an asset without one has nothing to plan.
     Unknown,
+    /// It misses updates, and no valid policy selects it: nothing patches it (a policy that
+    /// selects it may be invalid). Only an Asset's status says this; an evaluation shows such
+    /// an asset under no policy.
+    Unmanaged,
 }
 
 /// One asset under one governing policy (or under none).

@@ -57,7 +57,7 @@ pub struct AssetSummary {
 
 impl AssetState {
     /// Every state, for metrics that report zero as well as counts.
-    pub const ALL: [AssetState; 9] = [
+    pub const ALL: [AssetState; 10] = [
         AssetState::UpToDate,
         AssetState::Patched,
         AssetState::Failed,
@@ -67,6 +67,7 @@ impl AssetState {
         AssetState::Unscheduled,
         AssetState::Unassigned,
         AssetState::Unknown,
+        AssetState::Unmanaged,
     ];
 
     /// The name written to `status.state`.
@@ -81,6 +82,7 @@ impl AssetState {
             AssetState::Unscheduled => "Unscheduled",
             AssetState::Unassigned => "Unassigned",
             AssetState::Unknown => "Unknown",
+            AssetState::Unmanaged => "Unmanaged",
         }
     }
 
@@ -90,7 +92,7 @@ impl AssetState {
         match self {
             AssetState::Failed => 7,
             AssetState::WaitingForApproval => 6,
-            AssetState::Unassigned => 5,
+            AssetState::Unassigned | AssetState::Unmanaged => 5,
             AssetState::Unscheduled => 4,
             AssetState::Held => 3,
             AssetState::Pending => 2,
@@ -118,10 +120,14 @@ pub fn derive(inventory: &Inventory, evaluation: &Evaluation, now: Timestamp) ->
 
     // Assets: the most pressing state across policies, and whether the agent is heard from.
     let mut states: BTreeMap<&str, AssetState> = BTreeMap::new();
+    let mut governed: BTreeSet<&str> = BTreeSet::new();
     for view in &evaluation.assets {
         let entry = states.entry(view.name.as_str()).or_insert(view.state);
         if view.state.attention() > entry.attention() {
             *entry = view.state;
+        }
+        if view.policy.is_some() {
+            governed.insert(view.name.as_str());
         }
     }
     for asset in &inventory.assets {
@@ -206,15 +212,20 @@ pub fn derive(inventory: &Inventory, evaluation: &Evaluation, now: Timestamp) ->
         };
         let ready = readiness(previous, &problems_of(kind::ASSET, name), generation, now);
         let mut state = states.get(name).copied().unwrap_or_default();
+        let missing_updates = reported.map(|r| missing_count(&r.available_updates));
         // "Nothing missing" is only known from a report; what spec alone decides (a hold, no
         // ring, no window) still shows.
         if reported.is_none() && state == AssetState::UpToDate {
             state = AssetState::Unknown;
         }
+        // Up to date under no policy is not up to date when updates are missing.
+        if !governed.contains(name) && missing_updates.is_some_and(|n| n > 0) {
+            state = AssetState::Unmanaged;
+        }
         derived.assets.insert(
             name.to_owned(),
             AssetSummary {
-                missing_updates: reported.map(|r| missing_count(&r.available_updates)),
+                missing_updates,
                 state,
                 conditions: vec![ready, reachable],
                 observed_generation: generation,
@@ -499,6 +510,58 @@ mod tests {
         );
         // The next change on its own: the fresh asset turns stale at 10:15.
         assert_eq!(derived.next_change, Some(t("2026-11-27T10:15:00Z")));
+    }
+
+    #[test]
+    fn an_asset_that_misses_updates_under_no_valid_policy_is_unmanaged() {
+        let now = t("2026-11-27T10:00:00Z");
+        let asset = |name: &str, team: &str, updates: &str| {
+            format!(
+                "---\nkind: Asset\napiVersion: patchwave.dev/v1alpha1\n\
+                 metadata: {{name: {name}, labels: {{ring: pilot, team: '{team}'}}}}\n\
+                 spec: {{osFamily: Linux}}\n\
+                 status: {{reported: {{lastHeartbeat: '2026-11-27T09:45:00Z', \
+                 availableUpdates: [{updates}]}}}}\n"
+            )
+        };
+        let update = "{id: openssl, classification: Security, severity: Critical}";
+        let yaml = [
+            // Selected only by a policy whose ring does not exist.
+            asset("orphan", "a", update),
+            // Selected by no policy at all.
+            asset("stray", "c", update),
+            // Nothing missing: up to date under any policy or none.
+            asset("clean", "a", ""),
+            asset("covered", "b", update),
+            "---\nkind: Ring\napiVersion: patchwave.dev/v1alpha1\nmetadata: {name: pilot}\n\
+             spec: {selector: {matchLabels: {ring: pilot}}}\n"
+                .to_owned(),
+            "---\nkind: MaintenanceWindow\napiVersion: patchwave.dev/v1alpha1\nmetadata: {name: open}\n\
+             spec: {start: '2026-01-01T00:00:00Z', end: '2027-12-31T00:00:00Z'}\n"
+                .to_owned(),
+            "---\nkind: PatchPolicy\napiVersion: patchwave.dev/v1alpha1\nmetadata: {name: broken}\n\
+             spec: {selector: {matchLabels: {team: a}}, rings: [ghost]}\n"
+                .to_owned(),
+            "---\nkind: PatchPolicy\napiVersion: patchwave.dev/v1alpha1\nmetadata: {name: fine}\n\
+             spec: {selector: {matchLabels: {team: b}}, rings: [pilot]}\n"
+                .to_owned(),
+        ]
+        .concat();
+        let mut loaded =
+            crate::cli::load::load_str(std::path::Path::new("test.yaml"), &yaml, "default");
+        assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+        let inventory = loaded.namespaces.remove("default").expect("namespace");
+        let evaluation = crate::engine::evaluate::evaluate(&inventory, now);
+        assert_eq!(evaluation.problems.len(), 1, "{:?}", evaluation.problems);
+        let derived = derive(&inventory, &evaluation, now);
+        let shown = |name: &str| {
+            let summary = &derived.assets[name];
+            (summary.state, summary.missing_updates)
+        };
+        assert_eq!(shown("orphan"), (AssetState::Unmanaged, Some(1)));
+        assert_eq!(shown("stray"), (AssetState::Unmanaged, Some(1)));
+        assert_eq!(shown("clean"), (AssetState::UpToDate, Some(0)));
+        assert_eq!(shown("covered"), (AssetState::Pending, Some(1)));
     }
 
     #[test]

@@ -404,6 +404,10 @@ fn decisions(inputs: Inputs<'_>, current: &Figures) -> Vec<Decision> {
             Some("Unassigned") => Some(format!(
                 "{name} is never patched: none of its policy's rings selects it."
             )),
+            Some("Unmanaged") => Some(format!(
+                "{name} misses updates and no valid policy selects it: nothing patches it. \
+                 Fix the policy meant for it (see its Ready condition) or the asset's labels."
+            )),
             _ => None,
         };
         if let Some(what) = what {
@@ -541,6 +545,30 @@ mod tests {
             [
                 "kiosk is never patched: no Allow maintenance window lets it start (none selects \
               it, or none of those that do opens again)."
+            ]
+        );
+    }
+
+    /// An asset nothing patches (its policy is invalid, or none selects it) is a decision for
+    /// the month: it showed as up to date before it had a state of its own.
+    #[test]
+    fn an_unmanaged_asset_is_a_decision() {
+        let asset: crate::api::Asset = serde_json::from_value(serde_json::json!({
+            "apiVersion": "patchwave.dev/v1alpha1", "kind": "Asset",
+            "metadata": {"name": "orphan", "namespace": "acme",
+                         "creationTimestamp": "2026-10-01T00:00:00Z"},
+            "spec": {"osFamily": "Linux"},
+            "status": {"state": "Unmanaged",
+                       "reported": {"availableUpdates": [], "installedHistory": []}}
+        }))
+        .unwrap();
+        let report = november_of(&[&asset]);
+        let whats: Vec<&str> = report.decisions.iter().map(|d| d.what.as_str()).collect();
+        assert_eq!(
+            whats,
+            [
+                "orphan misses updates and no valid policy selects it: nothing patches it. Fix \
+                 the policy meant for it (see its Ready condition) or the asset's labels."
             ]
         );
     }

@@ -7,7 +7,7 @@
 //! and rides along for free if the asset's operation is written meanwhile: in a large rollout
 //! most waiting assets get their operation before the delay ends, which saves one write per
 //! asset. Changes that need attention (failed, waiting for approval, held, unscheduled,
-//! unassigned, a condition turning False) are written at once, and so is the end of a problem
+//! unassigned, unmanaged, a condition turning False) are written at once, and so is the end of a problem
 //! (a condition True again after False: an agent heard from again).
 
 use std::collections::HashMap;
@@ -19,12 +19,13 @@ use jiff::Timestamp;
 use crate::api::AssetStatus;
 
 /// States a person acts on: never held back.
-const ATTENTION_STATES: [&str; 5] = [
+const ATTENTION_STATES: [&str; 6] = [
     "Failed",
     "WaitingForApproval",
     "Held",
     "Unscheduled",
     "Unassigned",
+    "Unmanaged",
 ];
 
 /// First sighting of each held-back summary, by namespace and asset.
