@@ -11,7 +11,8 @@
 //!   creation): an asset cannot be blamed for the time before it was managed. Instances without
 //!   a release date have no clock; they are counted apart and left out of rates and times.
 //! - It is *installed at t* when its last history entry at or before t is an Install (a later
-//!   Rollback makes it missing again; a reinstall makes it installed again).
+//!   Rollback makes it missing again; a reinstall makes it installed again). One installed at
+//!   the asset's enrolment was there before patchwave: no patch rate or time to patch counts it.
 
 pub mod report;
 #[cfg(test)]
@@ -632,8 +633,11 @@ pub fn figures(inputs: Inputs<'_>, period: Period) -> Figures {
         let owner = || *owner_cell.get_or_init(|| claims.owner(instance));
         let mine =
             scope.is_none_or(|p| owner().and_then(|o| o.metadata.name.as_deref()) == Some(p));
+        // Already installed when the asset was enrolled: patchwave neither patched it nor let
+        // it wait, so it is left out of patch rates and time to patch.
+        let preinstalled = enrolled_at(instance.asset).is_some_and(|e| instance.installed_at(e));
         // Patch rates: judged at the horizon's mark, for marks inside the period.
-        if let Some(clock) = instance.clock.filter(|_| mine) {
+        if let Some(clock) = instance.clock.filter(|_| mine && !preinstalled) {
             for horizon in HORIZONS {
                 let mark = clock + days(horizon);
                 if !period.contains(mark) {
@@ -664,12 +668,12 @@ pub fn figures(inputs: Inputs<'_>, period: Period) -> Figures {
         // Time to patch: first installations inside the period.
         if let Some(first) = instance
             .first_install()
-            .filter(|t| mine && period.contains(*t))
+            .filter(|t| mine && !preinstalled && period.contains(*t))
         {
             match instance.clock {
                 Some(clock) => {
-                    // Installed before its clock started (already there at enrolment, or the
-                    // release date became known later): zero, not negative.
+                    // Installed before its clock started (the release date became known
+                    // later): zero, not negative.
                     let took = first.duration_since(clock).max(SignedDuration::ZERO);
                     ttp.push(hours(took));
                 }

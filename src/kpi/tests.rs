@@ -186,6 +186,41 @@ fn time_to_patch_counts_first_installations_from_the_clock_start() {
     assert_eq!(f.time_to_patch.without_release_date, 0);
 }
 
+/// Updates a machine already had when it was enrolled are not patchwave's work: they used to
+/// count as patched in 0 hours (and on time), pulling the mean time to patch down.
+#[test]
+fn updates_installed_before_enrolment_are_left_out_of_rates_and_times() {
+    let enrolled_late = asset(json!({
+        "apiVersion": "patchwave.dev/v1alpha1", "kind": "Asset",
+        "metadata": {"name": "new", "creationTimestamp": "2026-11-15T00:00:00Z"},
+        "spec": {"osFamily": "Linux"},
+        "status": {"reported": {"availableUpdates": [], "installedHistory": [
+            // Before enrolment: left out.
+            {"id": "old", "version": "1", "action": "Install", "at": "2026-11-03T00:00:00Z",
+             "releasedAt": "2026-11-01T00:00:00Z", "severity": "Critical",
+             "classification": "Security"},
+            // After enrolment: 48 h from the enrolment (its clock start).
+            {"id": "mine", "version": "1", "action": "Install", "at": "2026-11-17T00:00:00Z",
+             "releasedAt": "2026-11-01T00:00:00Z", "severity": "Critical",
+             "classification": "Security"}
+        ]}}
+    }));
+    let f = figures(
+        Inputs {
+            assets: &[&enrolled_late],
+            rollouts: &[],
+            policies: &[],
+            incidents: &[],
+            policy: None,
+        },
+        november(),
+    );
+    assert_eq!(f.time_to_patch.installed, 1);
+    assert_eq!(f.time_to_patch.mean_hours, Some(48.0));
+    // Only `mine` is judged at its 7-day mark (11-22), on time.
+    assert_eq!(f.patch_rate.within7, rate(1, 1));
+}
+
 #[test]
 fn open_overdue_and_compliance_at_the_end_of_the_period() {
     let f = november_figures();
