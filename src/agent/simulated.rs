@@ -206,6 +206,7 @@ fn install(
         reported.installed_history.push(InstalledUpdate {
             id: update.id,
             version: update.version,
+            package: update.package,
             action: OperationAction::Install,
             at: Time(at),
             released_at: update.released_at,
@@ -237,6 +238,7 @@ fn roll_back(
         let back = AvailableUpdate {
             id: entry.id.clone(),
             version: entry.version.clone(),
+            package: entry.package.clone(),
             classification: entry.classification,
             severity: entry.severity,
             released_at: entry.released_at.clone(),
@@ -245,6 +247,7 @@ fn roll_back(
         let record = InstalledUpdate {
             id: entry.id.clone(),
             version: None,
+            package: entry.package.clone(),
             action: OperationAction::Rollback,
             at: Time(at),
             released_at: entry.released_at.clone(),
@@ -305,6 +308,7 @@ mod tests {
                 AvailableUpdate {
                     id: "openssl".to_owned(),
                     version: Some("3.0.15".to_owned()),
+                    package: Some("openssl-libs".to_owned()),
                     classification: Classification::Security,
                     severity: Severity::Critical,
                     ..AvailableUpdate::default()
@@ -373,6 +377,7 @@ mod tests {
         assert_eq!(installed, ["curl", "openssl"]);
         let openssl = &state.installed_history[1];
         assert_eq!(openssl.severity, Severity::Critical);
+        assert_eq!(openssl.package.as_deref(), Some("openssl-libs"));
     }
 
     #[test]
@@ -399,14 +404,12 @@ mod tests {
             at("2026-12-01T23:00:00Z"),
         );
         assert_eq!(state.available_updates.len(), 2);
-        assert!(
-            state
-                .available_updates
-                .iter()
-                .any(|u| u.id == "openssl" && u.severity == Severity::Critical)
-        );
+        assert!(state.available_updates.iter().any(|u| u.id == "openssl"
+            && u.severity == Severity::Critical
+            && u.package.as_deref() == Some("openssl-libs")));
         let last = state.installed_history.last().expect("history");
         assert_eq!(last.action, OperationAction::Rollback);
+        assert_eq!(last.package.as_deref(), Some("openssl-libs"));
         assert_eq!(last.rollout.as_deref(), Some("r1"));
 
         // A second rollback finds nothing left to roll back.

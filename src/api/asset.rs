@@ -337,6 +337,11 @@ pub struct InstalledUpdate {
     #[schemars(length(max = 128))]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// Package name, copied from the available update: policies' include and exclude globs
+    /// match it, so the KPIs can tell which policy owned an update no longer reported.
+    #[schemars(length(max = 128))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package: Option<String>,
     /// Install for a new version, Rollback for a return to an older one.
     #[serde(default)]
     pub action: OperationAction,

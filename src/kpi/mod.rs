@@ -375,6 +375,8 @@ struct Instance<'a> {
     asset: &'a Asset,
     id: &'a str,
     version: Option<&'a str>,
+    /// Package name (include and exclude globs match it).
+    package: Option<&'a str>,
     severity: Severity,
     classification: Classification,
     /// Clock start; `None` without a release date.
@@ -439,6 +441,7 @@ fn instances<'a>(assets: &[&'a Asset]) -> Vec<Instance<'a>> {
                 asset,
                 id: entry.id.as_str(),
                 version: entry.version.as_deref(),
+                package: entry.package.as_deref(),
                 severity: entry.severity,
                 classification: entry.classification,
                 clock: clock(entry.released_at.as_ref().map(|t| t.0)),
@@ -453,6 +456,7 @@ fn instances<'a>(assets: &[&'a Asset]) -> Vec<Instance<'a>> {
                 asset,
                 id: update.id.as_str(),
                 version: update.version.as_deref(),
+                package: update.package.as_deref(),
                 severity: update.severity,
                 classification: update.classification,
                 clock: clock(update.released_at.as_ref().map(|t| t.0)),
@@ -557,6 +561,7 @@ impl<'a> Claims<'a> {
                 let installed = AvailableUpdate {
                     id: instance.id.to_owned(),
                     version: instance.version.map(str::to_owned),
+                    package: instance.package.map(str::to_owned),
                     severity: instance.severity,
                     classification: instance.classification,
                     ..Default::default()

@@ -221,6 +221,39 @@ fn updates_installed_before_enrolment_are_left_out_of_rates_and_times() {
     assert_eq!(f.patch_rate.within7, rate(1, 1));
 }
 
+/// An update no longer reported (installed) is judged as its history entry says, package name
+/// included: a policy that includes a package by name owns its installs.
+#[test]
+fn a_policy_including_a_package_by_name_owns_its_installs() {
+    let web = asset(json!({
+        "apiVersion": "patchwave.dev/v1alpha1", "kind": "Asset",
+        "metadata": {"name": "web", "creationTimestamp": "2026-10-01T00:00:00Z"},
+        "spec": {"osFamily": "Linux"},
+        "status": {"reported": {"availableUpdates": [], "installedHistory": [
+            {"id": "USN-7001-1", "version": "3.0.13", "package": "openssl", "action": "Install",
+             "at": "2026-11-04T00:00:00Z", "releasedAt": "2026-11-02T00:00:00Z",
+             "severity": "Critical", "classification": "Security"}
+        ]}}
+    }));
+    let policies = [policy(json!({
+        "apiVersion": "patchwave.dev/v1alpha1", "kind": "PatchPolicy",
+        "metadata": {"name": "openssl"},
+        "spec": {"selector": {}, "updates": {"include": ["openssl*"]}, "rings": ["pilot"]}
+    }))];
+    let f = figures(
+        Inputs {
+            assets: &[&web],
+            rollouts: &[],
+            policies: &policies,
+            incidents: &[],
+            policy: Some("openssl"),
+        },
+        november(),
+    );
+    assert_eq!(f.time_to_patch.installed, 1);
+    assert_eq!(f.time_to_patch.mean_hours, Some(48.0));
+}
+
 #[test]
 fn open_overdue_and_compliance_at_the_end_of_the_period() {
     let f = november_figures();

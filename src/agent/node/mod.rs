@@ -915,6 +915,7 @@ fn record_missing_history(
         reported.installed_history.push(InstalledUpdate {
             id: update.id.clone(),
             version: update.version.clone(),
+            package: None,
             action: OperationAction::Install,
             at: Time(now),
             released_at: None,
