@@ -789,43 +789,30 @@ fn stand_in(schema: &Value, path: &str) -> Option<Value> {
     })
 }
 
-/// Sets the key at the dotted `path` (object keys only) of `value`; false when its parent is
-/// not an object.
-fn insert_path(value: &mut Value, path: &str, new: Value) -> bool {
-    let mut keys: Vec<&str> = path.split('.').collect();
-    let Some(last) = keys.pop() else {
-        return false;
-    };
+/// The object holding the key at the dotted `path` (object keys only) of `value`, and the key.
+fn parent_of<'v, 'p>(
+    value: &'v mut Value,
+    path: &'p str,
+) -> Option<(&'v mut serde_json::Map<String, Value>, &'p str)> {
+    let (parents, key) = path.rsplit_once('.').unwrap_or(("", path));
     let mut current = value;
-    for key in keys {
-        match current.get_mut(key) {
-            Some(next) => current = next,
-            None => return false,
-        }
+    for parent in parents.split('.').filter(|p| !p.is_empty()) {
+        current = current.get_mut(parent)?;
     }
-    current
-        .as_object_mut()
-        .map(|object| object.insert(last.to_owned(), new))
-        .is_some()
+    Some((current.as_object_mut()?, key))
 }
 
-/// Removes the key at the dotted `path` (object keys only) from `value`; false when there is
-/// none.
+/// Sets the key at the dotted `path` of `value`; false when its parent is not an object.
+fn insert_path(value: &mut Value, path: &str, new: Value) -> bool {
+    parent_of(value, path).is_some_and(|(object, key)| {
+        object.insert(key.to_owned(), new);
+        true
+    })
+}
+
+/// Removes the key at the dotted `path` from `value`; false when there is none.
 fn remove_path(value: &mut Value, path: &str) -> bool {
-    let mut keys: Vec<&str> = path.split('.').collect();
-    let Some(last) = keys.pop() else {
-        return false;
-    };
-    let mut current = value;
-    for key in keys {
-        match current.get_mut(key) {
-            Some(next) => current = next,
-            None => return false,
-        }
-    }
-    current
-        .as_object_mut()
-        .is_some_and(|object| object.remove(last).is_some())
+    parent_of(value, path).is_some_and(|(object, key)| object.remove(key).is_some())
 }
 
 /// Parses `value` as `kind` (not an incident) into `inventory`.

@@ -370,6 +370,20 @@ spec:
 
     /// A field that does not parse hides nothing else of its object: the rest is checked
     /// without it, and nothing is blamed on the gap.
+    /// Each problem's object name and field.
+    fn object_and_field(report: &Report) -> Vec<(&str, &str)> {
+        report
+            .problems
+            .iter()
+            .map(|p| {
+                (
+                    p.name.as_deref().unwrap_or_default(),
+                    p.field.as_deref().unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
     #[test]
     fn an_object_that_does_not_parse_is_still_checked_for_the_rest() {
         let text = "apiVersion: patchwave.dev/v1alpha1
@@ -396,16 +410,7 @@ spec:
 ";
         let loaded = crate::cli::load::load_str(Path::new("x.yaml"), text, "default");
         let report = report(&loaded);
-        let fields: Vec<(&str, &str)> = report
-            .problems
-            .iter()
-            .map(|p| {
-                (
-                    p.name.as_deref().unwrap_or_default(),
-                    p.field.as_deref().unwrap_or_default(),
-                )
-            })
-            .collect();
+        let fields = object_and_field(&report);
         for expected in [
             ("p1", "spec.onFailure"),
             ("p1", "spec.rings[1]"),
@@ -456,16 +461,7 @@ spec:
 ";
         let loaded = crate::cli::load::load_str(Path::new("x.yaml"), text, "default");
         let report = report(&loaded);
-        let fields: Vec<(&str, &str)> = report
-            .problems
-            .iter()
-            .map(|p| {
-                (
-                    p.name.as_deref().unwrap_or_default(),
-                    p.field.as_deref().unwrap_or_default(),
-                )
-            })
-            .collect();
+        let fields = object_and_field(&report);
         assert_eq!(
             fields,
             [

@@ -512,6 +512,29 @@ mod tests {
         assert_eq!(derived.next_change, Some(t("2026-11-27T10:15:00Z")));
     }
 
+    /// A Ring `pilot` selecting `ring: pilot`, and a one-off window open through 2027.
+    const PILOT_RING_AND_OPEN_WINDOW: &str = "---
+kind: Ring
+apiVersion: patchwave.dev/v1alpha1
+metadata: {name: pilot}
+spec: {selector: {matchLabels: {ring: pilot}}}
+---
+kind: MaintenanceWindow
+apiVersion: patchwave.dev/v1alpha1
+metadata: {name: open}
+spec: {start: '2026-01-01T00:00:00Z', end: '2027-12-31T00:00:00Z'}
+";
+
+    /// The statuses derived from the objects of `yaml` at `now`, and the evaluation's problems.
+    fn derived_from(yaml: &str, now: Timestamp) -> (Derived, Vec<Problem>) {
+        let mut loaded =
+            crate::cli::load::load_str(std::path::Path::new("test.yaml"), yaml, "default");
+        assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+        let inventory = loaded.namespaces.remove("default").expect("namespace");
+        let evaluation = crate::engine::evaluate::evaluate(&inventory, now);
+        (derive(&inventory, &evaluation, now), evaluation.problems)
+    }
+
     #[test]
     fn an_asset_that_misses_updates_under_no_valid_policy_is_unmanaged() {
         let now = t("2026-11-27T10:00:00Z");
@@ -533,12 +556,7 @@ mod tests {
             // Nothing missing: up to date under any policy or none.
             asset("clean", "a", ""),
             asset("covered", "b", update),
-            "---\nkind: Ring\napiVersion: patchwave.dev/v1alpha1\nmetadata: {name: pilot}\n\
-             spec: {selector: {matchLabels: {ring: pilot}}}\n"
-                .to_owned(),
-            "---\nkind: MaintenanceWindow\napiVersion: patchwave.dev/v1alpha1\nmetadata: {name: open}\n\
-             spec: {start: '2026-01-01T00:00:00Z', end: '2027-12-31T00:00:00Z'}\n"
-                .to_owned(),
+            PILOT_RING_AND_OPEN_WINDOW.to_owned(),
             "---\nkind: PatchPolicy\napiVersion: patchwave.dev/v1alpha1\nmetadata: {name: broken}\n\
              spec: {selector: {matchLabels: {team: a}}, rings: [ghost]}\n"
                 .to_owned(),
@@ -547,13 +565,8 @@ mod tests {
                 .to_owned(),
         ]
         .concat();
-        let mut loaded =
-            crate::cli::load::load_str(std::path::Path::new("test.yaml"), &yaml, "default");
-        assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
-        let inventory = loaded.namespaces.remove("default").expect("namespace");
-        let evaluation = crate::engine::evaluate::evaluate(&inventory, now);
-        assert_eq!(evaluation.problems.len(), 1, "{:?}", evaluation.problems);
-        let derived = derive(&inventory, &evaluation, now);
+        let (derived, problems) = derived_from(&yaml, now);
+        assert_eq!(problems.len(), 1, "{problems:?}");
         let shown = |name: &str| {
             let summary = &derived.assets[name];
             (summary.state, summary.missing_updates)
@@ -578,23 +591,14 @@ mod tests {
             asset("never", false, ""),
             asset("held-never", true, ""),
             asset("reported", false, "status: {reported: {lastHeartbeat: '2026-11-27T09:45:00Z'}}\n"),
-            "---\nkind: Ring\napiVersion: patchwave.dev/v1alpha1\nmetadata: {name: pilot}\n\
-             spec: {selector: {matchLabels: {ring: pilot}}}\n"
-                .to_owned(),
-            "---\nkind: MaintenanceWindow\napiVersion: patchwave.dev/v1alpha1\nmetadata: {name: open}\n\
-             spec: {start: '2026-01-01T00:00:00Z', end: '2027-12-31T00:00:00Z'}\n"
-                .to_owned(),
+            PILOT_RING_AND_OPEN_WINDOW.to_owned(),
             "---\nkind: PatchPolicy\napiVersion: patchwave.dev/v1alpha1\nmetadata: {name: security}\n\
              spec: {rings: [pilot]}\n"
                 .to_owned(),
         ]
         .concat();
-        let mut loaded =
-            crate::cli::load::load_str(std::path::Path::new("test.yaml"), &yaml, "default");
-        let inventory = loaded.namespaces.remove("default").expect("namespace");
-        let evaluation = crate::engine::evaluate::evaluate(&inventory, now);
-        assert!(evaluation.problems.is_empty(), "{:?}", evaluation.problems);
-        let derived = derive(&inventory, &evaluation, now);
+        let (derived, problems) = derived_from(&yaml, now);
+        assert!(problems.is_empty(), "{problems:?}");
         let shown = |name: &str| {
             let summary = &derived.assets[name];
             (summary.state, summary.missing_updates)

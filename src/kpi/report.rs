@@ -525,52 +525,37 @@ mod tests {
         }
     }
 
-    /// An unscheduled asset's decision holds for both causes: no window selects it, or the
-    /// windows that do never open again (a one-off window that has ended).
+    /// The decision an asset's state asks for. An unscheduled asset's holds for both causes: no
+    /// window selects it, or the windows that do never open again (a one-off window that has
+    /// ended). An asset nothing patches (its policy is invalid, or none selects it) showed as
+    /// up to date before it had a state of its own.
     #[test]
-    fn an_unscheduled_asset_is_explained_for_either_cause() {
-        let asset: crate::api::Asset = serde_json::from_value(serde_json::json!({
-            "apiVersion": "patchwave.dev/v1alpha1", "kind": "Asset",
-            "metadata": {"name": "kiosk", "namespace": "acme",
-                         "creationTimestamp": "2026-10-01T00:00:00Z"},
-            "spec": {"osFamily": "Linux"},
-            "status": {"state": "Unscheduled",
-                       "reported": {"availableUpdates": [], "installedHistory": []}}
-        }))
-        .unwrap();
-        let report = november_of(&[&asset]);
-        let whats: Vec<&str> = report.decisions.iter().map(|d| d.what.as_str()).collect();
-        assert_eq!(
-            whats,
-            [
+    fn assets_that_are_never_patched_are_decisions() {
+        for (state, decision) in [
+            (
+                "Unscheduled",
                 "kiosk is never patched: no Allow maintenance window lets it start (none selects \
-              it, or none of those that do opens again)."
-            ]
-        );
-    }
-
-    /// An asset nothing patches (its policy is invalid, or none selects it) is a decision for
-    /// the month: it showed as up to date before it had a state of its own.
-    #[test]
-    fn an_unmanaged_asset_is_a_decision() {
-        let asset: crate::api::Asset = serde_json::from_value(serde_json::json!({
-            "apiVersion": "patchwave.dev/v1alpha1", "kind": "Asset",
-            "metadata": {"name": "orphan", "namespace": "acme",
-                         "creationTimestamp": "2026-10-01T00:00:00Z"},
-            "spec": {"osFamily": "Linux"},
-            "status": {"state": "Unmanaged",
-                       "reported": {"availableUpdates": [], "installedHistory": []}}
-        }))
-        .unwrap();
-        let report = november_of(&[&asset]);
-        let whats: Vec<&str> = report.decisions.iter().map(|d| d.what.as_str()).collect();
-        assert_eq!(
-            whats,
-            [
-                "orphan misses updates and no valid policy selects it: nothing patches it. Fix \
-                 the policy meant for it (see its Ready condition) or the asset's labels."
-            ]
-        );
+                 it, or none of those that do opens again).",
+            ),
+            (
+                "Unmanaged",
+                "kiosk misses updates and no valid policy selects it: nothing patches it. Fix \
+                 the policy meant for it (see its Ready condition) or the asset's labels.",
+            ),
+        ] {
+            let asset: crate::api::Asset = serde_json::from_value(serde_json::json!({
+                "apiVersion": "patchwave.dev/v1alpha1", "kind": "Asset",
+                "metadata": {"name": "kiosk", "namespace": "acme",
+                             "creationTimestamp": "2026-10-01T00:00:00Z"},
+                "spec": {"osFamily": "Linux"},
+                "status": {"state": state,
+                           "reported": {"availableUpdates": [], "installedHistory": []}}
+            }))
+            .unwrap();
+            let report = november_of(&[&asset]);
+            let whats: Vec<&str> = report.decisions.iter().map(|d| d.what.as_str()).collect();
+            assert_eq!(whats, [decision], "{state}");
+        }
     }
 
     #[test]
