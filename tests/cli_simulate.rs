@@ -739,3 +739,44 @@ spec: {start: '2026-03-02T01:00:00Z', end: '2026-03-02T01:05:00Z'}
         "{stdout}"
     );
 }
+
+/// A rollout that cannot go on (its ring was taken out of the policy and deleted) blocks its
+/// policy: plan says so instead of leaving the policy's missing updates unexplained.
+#[test]
+fn plan_shows_a_stalled_rollout_and_what_it_blocks() {
+    let folder = fleet(&asset("a1", "{}"), EVERY_NIGHT);
+    let rollout = "\
+apiVersion: patchwave.dev/v1alpha1
+kind: PatchRollout
+metadata: {name: p-old, namespace: t}
+spec:
+  policy: p
+  policyGeneration: 1
+  revision: old
+  updates: [{id: openssl, version: '3.0.1'}]
+  rings: [r1, gone]
+";
+    std::fs::write(folder.path().join("rollout.yaml"), rollout).unwrap();
+    let path = folder.path().to_str().unwrap();
+    let (code, table, stderr) = patchwave(&["plan", "-f", path, "--at", "2026-03-02"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        table.contains(
+            "rollout p-old (policy p, 1 update)\n  deadline -  forecast completion -  no \
+             deadline\n  STALLED: ring gone does not exist or is invalid: the rollout cannot go \
+             on, and its policy starts no other rollout, until the Ring is back (valid) or the \
+             rollout is aborted\n"
+        ),
+        "{table}"
+    );
+    let (_, json, _) = patchwave(&["plan", "-f", path, "--at", "2026-03-02", "-o", "json"]);
+    let plan: Value = serde_json::from_str(&json).unwrap();
+    let rollouts = plan["rollouts"].as_array().unwrap();
+    assert_eq!(rollouts.len(), 1, "{json}");
+    assert!(
+        rollouts[0]["stalled"]
+            .as_str()
+            .unwrap()
+            .starts_with("ring gone does not exist")
+    );
+}

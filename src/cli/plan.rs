@@ -91,6 +91,11 @@ pub struct RolloutPlan {
     pub forecast_completion: Option<Timestamp>,
     /// Whether the forecast completion meets the deadline.
     pub on_time: Option<bool>,
+    /// For a rollout that stalls in the forecast (a ring that does not exist, an operation
+    /// that can never be issued), the engine's message: it keeps its policy from starting
+    /// another rollout until someone acts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stalled: Option<String>,
     pub rings: Vec<RingPlan>,
 }
 
@@ -392,6 +397,11 @@ pub fn plan_namespace(
                 (None, Some(_)) => Some(false),
                 _ => None,
             },
+            stalled: status
+                .conditions
+                .iter()
+                .find(|c| c.type_ == "Stalled" && c.status == "True")
+                .map(|c| c.message.clone()),
             rings,
         });
     }
@@ -503,6 +513,9 @@ pub fn render_table(plan: &Plan) -> String {
             when(rollout.forecast_completion),
             verdict
         );
+        if let Some(stalled) = &rollout.stalled {
+            out += &format!("  STALLED: {stalled}\n");
+        }
         for ring in &rollout.rings {
             out += &format!(
                 "  ring {:<10} {}{}  start {}  complete {}  bake until {}\n",

@@ -1477,7 +1477,11 @@ impl<'a> Run<'a> {
             };
             let Some(ring) = self.rings.get(ring_name.as_str()) else {
                 stalled.get_or_insert_with(|| {
-                    format!("ring {ring_name} does not exist or is invalid")
+                    format!(
+                        "ring {ring_name} does not exist or is invalid: the rollout cannot go \
+                         on, and its policy starts no other rollout, until the Ring is back \
+                         (valid) or the rollout is aborted"
+                    )
                 });
                 progress.phase = RingPhase::Pending;
                 rings_out.push(progress);

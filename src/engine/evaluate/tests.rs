@@ -980,6 +980,54 @@ fn rollback_on_failure_rolls_the_halted_rings_patched_assets_back() {
     assert_eq!(op.phase, OperationPhase::Succeeded);
 }
 
+/// A rollout whose ring is gone (taken out of the policy, then deleted) stalls and says why
+/// and what it blocks: its policy starts no other rollout, not even for a new update, until
+/// the rollout is aborted.
+#[test]
+fn a_rollout_whose_ring_is_gone_stalls_and_says_what_it_blocks() {
+    let text = format!(
+        "{}{}{}{ALWAYS_OPEN}{}",
+        assets("a", 2, "pilot", ""),
+        ring("pilot", ""),
+        ring("rest", ""),
+        policy("pilot, rest", "")
+    );
+    let first = evaluate(&inventory(&text), t(NOW));
+    let rollout = first.created_rollouts[0].clone();
+    let name = rollout.metadata.name.clone().unwrap();
+    // The ring is taken out of the policy and deleted, and a new update appears.
+    let text = format!(
+        "{}{}{ALWAYS_OPEN}{}",
+        assets("a", 2, "pilot", ""),
+        ring("pilot", ""),
+        policy("pilot", "")
+    )
+    .replace(
+        "availableUpdates: [",
+        "availableUpdates: [{id: curl, version: '8.1', classification: Security, \
+         severity: Critical, releasedAt: '2026-11-21T00:00:00Z'}, ",
+    );
+    let mut inv = inventory(&text);
+    inv.rollouts.push(rollout);
+    let stuck = evaluate(&inv, t(NOW));
+    let stalled = condition(&stuck.rollout_statuses[&name], "Stalled");
+    assert_eq!(stalled.status, "True");
+    assert_eq!(
+        stalled.message,
+        "ring rest does not exist or is invalid: the rollout cannot go on, and its policy starts \
+         no other rollout, until the Ring is back (valid) or the rollout is aborted"
+    );
+    assert!(stuck.created_rollouts.is_empty());
+    // Aborted, it blocks no more: the new update gets a rollout.
+    inv.rollouts[0].spec.abort = Some(Default::default());
+    inv.rollouts[0].status = stuck.rollout_statuses.get(&name).cloned();
+    let aborted = evaluate(&inv, t(NOW));
+    assert_eq!(aborted.rollout_statuses[&name].phase, RolloutPhase::Aborted);
+    inv.rollouts[0].status = aborted.rollout_statuses.get(&name).cloned();
+    let after = evaluate(&inv, t(NOW));
+    assert_eq!(after.created_rollouts.len(), 1, "{:?}", after.events);
+}
+
 #[test]
 fn abort_and_pause_stop_new_operations() {
     let text = format!(
