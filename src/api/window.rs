@@ -89,7 +89,8 @@ pub struct MaintenanceWindowSpec {
     /// The API server checks only the shape; `validate` and the operator check that the zone
     /// exists. On a spring-forward day a start inside the skipped hour opens at the first
     /// instant after the gap; on a fall-back day a start in the repeated hour opens once,
-    /// at its first occurrence.
+    /// at its first occurrence, for an Allow window, and at both for a Deny window (a freeze
+    /// holds back through the repeated hour rather than letting operations through).
     #[x_kube(validation = Rule::new("self.matches('^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$')").message("timeZone must be an IANA time zone name such as Europe/Zurich or UTC"))]
     #[schemars(length(max = 64))]
     #[serde(default, skip_serializing_if = "Option::is_none")]

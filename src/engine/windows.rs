@@ -26,8 +26,11 @@
 //!   (03:00 CEST = 01:00Z), and lasts `duration` from there. It neither vanishes silently nor
 //!   moves by an hour to 03:30. Several starts inside one gap collapse into one.
 //! - **Fold** (fall back, the wall clock repeats e.g. 02:00-03:00): a start in the repeated
-//!   hour opens once, at its first occurrence (the earlier instant, 02:30 CEST = 00:30Z). The
-//!   second pass through the repeated hour does not open the window again.
+//!   hour opens an Allow window once, at its first occurrence (the earlier instant, 02:30
+//!   CEST = 00:30Z). The second pass through the repeated hour does not open it again. A Deny
+//!   window opens at both passes (02:30 CEST and 02:30 CET = 01:30Z): a freeze written as
+//!   overlapping openings (`* * * * *` for 2m) would otherwise have an hour's hole, and a Deny
+//!   window errs on the side of holding back.
 //!
 //! This applies to every pattern alike, including stepped and listed ones such as
 //! `*/15 2 * * *`. croner, which parses the expressions, has its own DST rules (the "Open Cron
@@ -65,7 +68,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::duration::parse_duration;
 use super::errors::FieldError;
-use crate::api::window::MaintenanceWindowSpec;
+use crate::api::window::{MaintenanceWindowSpec, WindowType};
 
 /// How far ahead (in days of the window's time zone) the next start of a recurring window is
 /// searched for. About 8.2 years: long enough for 29 February across a non-leap century year.
@@ -151,6 +154,9 @@ struct Recurring {
     /// Whether a matching day's starts all merge, and with those of the next day if it matches
     /// too (`* * * * *` with a 2m duration): a walk then crosses whole days at once.
     whole_days: bool,
+    /// Whether a start in a repeated hour (a fold) opens at both passes (Deny windows) rather
+    /// than at the first alone (Allow windows).
+    both_passes: bool,
 }
 
 /// Validates a MaintenanceWindow spec and compiles it for queries.
@@ -300,6 +306,7 @@ pub fn compile(spec: &MaintenanceWindowSpec) -> Result<WindowSchedule, Vec<Field
                 run_end,
                 run_start,
                 whole_days,
+                both_passes: spec.type_ == WindowType::Deny,
             }))
         }
         // Unreachable given the checks above; reported rather than assumed.
@@ -492,11 +499,139 @@ impl Recurring {
     }
 
     /// The earliest start at or after `t`, searching at most `max_days` civil days ahead.
+    fn next_start_at_or_after(&self, t: Timestamp, max_days: i32) -> Option<Timestamp> {
+        let first = self.next_first_pass_start(t, max_days);
+        if !self.both_passes {
+            return first;
+        }
+        let until = first.unwrap_or_else(|| {
+            t.checked_add(SignedDuration::from_hours(24 * i64::from(max_days)))
+                .unwrap_or(Timestamp::MAX)
+        });
+        match (first, self.next_second_pass_start(t, until)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The latest start at or before `t`, searching at most `max_days` civil days back.
+    fn prev_start_at_or_before(&self, t: Timestamp, max_days: i32) -> Option<Timestamp> {
+        let first = self.prev_first_pass_start(t, max_days);
+        if !self.both_passes {
+            return first;
+        }
+        let since = first.unwrap_or_else(|| {
+            t.checked_sub(SignedDuration::from_hours(24 * i64::from(max_days)))
+                .unwrap_or(Timestamp::MIN)
+        });
+        match (first, self.prev_second_pass_start(t, since)) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The repeated wall-clock stretches (folds) whose second pass ends after `from`, in time
+    /// order, as `(transition, offset after it, length)`: the second pass runs from the
+    /// transition for the length, on the wall clock of the offset after it.
+    fn folds_after(
+        &self,
+        from: Timestamp,
+    ) -> impl Iterator<Item = (Timestamp, jiff::tz::Offset, SignedDuration)> + '_ {
+        // No fold is longer than a day: look back that far for one still under way.
+        let since = from
+            .checked_sub(SignedDuration::from_hours(24))
+            .unwrap_or(from);
+        self.tz
+            .following(since)
+            .filter_map(move |transition| self.fold_at(transition.timestamp(), transition.offset()))
+            .filter(move |(at, _, length)| at.checked_add(*length).is_ok_and(|end| end > from))
+    }
+
+    /// The folds whose transition is at or before `until`, latest first.
+    fn folds_before(
+        &self,
+        until: Timestamp,
+    ) -> impl Iterator<Item = (Timestamp, jiff::tz::Offset, SignedDuration)> + '_ {
+        let after = until.checked_add(ONE_NANO).unwrap_or(until);
+        self.tz
+            .preceding(after)
+            .filter_map(|transition| self.fold_at(transition.timestamp(), transition.offset()))
+    }
+
+    /// The fold a transition to `after` at `at` makes, if the wall clock goes back there.
+    fn fold_at(
+        &self,
+        at: Timestamp,
+        after: jiff::tz::Offset,
+    ) -> Option<(Timestamp, jiff::tz::Offset, SignedDuration)> {
+        let before = self.tz.to_offset(at.checked_sub(ONE_NANO).ok()?);
+        let back = before.seconds().checked_sub(after.seconds())?;
+        (back > 0).then(|| (at, after, SignedDuration::from_secs(i64::from(back))))
+    }
+
+    /// The schedule's wall-clock times in the second pass of a fold, as instants in time
+    /// order.
+    fn second_pass_starts(
+        &self,
+        (at, after, length): (Timestamp, jiff::tz::Offset, SignedDuration),
+    ) -> Vec<Timestamp> {
+        let from = after.to_datetime(at);
+        let Ok(until) = from.checked_add(length) else {
+            return Vec::new();
+        };
+        let mut starts = Vec::new();
+        let mut date = from.date();
+        while date <= until.date() {
+            if date_matches(&self.cron, date) {
+                for time in &self.times {
+                    let civil = date.to_datetime(*time);
+                    if civil >= from && civil < until {
+                        if let Ok(start) = after.to_timestamp(civil) {
+                            starts.push(start);
+                        }
+                    }
+                }
+            }
+            let Ok(next) = date.tomorrow() else { break };
+            date = next;
+        }
+        starts
+    }
+
+    /// The earliest start at or after `t` in the second pass of a fold, up to `until`.
+    fn next_second_pass_start(&self, t: Timestamp, until: Timestamp) -> Option<Timestamp> {
+        for fold in self.folds_after(t) {
+            if fold.0 > until {
+                return None;
+            }
+            if let Some(start) = self.second_pass_starts(fold).into_iter().find(|s| *s >= t) {
+                return (start <= until).then_some(start);
+            }
+        }
+        None
+    }
+
+    /// The latest start at or before `t` in the second pass of a fold, down to `since`.
+    fn prev_second_pass_start(&self, t: Timestamp, since: Timestamp) -> Option<Timestamp> {
+        for fold in self.folds_before(t) {
+            if fold.0.checked_add(fold.2).is_ok_and(|end| end < since) {
+                return None;
+            }
+            let starts = self.second_pass_starts(fold);
+            if let Some(start) = starts.into_iter().rev().find(|s| *s <= t) {
+                return (start >= since).then_some(start);
+            }
+        }
+        None
+    }
+
+    /// The earliest start at or after `t` whose wall-clock time opens the window once (in a
+    /// fold, at its first pass), searching at most `max_days` civil days ahead.
     ///
     /// Resolution is monotonic in wall-clock order, and every wall-clock time before the civil
     /// time of `t - 1ns` resolves to an instant before `t`, so the walk starts there; the few
     /// candidates that still resolve before `t` (the second pass of a fold) are skipped.
-    fn next_start_at_or_after(&self, t: Timestamp, max_days: i32) -> Option<Timestamp> {
+    fn next_first_pass_start(&self, t: Timestamp, max_days: i32) -> Option<Timestamp> {
         let lower = self.tz.to_datetime(t.checked_sub(ONE_NANO).ok()?);
         let last = add_days(lower.date(), max_days);
         let mut date = lower.date();
@@ -524,12 +659,13 @@ impl Recurring {
         None
     }
 
-    /// The latest start at or before `t`, searching at most `max_days` civil days back.
+    /// The latest start at or before `t` whose wall-clock time opens the window once (in a
+    /// fold, at its first pass), searching at most `max_days` civil days back.
     ///
     /// Every wall-clock time after the civil time of `t` resolves after `t`, except inside a
     /// fold, where wall-clock times up to the fold's end resolve to its first pass; the walk
     /// starts at the fold's end in that case.
-    fn prev_start_at_or_before(&self, t: Timestamp, max_days: i32) -> Option<Timestamp> {
+    fn prev_first_pass_start(&self, t: Timestamp, max_days: i32) -> Option<Timestamp> {
         let civil = self.tz.to_datetime(t);
         let upper = match self.tz.to_ambiguous_timestamp(civil).offset() {
             AmbiguousOffset::Fold { before, after } => {
@@ -1421,6 +1557,68 @@ mod tests {
         );
     }
 
+    fn deny(mut spec: MaintenanceWindowSpec) -> MaintenanceWindowSpec {
+        spec.type_ = WindowType::Deny;
+        spec
+    }
+
+    #[test]
+    fn a_deny_window_opens_at_both_passes_of_the_repeated_hour() {
+        // Europe/Zurich 2026-10-25: 02:30 happens at 00:30Z (CEST) and at 01:30Z (CET). A
+        // Deny window holds back at both: letting operations through would fail open.
+        let w = window(&deny(recurring("30 2 * * *", "30m", "Europe/Zurich")));
+        let opens: Vec<Timestamp> =
+            std::iter::successors(w.next_open_after(ts("2026-10-24T12:00:00Z")), |iv| {
+                w.next_open_after(iv.close)
+            })
+            .take(3)
+            .map(|iv| iv.open)
+            .collect();
+        assert_eq!(
+            opens,
+            [
+                ts("2026-10-25T00:30:00Z"),
+                ts("2026-10-25T01:30:00Z"),
+                ts("2026-10-26T01:30:00Z"),
+            ]
+        );
+        // A freeze written as overlapping openings has no hole in the repeated hour: every
+        // minute of the second pass starts one too. (The Allow window of the same schedule is
+        // closed from 01:01Z to 02:00Z.)
+        for zone in ["Europe/Zurich", "America/New_York", "Australia/Lord_Howe"] {
+            let freeze = window(&deny(recurring("* * * * *", "2m", zone)));
+            let allow = window(&recurring("* * * * *", "2m", zone));
+            let fall_back = match zone {
+                "Europe/Zurich" => "2026-10-25T01:30:00Z",
+                "America/New_York" => "2026-11-01T06:30:00Z",
+                _ => "2026-04-04T15:10:00Z",
+            };
+            let mut t = ts(fall_back)
+                .checked_sub(SignedDuration::from_hours(2))
+                .unwrap();
+            let end = ts(fall_back)
+                .checked_add(SignedDuration::from_hours(2))
+                .unwrap();
+            while t < end {
+                assert!(freeze.is_open(t), "{zone} {t}");
+                t = t.checked_add(SignedDuration::from_secs(61)).unwrap();
+            }
+            assert!(!allow.is_open(ts(fall_back)), "{zone}");
+            let open_for_years = window(&one_off("2026-01-01T00:00:00Z", "2030-01-01T00:00:00Z"));
+            let permission = start_permission(&[&open_for_years], &[&freeze], ts(fall_back));
+            assert!(
+                matches!(
+                    permission,
+                    StartPermission::Blocked {
+                        reason: BlockReason::Denied,
+                        ..
+                    }
+                ),
+                "{zone}: {permission:?}"
+            );
+        }
+    }
+
     #[test]
     fn start_searches_are_exact_around_gaps_and_folds() {
         let recurring_of = |w: &WindowSchedule| match &w.kind {
@@ -1652,7 +1850,7 @@ mod tests {
 
     #[test]
     fn a_window_that_never_closes_between_transitions_is_followed_to_them() {
-        // Every minute for 2 minutes: open without a break, except after the fall-back
+        // Every minute for 2 minutes (Allow): open without a break, except after the fall-back
         // transitions, whose repeated hour opens once (02:59 CEST + 2m = 03:01 CEST, then
         // nothing starts until 03:00 CET). The spring-forward gap in between does not break
         // it. Both ends lie months away; each used to stop after 10,000 starts (14 days).
@@ -1723,16 +1921,20 @@ mod tests {
             ("Australia/Lord_Howe", ["2026-04-05", "2026-10-04"]),
             ("UTC", ["2026-03-29", "2026-10-25"]),
         ];
-        for (schedule, duration) in schedules {
+        for (schedule, duration, deny_type) in schedules
+            .iter()
+            .flat_map(|(s, d)| [(*s, *d, false), (*s, *d, true)])
+        {
             for (zone, days) in zones {
-                let w = window(&recurring(schedule, duration, zone));
+                let spec = recurring(schedule, duration, zone);
+                let w = window(&if deny_type { deny(spec) } else { spec });
                 for day in days {
                     let middle = ts(&format!("{day}T12:00:00Z"));
                     let from = middle.checked_sub(SignedDuration::from_hours(72)).unwrap();
                     let until = middle.checked_add(SignedDuration::from_hours(72)).unwrap();
                     let earlier = from.checked_sub(SignedDuration::from_hours(48)).unwrap();
                     let merged = merged_one_by_one(&w, earlier, until);
-                    let context = format!("{schedule} {duration} {zone} {day}");
+                    let context = format!("{schedule} {duration} {zone} {day} deny {deny_type}");
                     assert!(!merged.is_empty(), "{context}");
                     let last = merged.len() - 1;
                     let mut t = from;
