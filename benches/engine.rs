@@ -274,8 +274,7 @@ fn child(size: usize) {
     };
     // plan owns its objects, as `kubectl patchwave plan` does (a shared copy would make the
     // forecast copy every asset it changes).
-    plan_namespace(&mut plan, "bench", inventory, &Default::default())
-        .unwrap_or_else(|e| panic!("{e}"));
+    plan_namespace(&mut plan, "bench", inventory).unwrap_or_else(|e| panic!("{e}"));
     let plan_time = started.elapsed();
     drop(plan);
     let inventory = fleet(size);

@@ -542,6 +542,24 @@ spec:
             assert!(stdout.contains("rollout p-"), "{command}: {stdout}");
         }
     }
+    // The engine's findings are listed as validate lists them: with the file, once each.
+    for (command, (_, stdout, _)) in plan_and_simulate(dangling.path(), &[]) {
+        let problems: Vec<&str> = stdout
+            .lines()
+            .filter(|l| l.starts_with("problem:"))
+            .collect();
+        let file = dangling.path().join("assets.yaml");
+        assert_eq!(
+            problems,
+            [format!(
+                "problem: {}: PatchPolicy/q: spec.windows[0]: MaintenanceWindow \
+                 \"no-such-window\" does not exist in this namespace; the MaintenanceWindows \
+                 are: nightly (this object takes no part)",
+                file.display()
+            )],
+            "{command}"
+        );
+    }
 }
 
 /// Windows for [`members_that_never_start`]: `ok` every night for {w: ok}, a Deny window all

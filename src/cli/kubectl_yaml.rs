@@ -185,6 +185,8 @@ fn path(stack: &[Frame], segment: &Segment) -> String {
     for segment in stack.iter().map(|frame| &frame.segment).chain([segment]) {
         match segment {
             Segment::Root => {}
+            // The keys of a merge (`<<: {...}`) land in the mapping that holds it.
+            Segment::Key(key) if key == "<<" => {}
             Segment::Key(key) => {
                 if !path.is_empty() {
                     path.push('.');
@@ -213,6 +215,7 @@ metadata:
     quoted: \"yes\"
     single: 'no'
     tagged: !!str on
+    <<: {merged: no}
     zip: 01234
     big: 1_000
     on: x
@@ -252,11 +255,19 @@ metadata: {name: n}
                 ),
                 (
                     1,
+                    "metadata.labels.merged",
+                    false,
+                    "no",
+                    "the boolean false",
+                    10
+                ),
+                (
+                    1,
                     "metadata.labels.zip",
                     false,
                     "01234",
                     "the number 668",
-                    10
+                    11
                 ),
                 (
                     1,
@@ -264,15 +275,15 @@ metadata: {name: n}
                     false,
                     "1_000",
                     "the number 1000",
-                    11
+                    12
                 ),
-                (1, "metadata.labels.on", true, "on", "the boolean true", 12),
-                (1, "spec.rings[1]", false, "off", "the boolean false", 15),
-                (2, "metadata.name", false, "n", "the boolean false", 20),
+                (1, "metadata.labels.on", true, "on", "the boolean true", 13),
+                (1, "spec.rings[1]", false, "off", "the boolean false", 16),
+                (2, "metadata.name", false, "n", "the boolean false", 21),
             ]
         );
         assert!(found[0].message().contains("quote it: \"yes\""));
-        assert!(found[3].message().contains("the unquoted key on"));
+        assert!(found[4].message().contains("the unquoted key on"));
     }
 
     #[test]

@@ -623,7 +623,8 @@ impl Loader {
         // Schema and CEL checks on the document as written; a field the parse already
         // complained about is not reported again.
         let mut reported: BTreeSet<String> = parse_field.into_iter().collect();
-        let schema_problems = self.rules.schema_problems(kind, &value);
+        let mut schema_problems = self.rules.schema_problems(kind, &value);
+        schema_problems.extend(metadata_text_problems(value.get("metadata")));
         let cel_problems = self.rules.cel_problems(kind, &value);
         for (source, (field, message)) in schema_problems
             .into_iter()
@@ -932,6 +933,80 @@ fn yaml_message(error: &serde_yaml::Error) -> (String, Option<usize>) {
     }
 }
 
+/// Entries of a list that the schema makes a set or a map keyed by some fields
+/// (`x-kubernetes-list-type`) and that repeat an earlier one, which the API server refuses.
+fn duplicate_entries(schema: &Value, items: &[Value]) -> Vec<(usize, String)> {
+    let keys: Vec<&str> = match schema.get("x-kubernetes-list-type").and_then(Value::as_str) {
+        Some("set") => Vec::new(),
+        Some("map") => schema
+            .get("x-kubernetes-list-map-keys")
+            .and_then(Value::as_array)
+            .map(|keys| keys.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default(),
+        _ => return Vec::new(),
+    };
+    let identity = |item: &Value| -> Value {
+        if keys.is_empty() {
+            item.clone()
+        } else {
+            Value::Array(
+                keys.iter()
+                    .map(|k| item.get(*k).cloned().unwrap_or(Value::Null))
+                    .collect(),
+            )
+        }
+    };
+    let mut seen: Vec<Value> = Vec::new();
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let id = identity(item);
+        if let Some(first) = seen.iter().position(|s| *s == id) {
+            let message = if keys.is_empty() {
+                format!("{item} is listed twice (also at index {first}); the list is a set")
+            } else {
+                let named: Vec<String> = keys
+                    .iter()
+                    .map(|k| format!("{k} {}", item.get(*k).unwrap_or(&Value::Null)))
+                    .collect();
+                format!(
+                    "{} is listed twice (also at index {first}); the list holds one entry per {}",
+                    named.join(", "),
+                    keys.join(" and ")
+                )
+            };
+            out.push((i, message));
+        }
+        seen.push(id);
+    }
+    out
+}
+
+/// Labels and annotations whose values are not text: the typed parse names only the first,
+/// the API server refuses every one.
+fn metadata_text_problems(metadata: Option<&Value>) -> Vec<(String, String)> {
+    let mut problems = Vec::new();
+    for (map, what) in [("labels", "label"), ("annotations", "annotation")] {
+        let Some(Value::Object(entries)) = metadata.and_then(|m| m.get(map)) else {
+            continue;
+        };
+        for (key, value) in entries {
+            // A null is read as empty text, as the API server reads it.
+            let message = match value {
+                Value::Bool(_) | Value::Number(_) => format!(
+                    "{what} values are text, found {} {value}; quote it: \"{value}\"",
+                    json_type(value)
+                ),
+                Value::Array(_) | Value::Object(_) => {
+                    format!("{what} values are text, found {}", json_type(value))
+                }
+                Value::Null | Value::String(_) => continue,
+            };
+            problems.push((format!("metadata.{map}.{key}"), message));
+        }
+    }
+    problems
+}
+
 fn json_type(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
@@ -1201,6 +1276,9 @@ fn walk_schema(
                     path.truncate(length);
                 }
             }
+            for (i, message) in duplicate_entries(schema, items) {
+                problems.push((format!("{path}[{i}]"), message));
+            }
         }
         Value::String(text) => {
             if let Some(allowed) = schema.get("enum").and_then(Value::as_array) {
@@ -1431,6 +1509,63 @@ items:
                 "test.yaml: Ring/pilot: items[0].metadata.labels.tier: kubectl reads the \
                  unquoted off as the boolean false (YAML 1.1), and the API server refuses that \
                  where text belongs; quote it: \"off\" (line 15)",
+            ]
+        );
+    }
+
+    #[test]
+    fn entries_repeated_in_sets_and_keyed_lists_are_reported() {
+        let text = "apiVersion: patchwave.dev/v1alpha1
+kind: PatchRollout
+metadata: {name: r}
+spec:
+  policy: p
+  policyGeneration: 1
+  revision: x
+  updates: [{id: openssl}]
+  rings: [pilot]
+  approvedRings: [{name: pilot}, {name: rest}, {name: pilot, note: again}]
+";
+        assert_eq!(
+            lines(&load_text(text)),
+            [
+                "test.yaml: PatchRollout/r: spec.approvedRings[2]: name \"pilot\" is listed twice \
+              (also at index 0); the list holds one entry per name"
+            ]
+        );
+    }
+
+    #[test]
+    fn every_label_value_that_is_not_text_is_reported() {
+        let text = "apiVersion: patchwave.dev/v1alpha1
+kind: Ring
+metadata: {name: r, labels: {a: true, b: 0, c: 0.5, d: [x], e: ~, f: ok}}
+spec: {selector: {}}
+";
+        let fields: Vec<(String, String)> = load_text(text)
+            .problems
+            .iter()
+            .map(|p| (p.field.clone().unwrap_or_default(), p.message.clone()))
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                (
+                    "metadata.labels.a".to_owned(),
+                    "invalid type: boolean `true`, expected a string".to_owned()
+                ),
+                (
+                    "metadata.labels.b".to_owned(),
+                    "label values are text, found a number 0; quote it: \"0\"".to_owned()
+                ),
+                (
+                    "metadata.labels.c".to_owned(),
+                    "label values are text, found a number 0.5; quote it: \"0.5\"".to_owned()
+                ),
+                (
+                    "metadata.labels.d".to_owned(),
+                    "label values are text, found a list".to_owned()
+                ),
             ]
         );
     }

@@ -229,13 +229,14 @@ pub(crate) fn load_manifests(
     Ok(loaded)
 }
 
-/// The problems found while loading, for the `problems` of `plan` and `simulate` (both go on
-/// without the invalid objects, as the operator does).
-pub(crate) fn load_problems(loaded: &load::LoadedFiles) -> Vec<String> {
-    loaded
+/// The problems of the input, as `validate` lists them (file, object, field; in file order),
+/// for the `problems` of `plan` and `simulate`: both go on without the objects in question, as
+/// the operator does.
+pub(crate) fn input_problems(loaded: &load::LoadedFiles) -> Vec<String> {
+    validate::report(loaded)
         .problems
         .iter()
-        .map(|problem| format!("{problem} (this object takes no part)"))
+        .map(|problem| format!("{} (this object takes no part)", problem.text))
         .collect()
 }
 

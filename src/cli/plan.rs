@@ -6,7 +6,7 @@
 //! copy of the rules.
 
 use std::cell::OnceCell;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -20,7 +20,7 @@ use crate::engine::evaluate::{
     AssetState, AssetView, Evaluator, Event, EventType, PlanExplainer, is_terminal,
 };
 use crate::engine::simulation::{self, Options};
-use crate::engine::{Inventory, validation, windows};
+use crate::engine::{Inventory, windows};
 
 /// The note of a held asset.
 const HELD: &str = "held (spec.hold)";
@@ -143,12 +143,10 @@ pub fn run(args: &Args) -> Result<ExitCode, CliError> {
         at,
         rollouts: Vec::new(),
         never_patched: Vec::new(),
-        problems: super::load_problems(&loaded),
+        problems: super::input_problems(&loaded),
     };
-    let none = BTreeSet::new();
     for (namespace, inventory) in loaded.namespaces {
-        let unloadable = loaded.unloadable.get(&namespace).unwrap_or(&none);
-        plan_namespace(&mut plan, &namespace, inventory, unloadable)?;
+        plan_namespace(&mut plan, &namespace, inventory)?;
     }
     match args.output {
         OutputFormat::Json => super::print_json(&plan)?,
@@ -157,27 +155,17 @@ pub fn run(args: &Args) -> Result<ExitCode, CliError> {
     Ok(super::problems_exit_code(&plan.problems))
 }
 
-/// Adds one namespace's rollouts to `plan`. `unloadable`: the objects of the files that
-/// could not be read (already reported), which references to them must not call missing.
+/// Adds one namespace's rollouts to `plan` (its problems are the caller's to list: the
+/// engine leaves invalid objects out either way).
 pub fn plan_namespace(
     plan: &mut Plan,
     namespace: &str,
     inventory: Inventory,
-    unloadable: &BTreeSet<(&'static str, String)>,
 ) -> Result<(), CliError> {
     let at = plan.at;
     // The forecast starts from the same objects: it reuses what this evaluation computed.
     let mut evaluator = Evaluator::default();
     let now = evaluator.evaluate(&inventory, at);
-    let checked;
-    let problems = if unloadable.is_empty() {
-        &now.problems
-    } else {
-        checked = validation::validate_with(&inventory, unloadable).problems;
-        &checked
-    };
-    plan.problems
-        .extend(problems.iter().map(|p| format!("{namespace}: {p}")));
     let finished_before: Vec<String> = inventory
         .rollouts
         .iter()

@@ -133,7 +133,7 @@ pub struct AssetReport {
 pub fn run(args: &Args) -> Result<ExitCode, CliError> {
     let loaded = super::load_manifests(&args.paths, &args.namespace)?;
     check_approvals(&loaded, &args.approvals)?;
-    let load_problems = super::load_problems(&loaded);
+    let problems = super::input_problems(&loaded);
     let options = Options {
         from: args.from,
         until: args.until,
@@ -142,22 +142,14 @@ pub fn run(args: &Args) -> Result<ExitCode, CliError> {
     };
     let mut runs = Vec::new();
     for (namespace, inventory) in loaded.namespaces {
-        // References to objects of the files that could not be read are not "missing".
-        let problems = loaded
-            .unloadable
-            .get(&namespace)
-            .map(|unloadable| validation::validate_with(&inventory, unloadable).problems);
         let mut progress = ProgressLine::on_stderr(format!("simulating namespace {namespace}"));
         let simulation = simulation::simulate_observed(inventory, &options, |p| progress.update(p));
         progress.finish();
-        let mut simulation = simulation.map_err(|e| CliError::Simulation(e.to_string()))?;
-        if let Some(problems) = problems {
-            simulation.problems = problems;
-        }
+        let simulation = simulation.map_err(|e| CliError::Simulation(e.to_string()))?;
         runs.push((namespace, simulation));
     }
     let mut report = report(&runs, &options);
-    report.problems.splice(0..0, load_problems);
+    report.problems = problems;
     match args.output {
         OutputFormat::Json => super::print_json(&report)?,
         OutputFormat::Table => super::print(&render_table(&report))?,
@@ -236,17 +228,14 @@ pub fn report(runs: &[(String, Simulation)], options: &Options) -> Report {
         .iter()
         .flat_map(|(namespace, s)| s.assets.iter().map(move |a| asset_report(namespace, a)))
         .collect();
-    let problems = runs
-        .iter()
-        .flat_map(|(namespace, s)| s.problems.iter().map(move |p| format!("{namespace}: {p}")))
-        .collect();
     Report {
         from: options.from,
         until: options.until,
         events,
         rollouts,
         assets,
-        problems,
+        // The caller's: the problems of the files, as `validate` lists them.
+        problems: Vec::new(),
     }
 }
 

@@ -471,6 +471,8 @@ spec:
                 ("nos01", "spec.expectedDuration"),
                 ("r1", "spec.selector"),
                 ("r1", "spec.bakeTime"),
+                // r1 could not be read: p1 cannot take part without it.
+                ("p1", "spec.rings[0]"),
                 ("p1", "spec.rings[1]"),
             ],
             "{:#?}",
@@ -487,7 +489,7 @@ spec:
         let loaded = crate::cli::load::load_str(Path::new("x.yaml"), FILES, "default");
         let report = report(&loaded);
         let lines: Vec<&str> = report.problems.iter().map(|p| p.text.as_str()).collect();
-        assert_eq!(lines.len(), 3, "{lines:#?}");
+        assert_eq!(lines.len(), 4, "{lines:#?}");
         assert!(
             lines[0].starts_with("x.yaml: Ring/pilot: spec.bakeTime: "),
             "{lines:#?}"
@@ -498,15 +500,21 @@ spec:
             ),
             "{lines:#?}"
         );
-        // `broken` failed to parse: reported once, where it is defined, not as missing.
+        // `broken` failed to parse: not missing, but the policy cannot take part without it;
+        // its own problem is where it is defined.
+        assert_eq!(
+            lines[2],
+            "x.yaml: PatchPolicy/p: spec.rings[2]: Ring \"broken\" could not be read (its own \
+             problem says why); this object takes no part until it can"
+        );
         assert!(
-            lines[2].starts_with("x.yaml: Ring/broken: spec.maxConcurrent: \"150%\""),
+            lines[3].starts_with("x.yaml: Ring/broken: spec.maxConcurrent: \"150%\""),
             "{lines:#?}"
         );
         assert_eq!(report.objects, 3);
         let text = text(&report);
         assert!(
-            text.ends_with("found 3 problems in 3 objects (validated 3 objects in 1 file)\n"),
+            text.ends_with("found 4 problems in 3 objects (validated 3 objects in 1 file)\n"),
             "{text}"
         );
     }

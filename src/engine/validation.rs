@@ -446,6 +446,15 @@ fn sort_by_name(problems: &mut [Problem]) {
     problems.sort_by(|a, b| a.name.cmp(&b.name));
 }
 
+/// A reference to an object of the files that exists but could not be read: not missing,
+/// but the referring object cannot take part without it.
+fn unreadable_message(kind_name: &str, name: &str) -> String {
+    format!(
+        "{kind_name} {name:?} could not be read (its own problem says why); this object takes \
+         no part until it can"
+    )
+}
+
 /// Names of the objects a policy or rollout may refer to.
 struct Names<'a> {
     rings: BTreeSet<&'a str>,
@@ -687,7 +696,9 @@ fn check_policy(problems: &mut Vec<Problem>, name: &str, spec: &PatchPolicySpec,
         let field = format!("spec.rings[{i}]");
         if let Some(message) = ring_problems.get(&i) {
             push(field, message.clone());
-        } else if !names.rings.contains(ring.as_str()) && !names.unloadable(kind::RING, ring) {
+        } else if names.unloadable(kind::RING, ring) {
+            push(field, unreadable_message(kind::RING, ring));
+        } else if !names.rings.contains(ring.as_str()) {
             push(field, missing_message(kind::RING, ring, &names.rings));
         }
     }
@@ -708,7 +719,9 @@ fn check_policy(problems: &mut Vec<Problem>, name: &str, spec: &PatchPolicySpec,
                      windows the policy may use (Deny windows always apply, named or not)"
                 ),
             ),
-            None if names.unloadable(kind::WINDOW, window) => {}
+            None if names.unloadable(kind::WINDOW, window) => {
+                push(field, unreadable_message(kind::WINDOW, window));
+            }
             None => {
                 let existing: Vec<&str> = names.windows.keys().copied().collect();
                 push(field, missing_message(kind::WINDOW, window, &existing));
@@ -1197,12 +1210,26 @@ mod tests {
         let lines = lines(&inv);
         assert_eq!(lines.len(), 2, "{lines:#?}");
         assert!(lines[0].contains("which has no Rings"), "{lines:#?}");
-        // A ring that exists but could not be read is not reported as missing.
+        // A ring that exists but could not be read is not reported as missing; the policy
+        // says that it cannot take part without it.
         let unloadable = BTreeSet::from([
             (kind::RING, "pilot".to_owned()),
             (kind::RING, "dept-b".to_owned()),
         ]);
-        assert_eq!(validate_with(&inv, &unloadable).problems, vec![]);
+        let messages: Vec<String> = validate_with(&inv, &unloadable)
+            .problems
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            messages,
+            [
+                "PatchPolicy/security: spec.rings[0]: Ring \"pilot\" could not be read (its own \
+                 problem says why); this object takes no part until it can",
+                "PatchPolicy/security: spec.rings[1]: Ring \"dept-b\" could not be read (its own \
+                 problem says why); this object takes no part until it can",
+            ]
+        );
     }
 
     #[test]
