@@ -157,6 +157,9 @@ struct Recurring {
     /// Whether a start in a repeated hour (a fold) opens at both passes (Deny windows) rather
     /// than at the first alone (Allow windows).
     both_passes: bool,
+    /// Whether every date matches (day-of-month, month and day-of-week all `*`): whole days
+    /// are then crossed without looking at each.
+    every_day: bool,
 }
 
 /// Validates a MaintenanceWindow spec and compiles it for queries.
@@ -299,7 +302,6 @@ pub fn compile(spec: &MaintenanceWindowSpec) -> Result<WindowSchedule, Vec<Field
                 _ => false,
             };
             Kind::Recurring(Box::new(Recurring {
-                cron,
                 tz,
                 duration,
                 times,
@@ -307,6 +309,10 @@ pub fn compile(spec: &MaintenanceWindowSpec) -> Result<WindowSchedule, Vec<Field
                 run_start,
                 whole_days,
                 both_passes: spec.type_ == WindowType::Deny,
+                every_day: cron.pattern.is_dom_wildcard()
+                    && cron.pattern.is_dow_wildcard()
+                    && (1..=12).all(|m| cron.pattern.month_match(m).unwrap_or(false)),
+                cron,
             }))
         }
         // Unreachable given the checks above; reported rather than assumed.
@@ -583,12 +589,20 @@ impl Recurring {
         let mut date = from.date();
         while date <= until.date() {
             if date_matches(&self.cron, date) {
-                for time in &self.times {
-                    let civil = date.to_datetime(*time);
-                    if civil >= from && civil < until {
-                        if let Ok(start) = after.to_timestamp(civil) {
-                            starts.push(start);
-                        }
+                // The day's times inside [from, until), found by bisection in the sorted times.
+                let first = if date == from.date() {
+                    self.times.partition_point(|t| *t < from.time())
+                } else {
+                    0
+                };
+                let end = if date == until.date() {
+                    self.times.partition_point(|t| *t < until.time())
+                } else {
+                    self.times.len()
+                };
+                for time in self.times.get(first..end).unwrap_or_default() {
+                    if let Ok(start) = after.to_timestamp(date.to_datetime(*time)) {
+                        starts.push(start);
                     }
                 }
             }
@@ -782,6 +796,28 @@ impl Recurring {
         } else {
             self.times[0]
         };
+        if self.every_day {
+            // The day of the bound, or the one before it (after it, going back) if the bound
+            // comes before that day's edge start.
+            let on_bound = offset.to_datetime(bound).date();
+            let edge = |day: Date| offset.to_timestamp(day.to_datetime(edge_time)).ok();
+            let furthest = if forward {
+                match edge(on_bound) {
+                    Some(e) if e < bound => Some(on_bound),
+                    _ => on_bound.yesterday().ok(),
+                }
+            } else {
+                match edge(on_bound) {
+                    Some(e) if e >= bound => Some(on_bound),
+                    _ => on_bound.tomorrow().ok(),
+                }
+            };
+            return match furthest {
+                Some(day) if forward && day > date => day,
+                Some(day) if !forward && day < date => day,
+                _ => date,
+            };
+        }
         let mut day = date;
         loop {
             let next = if forward {
@@ -1002,7 +1038,17 @@ pub fn start_permission(
         let Some(allow_change) = earliest_change(allow, at) else {
             return StartPermission::Never;
         };
-        let next = earliest_change(deny, at).map_or(allow_change, |d| d.min(allow_change));
+        // Nothing starts while a Deny window is open: go on where the last of those open now
+        // closes, rather than at every change of the Allow windows before that.
+        let denied_until = deny
+            .iter()
+            .filter_map(|window| window.interval_at(at))
+            .map(|interval| interval.close)
+            .max();
+        let next = match denied_until {
+            Some(close) if close > at => close,
+            _ => earliest_change(deny, at).map_or(allow_change, |d| d.min(allow_change)),
+        };
         if next > horizon {
             return StartPermission::Blocked {
                 reason,
@@ -1748,6 +1794,22 @@ mod tests {
             start_permission(&[&early, &nights], &[], ts("2026-03-04T22:30:00Z")),
             StartPermission::Allowed {
                 deadline: ts("2026-03-05T01:00:00Z")
+            }
+        );
+    }
+
+    #[test]
+    fn a_long_deny_window_is_passed_in_one_step_however_often_allow_windows_change() {
+        // Allow windows open every minute for 30 seconds: 2,880 changes a day. A freeze of two
+        // months used to be walked change by change, and the search gave up after a week.
+        let allow = window(&recurring("* * * * *", "30s", "UTC"));
+        let freeze = window(&one_off("2026-01-01T00:00:00Z", "2026-03-01T00:00:20Z"));
+        assert_eq!(
+            start_permission(&[&allow], &[&freeze], ts("2026-01-01T00:00:00Z")),
+            StartPermission::Blocked {
+                reason: BlockReason::Denied,
+                until: ts("2026-03-01T00:00:20Z"),
+                opens: true,
             }
         );
     }
