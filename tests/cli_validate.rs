@@ -97,8 +97,8 @@ const EXPECTED: [(&str, &str, &str, &str); 13] = [
         "policies.yaml",
         "PatchPolicy/uses-broken-ring",
         "spec.rings[0]",
-        "Ring \"too-wide\" could not be read (its own problem says why); this object takes no \
-         part until it can",
+        "Ring \"too-wide\" exists but could not be read (its own problem says why), so \
+         the policy cannot take part",
     ),
     (
         "policies.yaml",

@@ -504,8 +504,8 @@ spec:
         // its own problem is where it is defined.
         assert_eq!(
             lines[2],
-            "x.yaml: PatchPolicy/p: spec.rings[2]: Ring \"broken\" could not be read (its own \
-             problem says why); this object takes no part until it can"
+            "x.yaml: PatchPolicy/p: spec.rings[2]: Ring \"broken\" exists but could not be read \
+             (its own problem says why), so the policy cannot take part"
         );
         assert!(
             lines[3].starts_with("x.yaml: Ring/broken: spec.maxConcurrent: \"150%\""),

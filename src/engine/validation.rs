@@ -450,8 +450,8 @@ fn sort_by_name(problems: &mut [Problem]) {
 /// but the referring object cannot take part without it.
 fn unreadable_message(kind_name: &str, name: &str) -> String {
     format!(
-        "{kind_name} {name:?} could not be read (its own problem says why); this object takes \
-         no part until it can"
+        "{kind_name} {name:?} exists but could not be read (its own problem says why), so \
+         the policy cannot take part"
     )
 }
 
@@ -1224,10 +1224,10 @@ mod tests {
         assert_eq!(
             messages,
             [
-                "PatchPolicy/security: spec.rings[0]: Ring \"pilot\" could not be read (its own \
-                 problem says why); this object takes no part until it can",
-                "PatchPolicy/security: spec.rings[1]: Ring \"dept-b\" could not be read (its own \
-                 problem says why); this object takes no part until it can",
+                "PatchPolicy/security: spec.rings[0]: Ring \"pilot\" exists but could not be \
+                 read (its own problem says why), so the policy cannot take part",
+                "PatchPolicy/security: spec.rings[1]: Ring \"dept-b\" exists but could not be \
+                 read (its own problem says why), so the policy cannot take part",
             ]
         );
     }
