@@ -875,10 +875,30 @@ fn parse<T: DeserializeOwned>(value: &Value) -> Result<T, ParseError> {
             },
             None => ParseError {
                 field: path,
-                message,
+                message: with_yaml_1_1_hint(message),
             },
         }
     })
+}
+
+/// A parse error about text where a boolean or number belongs, for text that kubectl's YAML
+/// 1.1 reader takes for one (`hold: yes`): says what to write so that every reader agrees.
+fn with_yaml_1_1_hint(message: String) -> String {
+    let text = message
+        .strip_prefix("invalid type: string \"")
+        .and_then(|rest| rest.split_once('"'))
+        .map(|(text, _)| text);
+    match text.and_then(kubectl_yaml::kubectl_reading) {
+        Some(reading) => {
+            let canonical = reading.rsplit(' ').next().unwrap_or_default().to_owned();
+            format!(
+                "{message}; kubectl would read {} as {reading} (YAML 1.1), other YAML readers as \
+                 text: write {canonical}",
+                text.unwrap_or_default()
+            )
+        }
+        None => message,
+    }
 }
 
 /// Line of the parse error of document `document` (1-based) of `text`, by parsing it again
@@ -1497,9 +1517,10 @@ items:
         assert_eq!(
             lines(&loaded),
             [
-                // A field that wants a boolean says so already (and kubectl would take it).
+                // A field that wants a boolean says so already, and what to write.
                 "test.yaml: Asset/web01: spec.hold: invalid type: string \"yes\", expected a \
-                 boolean (line 8)",
+                 boolean; kubectl would read yes as the boolean true (YAML 1.1), other YAML \
+                 readers as text: write true (line 8)",
                 "test.yaml: Asset/web01: metadata.labels.backup: kubectl reads the unquoted yes \
                  as the boolean true (YAML 1.1), and the API server refuses that where text \
                  belongs; quote it: \"yes\" (line 5)",
@@ -1510,6 +1531,21 @@ items:
                  unquoted off as the boolean false (YAML 1.1), and the API server refuses that \
                  where text belongs; quote it: \"off\" (line 15)",
             ]
+        );
+    }
+
+    #[test]
+    fn a_number_written_as_yaml_1_1_octal_says_what_to_write() {
+        let text = "apiVersion: patchwave.dev/v1alpha1
+kind: PatchPolicy
+metadata: {name: p}
+spec: {priority: 010, rings: [pilot]}
+";
+        assert_eq!(
+            lines(&load_text(text)),
+            ["test.yaml: PatchPolicy/p: spec.priority: invalid type: string \"010\", expected \
+              i32; kubectl would read 010 as the number 8 (YAML 1.1), other YAML readers as \
+              text: write 8 (line 4)"]
         );
     }
 
