@@ -1543,9 +1543,11 @@ spec: {priority: 010, rings: [pilot]}
 ";
         assert_eq!(
             lines(&load_text(text)),
-            ["test.yaml: PatchPolicy/p: spec.priority: invalid type: string \"010\", expected \
+            [
+                "test.yaml: PatchPolicy/p: spec.priority: invalid type: string \"010\", expected \
               i32; kubectl would read 010 as the number 8 (YAML 1.1), other YAML readers as \
-              text: write 8 (line 4)"]
+              text: write 8 (line 4)"
+            ]
         );
     }
 
