@@ -554,7 +554,7 @@ spec:
             [format!(
                 "problem: {}: PatchPolicy/q: spec.windows[0]: MaintenanceWindow \
                  \"no-such-window\" does not exist in this namespace; the MaintenanceWindows \
-                 are: nightly (this object takes no part)",
+                 are: nightly (line 19) (this object takes no part)",
                 file.display()
             )],
             "{command}"

@@ -9,6 +9,7 @@
 //! with their field paths, so that `validate` can ask for quotes before kubectl refuses.
 
 use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 
 use granit_parser::{Event, Parser, ScalarStyle};
 
@@ -83,6 +84,84 @@ pub fn kubectl_reading(text: &str) -> Option<String> {
         });
     }
     None
+}
+
+/// The line of each wanted `(document, field path)` of `text`: for a mapping's value, the line
+/// of its key; for a sequence item, the line of the item. A path that the text does not have
+/// (a required field that is missing) gets the line of its nearest parent that it has.
+/// Documents with no wanted path are walked without building any path.
+pub fn lines_of(text: &str, wanted: &HashSet<(usize, String)>) -> HashMap<(usize, String), usize> {
+    let documents: HashSet<usize> = wanted.iter().map(|(document, _)| *document).collect();
+    let mut found: HashMap<(usize, String), usize> = HashMap::new();
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut document = 0;
+    // The line of the key whose value comes next, per mapping on the stack.
+    let mut key_lines: Vec<usize> = Vec::new();
+    for next in Parser::new_from_str(text) {
+        let Ok((event, span)) = next else { break };
+        let line = span.start.line();
+        let is_node = matches!(
+            event,
+            Event::Scalar(..)
+                | Event::Alias(_)
+                | Event::MappingStart(..)
+                | Event::SequenceStart(..)
+        );
+        if let Event::DocumentStart(..) = event {
+            document += 1;
+            stack.clear();
+            key_lines.clear();
+            continue;
+        }
+        if is_node {
+            let is_key = stack
+                .last()
+                .is_some_and(|frame| frame.next.is_none() && frame.key.is_none());
+            let in_mapping = stack.last().is_some_and(|frame| frame.next.is_none());
+            let scalar = match &event {
+                Event::Scalar(value, ..) => Some(value.clone()),
+                _ => None,
+            };
+            let segment = place(&mut stack, scalar);
+            if is_key {
+                if let Some(last) = key_lines.last_mut() {
+                    *last = line;
+                }
+            } else if documents.contains(&document) {
+                let at = if in_mapping {
+                    key_lines.last().copied().unwrap_or(line)
+                } else {
+                    line
+                };
+                found.insert((document, path(&stack, &segment)), at);
+            }
+            if matches!(event, Event::MappingStart(..) | Event::SequenceStart(..)) {
+                let next = matches!(event, Event::SequenceStart(..)).then_some(0);
+                stack.push(Frame {
+                    segment,
+                    key: None,
+                    next,
+                });
+                key_lines.push(line);
+            }
+        } else if matches!(event, Event::MappingEnd | Event::SequenceEnd) {
+            stack.pop();
+            key_lines.pop();
+        }
+    }
+    wanted
+        .iter()
+        .filter_map(|(document, field)| {
+            let mut path = field.as_str();
+            loop {
+                if let Some(line) = found.get(&(*document, path.to_owned())) {
+                    return Some(((*document, field.clone()), *line));
+                }
+                let parent = path.rfind(['.', '['])?;
+                path = &path[..parent];
+            }
+        })
+        .collect()
 }
 
 /// A node's place in its parent.
@@ -284,6 +363,43 @@ metadata: {name: n}
         );
         assert!(found[0].message().contains("quote it: \"yes\""));
         assert!(found[4].message().contains("the unquoted key on"));
+    }
+
+    #[test]
+    fn lines_of_fields_and_their_nearest_parents() {
+        let text = "\
+kind: Ring
+metadata: {name: a}
+---
+kind: PatchPolicy
+metadata:
+  name: p
+spec:
+  rings:
+  - pilot
+  - rest
+  windows: [nights]
+";
+        let wanted: HashSet<(usize, String)> = [
+            (2, "spec.rings[1]"),
+            (2, "spec.windows[0]"),
+            (2, "spec"),
+            (2, "spec.selector"),
+            (2, "metadata.name"),
+            (1, "metadata.name"),
+        ]
+        .into_iter()
+        .map(|(d, p)| (d, p.to_owned()))
+        .collect();
+        let lines = lines_of(text, &wanted);
+        let line = |d: usize, p: &str| lines.get(&(d, p.to_owned())).copied();
+        assert_eq!(line(2, "spec.rings[1]"), Some(10));
+        assert_eq!(line(2, "spec.windows[0]"), Some(11));
+        assert_eq!(line(2, "spec"), Some(7));
+        // Missing: the line of its parent.
+        assert_eq!(line(2, "spec.selector"), Some(7));
+        assert_eq!(line(2, "metadata.name"), Some(6));
+        assert_eq!(line(1, "metadata.name"), Some(2));
     }
 
     #[test]

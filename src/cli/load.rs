@@ -76,6 +76,9 @@ pub struct LoadedFiles {
     pub problems: Vec<LoadProblem>,
     /// The files read, in reading order.
     pub files: Vec<PathBuf>,
+    /// The text of each YAML file read, so that problems found later (the engine's) can be
+    /// given the line of their field.
+    pub sources: HashMap<PathBuf, String>,
     /// Number of patchwave objects found (parsed or not, duplicates included).
     pub objects: usize,
     /// Number of documents skipped because they are not patchwave objects.
@@ -204,7 +207,12 @@ pub fn load(paths: &[PathBuf], default_namespace: &str) -> Result<LoadedFiles, L
             source,
         })?;
         match String::from_utf8(bytes) {
-            Ok(text) => loader.load_text(&file, &text),
+            Ok(text) => {
+                loader.load_text(&file, &text);
+                if !is_json(&file) {
+                    loader.out.sources.insert(file.clone(), text);
+                }
+            }
             Err(_) => loader.problem(
                 &file,
                 Context::default(),
@@ -222,6 +230,9 @@ pub fn load(paths: &[PathBuf], default_namespace: &str) -> Result<LoadedFiles, L
 pub fn load_str(file: &Path, text: &str, default_namespace: &str) -> LoadedFiles {
     let mut loader = Loader::new(default_namespace);
     loader.load_text(file, text);
+    if !is_json(file) {
+        loader.out.sources.insert(file.to_owned(), text.to_owned());
+    }
     loader.out.files.push(file.to_owned());
     loader.out
 }
@@ -274,6 +285,11 @@ fn collect_files(
         files.push(path.to_owned());
     }
     Ok(())
+}
+
+/// Whether `file` is read as JSON rather than YAML.
+fn is_json(file: &Path) -> bool {
+    file.extension().is_some_and(|e| e == "json")
 }
 
 fn is_manifest(path: &Path) -> bool {
@@ -351,7 +367,7 @@ impl Loader {
     }
 
     fn load_text(&mut self, file: &Path, text: &str) {
-        if file.extension().is_some_and(|e| e == "json") {
+        if is_json(file) {
             self.retyped = Vec::new();
             self.load_json(file, text);
             return;

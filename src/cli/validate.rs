@@ -16,6 +16,7 @@ use std::process::ExitCode;
 use serde::Serialize;
 
 use super::CliError;
+use super::kubectl_yaml;
 use super::load::{LoadProblem, LoadedFiles, ProblemSource};
 use super::output::plural;
 use crate::engine::validation;
@@ -207,25 +208,63 @@ pub fn report(loaded: &LoadedFiles) -> Report {
         })
         .collect();
     ordered.sort_by_key(|(file, document, i, _)| (*file, *document, *i));
+    let lines = field_lines(loaded, ordered.iter().map(|(_, _, _, p)| *p));
 
     Report {
         problems: ordered
             .into_iter()
-            .map(|(_, _, _, p)| ReportedProblem {
-                file: p.file.display().to_string(),
-                document: p.document,
-                kind: p.kind.clone(),
-                namespace: p.namespace.clone(),
-                name: p.name.clone(),
-                field: p.field.clone(),
-                message: p.message.clone(),
-                line: p.line,
-                text: p.to_string(),
+            .map(|(_, _, _, p)| {
+                let mut p = p.clone();
+                if p.line.is_none() {
+                    p.line = p
+                        .document
+                        .zip(p.field.clone())
+                        .and_then(|key| lines.get(&(p.file.clone(), key)).copied());
+                }
+                ReportedProblem {
+                    file: p.file.display().to_string(),
+                    document: p.document,
+                    kind: p.kind.clone(),
+                    namespace: p.namespace.clone(),
+                    name: p.name.clone(),
+                    field: p.field.clone(),
+                    message: p.message.clone(),
+                    line: p.line,
+                    text: p.to_string(),
+                }
             })
             .collect(),
         objects: loaded.objects,
         files: loaded.files.len(),
     }
+}
+
+/// The line of the field of each problem that has none yet (the engine's findings, schema
+/// findings after the first, a second wrong field), from the YAML text of its file: one walk
+/// per such file.
+fn field_lines<'p>(
+    loaded: &LoadedFiles,
+    problems: impl Iterator<Item = &'p LoadProblem>,
+) -> HashMap<(PathBuf, (usize, String)), usize> {
+    let mut wanted: HashMap<&std::path::Path, HashSet<(usize, String)>> = HashMap::new();
+    for p in problems.filter(|p| p.line.is_none()) {
+        if let (Some(document), Some(field)) = (p.document, &p.field) {
+            wanted
+                .entry(p.file.as_path())
+                .or_default()
+                .insert((document, field.clone()));
+        }
+    }
+    let mut lines = HashMap::new();
+    for (file, fields) in wanted {
+        let Some(text) = loaded.sources.get(file) else {
+            continue;
+        };
+        for (key, line) in kubectl_yaml::lines_of(text, &fields) {
+            lines.insert((file.to_owned(), key), line);
+        }
+    }
+    lines
 }
 
 /// A problem of the engine's validation as the loader's problems are told: with the file and
@@ -368,8 +407,6 @@ spec:
   maxConcurrent: '150%'
 ";
 
-    /// A field that does not parse hides nothing else of its object: the rest is checked
-    /// without it, and nothing is blamed on the gap.
     /// Each problem's object name and field.
     fn object_and_field(report: &Report) -> Vec<(&str, &str)> {
         report
@@ -384,6 +421,8 @@ spec:
             .collect()
     }
 
+    /// A field that does not parse hides nothing else of its object: the rest is checked
+    /// without it, and nothing is blamed on the gap.
     #[test]
     fn an_object_that_does_not_parse_is_still_checked_for_the_rest() {
         let text = "apiVersion: patchwave.dev/v1alpha1
@@ -500,12 +539,15 @@ spec:
             ),
             "{lines:#?}"
         );
+        // The engine's findings get the line of their field (a flow list: the list's line).
+        assert!(lines[0].ends_with("(line 6)"), "{lines:#?}");
+        assert!(lines[1].ends_with("(line 12)"), "{lines:#?}");
         // `broken` failed to parse: not missing, but the policy cannot take part without it;
         // its own problem is where it is defined.
         assert_eq!(
             lines[2],
             "x.yaml: PatchPolicy/p: spec.rings[2]: Ring \"broken\" exists but could not be read \
-             (its own problem says why), so the policy cannot take part"
+             (its own problem says why), so the policy cannot take part (line 12)"
         );
         assert!(
             lines[3].starts_with("x.yaml: Ring/broken: spec.maxConcurrent: \"150%\""),
