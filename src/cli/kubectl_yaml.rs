@@ -93,62 +93,11 @@ pub fn kubectl_reading(text: &str) -> Option<String> {
 pub fn lines_of(text: &str, wanted: &HashSet<(usize, String)>) -> HashMap<(usize, String), usize> {
     let documents: HashSet<usize> = wanted.iter().map(|(document, _)| *document).collect();
     let mut found: HashMap<(usize, String), usize> = HashMap::new();
-    let mut stack: Vec<Frame> = Vec::new();
-    let mut document = 0;
-    // The line of the key whose value comes next, per mapping on the stack.
-    let mut key_lines: Vec<usize> = Vec::new();
-    for next in Parser::new_from_str(text) {
-        let Ok((event, span)) = next else { break };
-        let line = span.start.line();
-        let is_node = matches!(
-            event,
-            Event::Scalar(..)
-                | Event::Alias(_)
-                | Event::MappingStart(..)
-                | Event::SequenceStart(..)
-        );
-        if let Event::DocumentStart(..) = event {
-            document += 1;
-            stack.clear();
-            key_lines.clear();
-            continue;
+    walk(text, |node| {
+        if !node.key && documents.contains(&node.document) {
+            found.insert((node.document, node.path()), node.line);
         }
-        if is_node {
-            let is_key = stack
-                .last()
-                .is_some_and(|frame| frame.next.is_none() && frame.key.is_none());
-            let in_mapping = stack.last().is_some_and(|frame| frame.next.is_none());
-            let scalar = match &event {
-                Event::Scalar(value, ..) => Some(value.clone()),
-                _ => None,
-            };
-            let segment = place(&mut stack, scalar);
-            if is_key {
-                if let Some(last) = key_lines.last_mut() {
-                    *last = line;
-                }
-            } else if documents.contains(&document) {
-                let at = if in_mapping {
-                    key_lines.last().copied().unwrap_or(line)
-                } else {
-                    line
-                };
-                found.insert((document, path(&stack, &segment)), at);
-            }
-            if matches!(event, Event::MappingStart(..) | Event::SequenceStart(..)) {
-                let next = matches!(event, Event::SequenceStart(..)).then_some(0);
-                stack.push(Frame {
-                    segment,
-                    key: None,
-                    next,
-                });
-                key_lines.push(line);
-            }
-        } else if matches!(event, Event::MappingEnd | Event::SequenceEnd) {
-            stack.pop();
-            key_lines.pop();
-        }
-    }
+    });
     wanted
         .iter()
         .filter_map(|(document, field)| {
@@ -187,54 +136,108 @@ struct Frame<'a> {
 /// offline commands reports it.
 pub fn retyped_scalars(text: &str) -> Vec<Retyped> {
     let mut found = Vec::new();
+    walk(text, |node| {
+        let Some((value, true)) = node.scalar else {
+            return;
+        };
+        if let Some(kubectl_reads) = kubectl_reading(value) {
+            found.push(Retyped {
+                document: node.document,
+                path: node.path(),
+                key: node.key,
+                text: value.to_owned(),
+                kubectl_reads,
+                line: node.own_line,
+            });
+        }
+    });
+    found
+}
+
+/// One node of a YAML stream (a scalar, an alias, or the start of a collection) as
+/// [`walk`] meets it.
+struct Node<'w, 'a> {
+    /// 1-based index of its document.
+    document: usize,
+    /// Whether it is a mapping key.
+    key: bool,
+    /// Its line; for a mapping's value, the line of its key (where a person looks).
+    line: usize,
+    /// Its own line.
+    own_line: usize,
+    /// For a scalar: its text, and whether it is plain and untagged (what YAML 1.1 and 1.2
+    /// may read differently).
+    scalar: Option<(&'w str, bool)>,
+    stack: &'w [Frame<'a>],
+    segment: &'w Segment<'a>,
+}
+
+impl Node<'_, '_> {
+    /// Its field path (built on demand: most nodes are never asked).
+    fn path(&self) -> String {
+        path(self.stack, self.segment)
+    }
+}
+
+/// Calls `visit` for every node of every document of `text`, in order. Stops quietly at a
+/// syntax error.
+fn walk<'a>(text: &'a str, mut visit: impl FnMut(&Node<'_, 'a>)) {
     let mut stack: Vec<Frame> = Vec::new();
+    // Per collection on the stack: the line of the key whose value comes next.
+    let mut key_lines: Vec<usize> = Vec::new();
     let mut document = 0;
     for next in Parser::new_from_str(text) {
         let Ok((event, span)) = next else { break };
-        match event {
+        let own_line = span.start.line();
+        let scalar = match &event {
             Event::DocumentStart(..) => {
                 document += 1;
                 stack.clear();
-            }
-            Event::Scalar(value, style, _, tag) => {
-                let reading = (style == ScalarStyle::Plain && tag.is_none())
-                    .then(|| kubectl_reading(&value))
-                    .flatten();
-                let key = stack
-                    .last()
-                    .is_some_and(|frame| frame.next.is_none() && frame.key.is_none());
-                let segment = place(&mut stack, Some(value.clone()));
-                if let Some(kubectl_reads) = reading {
-                    found.push(Retyped {
-                        document,
-                        path: path(&stack, &segment),
-                        key,
-                        text: value.into_owned(),
-                        kubectl_reads,
-                        line: span.start.line(),
-                    });
-                }
-            }
-            Event::Alias(_) => {
-                // What an alias points at was looked at where it was written.
-                place(&mut stack, None);
-            }
-            Event::MappingStart(..) | Event::SequenceStart(..) => {
-                let segment = place(&mut stack, None);
-                let next = matches!(event, Event::SequenceStart(..)).then_some(0);
-                stack.push(Frame {
-                    segment,
-                    key: None,
-                    next,
-                });
+                key_lines.clear();
+                continue;
             }
             Event::MappingEnd | Event::SequenceEnd => {
                 stack.pop();
+                key_lines.pop();
+                continue;
             }
-            _ => {}
+            Event::Scalar(value, style, _, tag) => {
+                Some((value.clone(), *style == ScalarStyle::Plain && tag.is_none()))
+            }
+            Event::Alias(_) | Event::MappingStart(..) | Event::SequenceStart(..) => None,
+            _ => continue,
+        };
+        let in_mapping = stack.last().is_some_and(|frame| frame.next.is_none());
+        let key = in_mapping && stack.last().is_some_and(|frame| frame.key.is_none());
+        let segment = place(&mut stack, scalar.as_ref().map(|(value, _)| value.clone()));
+        if key && let Some(last) = key_lines.last_mut() {
+            *last = own_line;
+        }
+        let line = match key_lines.last() {
+            Some(key_line) if in_mapping && !key => *key_line,
+            _ => own_line,
+        };
+        visit(&Node {
+            document,
+            key,
+            line,
+            own_line,
+            scalar: scalar
+                .as_ref()
+                .map(|(value, plain)| (value.as_ref(), *plain)),
+            stack: &stack,
+            segment: &segment,
+        });
+        if matches!(event, Event::MappingStart(..) | Event::SequenceStart(..)) {
+            let next = matches!(event, Event::SequenceStart(..)).then_some(0);
+            stack.push(Frame {
+                segment,
+                key: None,
+                next,
+            });
+            key_lines.push(own_line);
         }
     }
-    found
 }
 
 /// The place of the node that comes next in the innermost collection, which the walk moves

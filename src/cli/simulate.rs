@@ -148,8 +148,7 @@ pub fn run(args: &Args) -> Result<ExitCode, CliError> {
         let simulation = simulation.map_err(|e| CliError::Simulation(e.to_string()))?;
         runs.push((namespace, simulation));
     }
-    let mut report = report(&runs, &options);
-    report.problems = problems;
+    let report = report(&runs, &options, problems);
     match args.output {
         OutputFormat::Json => super::print_json(&report)?,
         OutputFormat::Table => super::print(&render_table(&report))?,
@@ -207,8 +206,9 @@ fn check_approvals(loaded: &load::LoadedFiles, approvals: &[Approve]) -> Result<
     Ok(())
 }
 
-/// Builds the report of one or more namespaces' simulations.
-pub fn report(runs: &[(String, Simulation)], options: &Options) -> Report {
+/// Builds the report of one or more namespaces' simulations, with the problems of their
+/// input (as `validate` lists them).
+pub fn report(runs: &[(String, Simulation)], options: &Options, problems: Vec<String>) -> Report {
     let mut events: Vec<Event> = runs
         .iter()
         .flat_map(|(_, s)| s.events.iter().cloned())
@@ -234,8 +234,7 @@ pub fn report(runs: &[(String, Simulation)], options: &Options) -> Report {
         events,
         rollouts,
         assets,
-        // The caller's: the problems of the files, as `validate` lists them.
-        problems: Vec::new(),
+        problems,
     }
 }
 

@@ -477,6 +477,19 @@ mod tests {
     }
 
     /// The report of November 2026 for namespace acme with only these assets.
+    /// An asset created at `created` whose agent reports nothing missing and no history, with
+    /// the operator's `state` if given.
+    fn quiet_asset(name: &str, created: &str, state: Option<&str>) -> crate::api::Asset {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "patchwave.dev/v1alpha1", "kind": "Asset",
+            "metadata": {"name": name, "namespace": "acme", "creationTimestamp": created},
+            "spec": {"osFamily": "Linux"},
+            "status": {"state": state,
+                       "reported": {"availableUpdates": [], "installedHistory": []}}
+        }))
+        .unwrap()
+    }
+
     fn november_of(assets: &[&crate::api::Asset]) -> Report {
         build(
             Inputs {
@@ -509,13 +522,7 @@ mod tests {
     /// A month before which nothing was managed gives no counts to compare with.
     #[test]
     fn counts_are_not_compared_with_a_month_without_assets() {
-        let asset: crate::api::Asset = serde_json::from_value(serde_json::json!({
-            "apiVersion": "patchwave.dev/v1alpha1", "kind": "Asset",
-            "metadata": {"name": "a1", "creationTimestamp": "2026-11-10T00:00:00Z"},
-            "spec": {"osFamily": "Linux"},
-            "status": {"reported": {"availableUpdates": [], "installedHistory": []}}
-        }))
-        .unwrap();
+        let asset = quiet_asset("a1", "2026-11-10T00:00:00Z", None);
         let report = november_of(&[&asset]);
         for figure in ["Overdue updates", "Incidents caused by patches"] {
             let change = report.changes.iter().find(|c| c.figure == figure).unwrap();
@@ -543,15 +550,7 @@ mod tests {
                  the policy meant for it (see its Ready condition) or the asset's labels.",
             ),
         ] {
-            let asset: crate::api::Asset = serde_json::from_value(serde_json::json!({
-                "apiVersion": "patchwave.dev/v1alpha1", "kind": "Asset",
-                "metadata": {"name": "kiosk", "namespace": "acme",
-                             "creationTimestamp": "2026-10-01T00:00:00Z"},
-                "spec": {"osFamily": "Linux"},
-                "status": {"state": state,
-                           "reported": {"availableUpdates": [], "installedHistory": []}}
-            }))
-            .unwrap();
+            let asset = quiet_asset("kiosk", "2026-10-01T00:00:00Z", Some(state));
             let report = november_of(&[&asset]);
             let whats: Vec<&str> = report.decisions.iter().map(|d| d.what.as_str()).collect();
             assert_eq!(whats, [decision], "{state}");
@@ -560,13 +559,7 @@ mod tests {
 
     #[test]
     fn a_compliant_company_without_critical_updates_says_so_in_words() {
-        let asset: crate::api::Asset = serde_json::from_value(serde_json::json!({
-            "apiVersion": "patchwave.dev/v1alpha1", "kind": "Asset",
-            "metadata": {"name": "a1", "creationTimestamp": "2026-10-01T00:00:00Z"},
-            "spec": {"osFamily": "Linux"},
-            "status": {"reported": {"availableUpdates": [], "installedHistory": []}}
-        }))
-        .unwrap();
+        let asset = quiet_asset("a1", "2026-10-01T00:00:00Z", None);
         let report = november_of(&[&asset]);
         assert_eq!(report.summary.compliant, Some(true));
         assert_eq!(
